@@ -1,0 +1,5 @@
+"""``python -m kdtui`` is the ``kdtui`` command."""
+
+from kdtui.cli import main
+
+main()

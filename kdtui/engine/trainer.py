@@ -1,0 +1,538 @@
+"""Train exactly one run: ``python -m kdtui.engine RUN_DIR``.
+
+The run folder holds the frozen spec; everything the run produces goes back into the same
+folder (events, checkpoints, log) and into its summary in the store. The data are held on
+the training device as tensors and batches are drawn by shuffled index slices: no Dataset,
+no collate, no worker processes for data that fit in memory.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import platform
+import random
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from kdtui import __version__, procs
+from kdtui.engine import data as datasets
+from kdtui.engine.metrics import classification_metrics
+from kdtui.engine.models import ModelOutput, WideResNet
+from kdtui.engine.objective import objective
+from kdtui.engine.views import cached_view
+from kdtui.spec import (
+    ConstantSchedule,
+    CosineSchedule,
+    Experiment,
+    ModelSpec,
+    StepSchedule,
+    canonical_json,
+)
+from kdtui.store import HEARTBEAT_EVERY_S, Store, atomic_write, read_events, resolve_need
+
+
+class Diverged(RuntimeError):
+    pass
+
+
+class Cancelled(Exception):
+    pass
+
+
+def log(msg: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
+
+
+# ---------------------------------------------------------------------- set-up
+
+
+def pick_device(requested: str) -> torch.device:
+    if requested == "cpu" or not torch.cuda.is_available():
+        if requested.startswith("cuda"):
+            raise RuntimeError(f"device {requested!r} asked for, but CUDA is not available here")
+        return torch.device("cpu")
+    return torch.device("cuda" if requested == "auto" else requested)
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def load_arrays(data: dict[str, Any]) -> datasets.Arrays:
+    kind, channels = data["dataset"], data.get("channels")
+    if kind == "basicmotions":
+        return datasets.load_basicmotions(channels)
+    if kind == "synthetic-har":
+        options = {
+            k: v for k, v in data.items() if k not in ("dataset", "channels") and v is not None
+        }
+        return datasets.make_synthetic_har(channels=channels, **options)
+    if kind == "npz":
+        return datasets.load_npz(data["path"], channels)
+    raise ValueError(f"unknown dataset {kind!r}")
+
+
+def build_model(spec: ModelSpec, arrays: datasets.Arrays) -> WideResNet:
+    return WideResNet(
+        depth=spec.depth,
+        width=spec.width,
+        num_classes=arrays.num_classes,
+        in_channels=arrays.in_channels,
+        dim=int(spec.dim or 1),
+        dropout=spec.dropout,
+    )
+
+
+def versions(device: torch.device) -> dict[str, Any]:
+    """What reproduces this run: kdtui version and commit, Python, torch, CUDA, device."""
+    commit = None
+    with contextlib.suppress(OSError, subprocess.SubprocessError):
+        commit = (
+            subprocess.run(
+                ["git", "-C", str(Path(__file__).parent), "rev-parse", "HEAD"],
+                capture_output=True,
+                text=True,
+                timeout=5,
+            ).stdout.strip()
+            or None
+        )
+    return {
+        "kdtui": __version__,
+        "git_commit": commit,
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "cuda": torch.version.cuda,
+        "device_name": torch.cuda.get_device_name(device)
+        if device.type == "cuda"
+        else platform.processor() or "cpu",
+    }
+
+
+# ---------------------------------------------------------------------- data on device
+
+
+@dataclass
+class Split:
+    views: dict[str, Tensor]  # view id -> (N, ...) on the device
+    labels: Tensor
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def take(self, idx: Tensor) -> tuple[dict[str, Tensor], Tensor]:
+        return {k: v[idx] for k, v in self.views.items()}, self.labels[idx]
+
+
+def view_id(spec: ModelSpec) -> str:
+    return canonical_json(spec.view.model_dump(mode="json"))
+
+
+def prepare_splits(
+    arrays: datasets.Arrays, models: list[ModelSpec], cache_dir: Path, device: torch.device
+) -> tuple[Split, Split]:
+    """Every view the student and the teachers need, once each, as device tensors."""
+    out = []
+    for split, X, y in (
+        ("train", arrays.X_train, arrays.y_train),
+        ("test", arrays.X_test, arrays.y_test),
+    ):
+        views = {}
+        for spec in models:
+            vid = view_id(spec)
+            if vid not in views:
+                arr = cached_view(
+                    X,
+                    spec.view.model_dump(mode="json"),
+                    data_key=arrays.key,
+                    split=split,
+                    cache_dir=cache_dir,
+                    log=log,
+                )
+                # a copy: the cache is memory-mapped read-only
+                views[vid] = torch.from_numpy(np.array(arr, dtype=np.float32)).to(device)
+        out.append(Split(views, torch.as_tensor(y, dtype=torch.long).to(device)))
+    return out[0], out[1]
+
+
+# ---------------------------------------------------------------------- teachers
+
+
+@dataclass
+class Teacher:
+    model: nn.Module
+    view: str
+    weight: float
+    source: str
+
+
+def load_checkpoint(path: Path) -> dict[str, Any]:
+    """A kdtui checkpoint (or a bare state dict), loaded without unpickling code."""
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint not found: {path}")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises several types for a corrupt file
+        raise RuntimeError(
+            f"checkpoint {path} is unreadable or corrupt: {exc}".splitlines()[0]
+        ) from exc
+    return ckpt if isinstance(ckpt, dict) else {"model": ckpt}
+
+
+def load_teachers(
+    store: Store,
+    run_spec: dict[str, Any],
+    exp: Experiment,
+    arrays: datasets.Arrays,
+    device: torch.device,
+) -> tuple[list[Teacher], list[dict[str, Any]]]:
+    """Build each teacher, load its weights, freeze it in eval mode."""
+    runs = store.runs() if any(t.experiment for t in exp.teachers) else []
+    needs = iter(run_spec["needs"])
+    teachers, records = [], []
+    for t in exp.teachers:
+        assert t.model is not None  # the validator filled it in
+        if t.experiment:
+            need = next(needs)
+            state, detail = resolve_need(need, runs)
+            if state != "ready":
+                raise RuntimeError(detail or f"teacher {t.experiment!r} has no finished run yet")
+            path, source = store.run_dir(detail) / "ckpt" / "best.pt", detail
+        else:
+            path, source = Path(str(t.checkpoint)), str(t.checkpoint)
+        model = build_model(t.model, arrays)
+        state_dict = load_checkpoint(path).get("model")
+        try:
+            model.load_state_dict(state_dict)
+        except (RuntimeError, TypeError, AttributeError) as exc:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise RuntimeError(
+                f"teacher checkpoint {path} does not fit {t.model.label()}: {first}"
+            ) from exc
+        model.to(device).eval().requires_grad_(False)
+        if device.type == "cuda" and t.model.dim == 2:
+            model.to(memory_format=torch.channels_last)
+        teachers.append(Teacher(model, view_id(t.model), t.weight, source))
+        records.append(
+            {
+                "run_id": source if t.experiment else None,
+                "checkpoint": str(path),
+                "model": t.model.label(),
+                "weight": t.weight,
+            }
+        )
+        log(f"teacher {t.model.label()} (weight {t.weight:g}) from {path}")
+    return teachers, records
+
+
+# ---------------------------------------------------------------------- schedule
+
+
+def make_scheduler(
+    exp: Experiment, optim: torch.optim.Optimizer
+) -> torch.optim.lr_scheduler.LRScheduler:
+    """Stepped once per epoch."""
+    sched = exp.schedule
+    if isinstance(sched, CosineSchedule):
+        return torch.optim.lr_scheduler.CosineAnnealingLR(
+            optim, T_max=exp.epochs, eta_min=sched.min_lr
+        )
+    if isinstance(sched, StepSchedule):
+        return torch.optim.lr_scheduler.MultiStepLR(
+            optim, milestones=sched.milestones, gamma=sched.gamma
+        )
+    assert isinstance(sched, ConstantSchedule)
+    return torch.optim.lr_scheduler.LambdaLR(optim, lambda _: 1.0)
+
+
+# ---------------------------------------------------------------------- the run
+
+
+@dataclass
+class Heartbeat:
+    """Rewrites ``heartbeat`` every few seconds from a thread, so that a long epoch is
+    never mistaken for a dead run."""
+
+    path: Path
+    epoch: int = 0
+    _stop: threading.Event = field(default_factory=threading.Event)
+
+    def beat(self) -> None:
+        atomic_write(self.path, json.dumps({"time": time.time(), "epoch": self.epoch}).encode())
+
+    def start(self) -> None:
+        def loop() -> None:
+            while not self._stop.wait(HEARTBEAT_EVERY_S):
+                with contextlib.suppress(OSError):  # a full disk shows in the events write
+                    self.beat()
+
+        self.beat()
+        threading.Thread(target=loop, daemon=True, name="heartbeat").start()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+
+class Engine:
+    def __init__(self, run_dir: Path):
+        self.run_dir = run_dir.resolve()
+        self.store = Store(self.run_dir.parent)
+        self.run_spec = json.loads((self.run_dir / "spec.json").read_text())
+        self.run_id: str = self.run_spec["run_id"]
+        self.exp = Experiment.model_validate(self.run_spec["experiment"])
+        self.seed: int = self.run_spec["seed"]
+        self.cancel = threading.Event()
+        self.ckpt_dir = self.run_dir / "ckpt"
+
+    def event(self, kind: str, **fields: Any) -> None:
+        self.store.record_event(self.run_id, {"type": kind, "time": time.time(), **fields})
+
+    def main(self) -> int:
+        signal.signal(signal.SIGTERM, lambda *_: self.cancel.set())
+        signal.signal(signal.SIGINT, lambda *_: self.cancel.set())
+        heartbeat = Heartbeat(self.run_dir / "heartbeat")
+        try:
+            self.train(heartbeat)
+            return 0
+        except Cancelled:
+            log("cancelled")
+            self.event("end", status="cancelled", reason="cancelled by the user", **self.bests())
+            return 0
+        except Exception as exc:  # every failure becomes one readable line in the store
+            traceback.print_exc()
+            sys.stdout.flush()
+            self.event("error", message=one_line(exc))
+            return 1
+        finally:
+            heartbeat.stop()
+
+    def bests(self) -> dict[str, Any]:
+        epochs = [e for e in read_events(self.run_dir) if e.get("type") == "epoch"]
+        if not epochs:
+            return {}
+        best = max(epochs, key=lambda e: e["acc"])
+        return {"best_acc": best["acc"], "best_epoch": best["epoch"], "last_acc": epochs[-1]["acc"]}
+
+    def train(self, heartbeat: Heartbeat) -> None:
+        exp = self.exp
+        threads = os.environ.get("KDTUI_THREADS")
+        if threads:
+            torch.set_num_threads(int(threads))
+        device = pick_device(exp.device)
+        seed_everything(self.seed)
+        if device.type == "cuda":
+            torch.backends.cudnn.benchmark = True  # speed over bitwise repeatability on GPU
+
+        arrays = load_arrays(exp.data.model_dump(mode="json"))
+        log(
+            f"data {exp.data.dataset}: train {arrays.X_train.shape}, test {arrays.X_test.shape}, {arrays.num_classes} classes"
+        )
+        teachers, teacher_records = load_teachers(self.store, self.run_spec, exp, arrays, device)
+        self.event(
+            "start",
+            pid=os.getpid(),
+            pid_start=procs.start_time(os.getpid()),
+            host=socket.gethostname(),
+            device=str(device),
+            epochs=exp.epochs,
+            teacher_runs=teacher_records,
+            versions=versions(device),
+            command=[sys.executable, "-m", "kdtui.engine", str(self.run_dir)],
+        )
+        heartbeat.start()
+
+        models = [exp.student] + [t.model for t in exp.teachers if t.model]
+        train, test = prepare_splits(arrays, models, self.store.cache_dir, device)
+
+        student = build_model(exp.student, arrays).to(device)
+        channels_last = device.type == "cuda" and exp.channels_last and exp.student.dim == 2
+        if channels_last:
+            student = student.to(memory_format=torch.channels_last)
+        opt = torch.optim.SGD(
+            student.parameters(),
+            lr=exp.optim.lr,
+            momentum=exp.optim.momentum,
+            weight_decay=exp.optim.weight_decay,
+            nesterov=exp.optim.nesterov,
+        )
+        sched = make_scheduler(exp, opt)
+        gen = torch.Generator().manual_seed(self.seed)
+        start_epoch, best_acc = self.resume(student, opt, sched, gen)
+        forward = torch.compile(student) if exp.compile else student
+        amp_dtype = amp_dtype_for(exp.amp, device)
+        scaler = torch.amp.GradScaler("cuda", enabled=amp_dtype == torch.float16)
+        s_view = view_id(exp.student)
+        log(
+            f"student {exp.student.label()}: {sum(p.numel() for p in student.parameters()):,} parameters, on {device}; loss {exp.loss.label()}"
+        )
+
+        for epoch in range(start_epoch, exp.epochs + 1):
+            heartbeat.epoch = epoch
+            t0 = time.perf_counter()
+            student.train()
+            perm = torch.randperm(len(train), generator=gen).to(device)
+            total, sums, n_batches = torch.zeros((), device=device), {}, 0
+            for i in range(0, len(perm), exp.batch_size):
+                idx = perm[i : i + exp.batch_size]
+                if len(idx) < 2:
+                    continue  # batch norm cannot train on a single sample
+                if self.cancel.is_set():
+                    raise Cancelled
+                views, target = train.take(idx)
+                with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
+                    with torch.no_grad():
+                        t_outs = [t.model(views[t.view]) for t in teachers]
+                    s_out: ModelOutput = forward(views[s_view])
+                    loss, parts = objective(
+                        exp.loss, s_out, t_outs, [t.weight for t in teachers], target
+                    )
+                opt.zero_grad(set_to_none=True)
+                scaler.scale(loss).backward()
+                scaler.step(opt)
+                scaler.update()
+                total += loss.detach()
+                for k, v in parts.items():
+                    sums[k] = sums.get(k, 0) + v
+                n_batches += 1
+            train_loss = float(total) / max(n_batches, 1)
+            if not np.isfinite(train_loss):
+                raise Diverged(f"diverged at epoch {epoch} (train loss {train_loss})")
+            lr = opt.param_groups[0]["lr"]
+            sched.step()
+            metrics = evaluate(student, test, s_view, exp.batch_size, amp_dtype, device)
+            record = {
+                "type": "epoch",
+                "epoch": epoch,
+                "train_loss": train_loss,
+                "parts": {k: float(v) / n_batches for k, v in sums.items()},
+                "lr": lr,
+                "seconds": round(time.perf_counter() - t0, 4),
+                **metrics,
+            }
+            if metrics["acc"] > best_acc:
+                best_acc = metrics["acc"]
+                self.save(
+                    "best", {"model": student.state_dict(), "epoch": epoch, "acc": metrics["acc"]}
+                )
+            self.save(
+                "last",
+                {
+                    "model": student.state_dict(),
+                    "optim": opt.state_dict(),
+                    "sched": sched.state_dict(),
+                    "gen": gen.get_state(),
+                    "torch_rng": torch.get_rng_state(),
+                    "epoch": epoch,
+                    "best_acc": best_acc,
+                    "event": json.dumps(record),
+                },
+            )
+            self.event("epoch", **{k: v for k, v in record.items() if k != "type"})
+            log(
+                f"epoch {epoch}/{exp.epochs}: loss {train_loss:.4f}, test acc {metrics['acc']:.2f}% (best {best_acc:.2f}%), {record['seconds']:.2f} s"
+            )
+            if self.cancel.is_set():
+                raise Cancelled
+        self.event("end", status="done", **self.bests())
+        log("done")
+
+    def save(self, which: str, payload: dict[str, Any]) -> None:
+        """``<which>.pt`` written atomically, with a JSON sidecar so that kdtui can check a
+        checkpoint's architecture without torch."""
+        self.ckpt_dir.mkdir(exist_ok=True)
+        path = self.ckpt_dir / f"{which}.pt"
+        tmp = path.with_suffix(".pt.tmp")
+        with open(tmp, "wb") as fh:
+            torch.save(payload, fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+        meta = {
+            "model": self.exp.student.model_dump(mode="json"),
+            "epoch": payload["epoch"],
+            "run_id": self.run_id,
+        }
+        atomic_write(path.with_suffix(".json"), json.dumps(meta).encode())
+
+    def resume(
+        self, student: nn.Module, opt: torch.optim.Optimizer, sched: Any, gen: torch.Generator
+    ) -> tuple[int, float]:
+        """Continue from ``last.pt`` if there is one: model, optimiser, scheduler, RNG
+        states, epoch. The epoch event written with the checkpoint is appended if a kill
+        came between the two writes, so the events hold every epoch exactly once."""
+        path = self.ckpt_dir / "last.pt"
+        if not path.exists():
+            return 1, -1.0
+        ckpt = load_checkpoint(path)
+        student.load_state_dict(ckpt["model"])
+        opt.load_state_dict(ckpt["optim"])
+        sched.load_state_dict(ckpt["sched"])
+        gen.set_state(ckpt["gen"])
+        torch.set_rng_state(ckpt["torch_rng"])
+        epoch = int(ckpt["epoch"])
+        seen = {e.get("epoch") for e in read_events(self.run_dir) if e.get("type") == "epoch"}
+        if epoch not in seen:
+            record = json.loads(ckpt["event"])
+            self.event("epoch", **{k: v for k, v in record.items() if k != "type"})
+        log(f"resumed after epoch {epoch} from {path}")
+        return epoch + 1, float(ckpt["best_acc"])
+
+
+def amp_dtype_for(amp: str, device: torch.device) -> torch.dtype | None:
+    """Mixed precision only on CUDA: bf16 where the GPU has it (no loss scaling needed)."""
+    if device.type != "cuda" or amp == "off":
+        return None
+    if amp == "fp16" or (amp == "auto" and not torch.cuda.is_bf16_supported()):
+        return torch.float16
+    return torch.bfloat16
+
+
+@torch.no_grad()
+def evaluate(
+    model: nn.Module,
+    split: Split,
+    view: str,
+    batch_size: int,
+    amp_dtype: torch.dtype | None,
+    device: torch.device,
+) -> dict[str, float]:
+    model.eval()
+    x = split.views[view]
+    step = max(256, batch_size)
+    with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
+        logits = torch.cat([model(x[i : i + step]).logits.float() for i in range(0, len(x), step)])
+    return classification_metrics(logits, split.labels)
+
+
+def one_line(exc: BaseException) -> str:
+    """A failure as one line for `kdtui ls`: the type (unless it speaks for itself) and the
+    first line of the message."""
+    if isinstance(exc, torch.cuda.OutOfMemoryError):
+        return "CUDA out of memory: lower batch_size or run fewer runs per GPU"
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    if isinstance(exc, (Diverged, datasets.DataError)) or not text:
+        return text or type(exc).__name__
+    return f"{type(exc).__name__}: {text}"[:500]
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if len(argv) != 1:
+        print("usage: python -m kdtui.engine RUN_DIR", file=sys.stderr)
+        return 2
+    return Engine(Path(argv[0])).main()

