@@ -138,7 +138,10 @@ class Runner:
 
     def tick(self) -> bool:
         """One scheduling pass. Returns False when there is nothing left to do."""
-        self.store.reconcile()
+        for line in self.store.reconcile():
+            print(f"reconciled {line}", flush=True)
+        while self.store.notices:
+            print(f"store: {self.store.notices.pop(0)}", flush=True)
         self.reap()
         config = read_runner_config(self.store)
         slots = slots_for(config, self.gpus)

@@ -46,3 +46,55 @@ def workspace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     ws = tmp_path / "ws"
     monkeypatch.setenv("KDTUI_WORKSPACE", str(ws))
     return ws
+
+
+def run_cli(*args: str, workspace: Path, timeout: float = 120, **kw: Any):
+    """The real ``kdtui`` command in a child process, as a user would type it."""
+    import os
+    import subprocess
+    import sys
+
+    env = dict(os.environ, KDTUI_WORKSPACE=str(workspace), COLUMNS="120", NO_COLOR="1")
+    return subprocess.run(
+        [sys.executable, "-m", "kdtui", *args],
+        capture_output=True, text=True, timeout=timeout, env=env, **kw,
+    )  # fmt: skip
+
+
+def wait_for(predicate, timeout: float = 60, every: float = 0.05, what: str = "condition"):
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(every)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+@pytest.fixture
+def cleanup_processes(workspace: Path):
+    """Whatever a test started in the workspace (runner, engines) is gone afterwards."""
+    yield workspace
+    import json
+    import os
+    import signal
+
+    from kdtui import procs
+    from kdtui.store import Store
+
+    store = Store(workspace)
+    pidfile = workspace / "runner.pid"
+    targets = []
+    if pidfile.exists():
+        me = json.loads(pidfile.read_text())
+        targets.append((me["pid"], me["pid_start"]))
+    if store.index_path.exists():
+        targets += [(r["pid"], r.get("pid_start")) for r in store.runs() if r.get("pid")]
+    for pid, start in targets:
+        if procs.is_alive(pid, start):
+            try:
+                os.killpg(pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                os.kill(pid, signal.SIGKILL)
