@@ -15,10 +15,21 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from kdtui import launcher
-from kdtui.clikit import STATUS_STYLE, Workspace, err, fmt_acc, fmt_age, open_store, out
-from kdtui.results import GroupRow, group_rows, markdown_table
+from kdtui.clikit import (
+    STATUS_STYLE,
+    Workspace,
+    err,
+    fmt_acc,
+    fmt_age,
+    open_store,
+    out,
+    print_grid,
+)
+from kdtui.notes_cli import notes_app, record, todo_import
+from kdtui.results import GroupRow, csv_table, group_rows, latex_table, markdown_table
 from kdtui.spec import SpecError, json_schema, load_spec
 from kdtui.store import TERMINAL, Store, StoreError, default_workspace
+from kdtui.todo_cli import todo_app
 
 app = typer.Typer(
     help="kdtui: knowledge-distillation experiments from the terminal. "
@@ -27,6 +38,10 @@ app = typer.Typer(
     add_completion=False,
     rich_markup_mode="rich",
 )
+app.add_typer(notes_app, name="notes")
+app.add_typer(todo_app, name="todo")
+todo_app.command("import")(todo_import)
+app.command("record")(record)
 
 
 def find_runs(store: Store, refs: list[str]) -> list[dict[str, Any]]:
@@ -168,31 +183,27 @@ def ls(
     if status:
         runs = [r for r in runs if r.get("status") == status]
     if fmt == "json":
-        sys.stdout.write(json.dumps(runs, indent=1) + "\n")
+        sys.stdout.write(json.dumps(runs) + "\n")
         return
     if fmt != "table":
         err.print(f"[red]error:[/] unknown format {fmt!r} (table, json)")
         raise typer.Exit(2)
-    table = Table(box=None, header_style="bold", pad_edge=False)
-    for col in ("run", "status", "seed", "epoch", "acc", "best", "device", "age"):
-        numeric = col in ("seed", "epoch", "acc", "best")
-        table.add_column(col, no_wrap=True, justify="right" if numeric else "left")
-    table.add_column("note", overflow="ellipsis", no_wrap=True, ratio=1)
+    if not runs:
+        out.print("no runs yet: [bold]kdtui run examples/quickstart.json[/]")
+        return
+    rows, styles = [], []
     for r in runs:
         s = r.get("status", "?")
         note = r.get("error") or ("" if s in ("done", "queued") else r.get("label", ""))
-        table.add_row(
-            r["run_id"],
-            f"[{STATUS_STYLE.get(s, '')}]{s}[/]",
-            str(r.get("seed", "")),
+        rows.append([
+            r["run_id"], s, str(r.get("seed", "")),
             f"{r.get('epoch') or 0}/{r.get('epochs') or '?'}",
-            fmt_acc(r.get("acc")),
-            fmt_acc(r.get("best_acc")),
-            str(r.get("device") or "–"),
-            fmt_age(r.get("created")),
-            escape(str(note)),
-        )
-    out.print(table if runs else "no runs yet: [bold]kdtui run examples/quickstart.json[/]")
+            fmt_acc(r.get("acc")), fmt_acc(r.get("best_acc")),
+            str(r.get("device") or "–"), fmt_age(r.get("created")), str(note),
+        ])  # fmt: skip
+        styles.append(STATUS_STYLE.get(s))
+    headers = ["run", "status", "seed", "epoch", "acc", "best", "device", "age", "note"]
+    print_grid(headers, rows, right={2, 3, 4, 5}, styles=styles)
 
 
 @app.command()
@@ -280,7 +291,9 @@ def print_rows(rows: list[GroupRow]) -> None:
 
 @app.command("table")
 def table_cmd(
-    fmt: Annotated[str, typer.Option("--format", "-f", help="table, json or markdown.")] = "table",
+    fmt: Annotated[
+        str, typer.Option("--format", "-f", help="table, json, markdown, csv or latex.")
+    ] = "table",
     workspace: Workspace = None,
 ) -> None:
     """Results: one row per configuration (group) with n, mean ± std, min, max over seeds."""
@@ -290,10 +303,14 @@ def table_cmd(
         sys.stdout.write(json.dumps([r.to_json() for r in rows], indent=1) + "\n")
     elif fmt == "markdown":
         sys.stdout.write(markdown_table(rows))
+    elif fmt == "csv":
+        sys.stdout.write(csv_table(rows))
+    elif fmt == "latex":
+        sys.stdout.write(latex_table(rows))
     elif fmt == "table":
         print_rows(rows)
     else:
-        err.print(f"[red]error:[/] unknown format {fmt!r} (table, json, markdown)")
+        err.print(f"[red]error:[/] unknown format {fmt!r} (table, json, markdown, csv, latex)")
         raise typer.Exit(2)
 
 

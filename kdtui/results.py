@@ -6,6 +6,8 @@ CLI and the notes live here too, so the CLI, the TUI and exports print the same 
 
 from __future__ import annotations
 
+import csv
+import io
 import math
 import statistics
 from collections.abc import Iterable
@@ -132,18 +134,117 @@ def group_rows(
     return sorted(rows.values(), key=lambda r: r.first_created)
 
 
-def _fmt(value: float | None, digits: int) -> str:
-    return "–" if value is None or math.isnan(value) else f"{value:.{digits}f}"
+def _fmt(value: float | None, digits: int, missing: str = "–") -> str:
+    return missing if value is None or math.isnan(value) else f"{value:.{digits}f}"
+
+
+EXPORT_HEAD = (
+    "group",
+    "teacher → student",
+    "loss",
+    "n",
+    "best acc (mean ± std)",
+    "min",
+    "max",
+    "last acc (mean ± std)",
+    "best acc per seed",
+    "note",
+)
+
+
+def export_cells(r: GroupRow, digits: int = 2, missing: str = "–") -> list[str]:
+    """One group as the cells of ``EXPORT_HEAD``: every text export formats its numbers here."""
+    b, last = r.best, r.last
+    seeds = ", ".join(f"{v:.{digits}f}" for _, v in sorted(r.best_by_seed.items()))
+    return [
+        r.name,
+        r.label,
+        r.loss,
+        str(r.n),
+        b.mean_pm_std(digits),
+        _fmt(b.min, digits, missing),
+        _fmt(b.max, digits, missing),
+        last.mean_pm_std(digits),
+        seeds or missing,
+        r.status_note(),
+    ]
 
 
 def markdown_table(rows: list[GroupRow], digits: int = 2) -> str:
-    """The table a researcher pastes into notes: mean ± std over seeds, best and last."""
-    head = "| group | teacher → student | loss | n | best acc (mean ± std) | min | max | last acc (mean ± std) | note |"
-    lines = [head, "|" + "---|" * 9]
+    """The table a researcher pastes into notes: mean ± std over seeds, best and last, and
+    each seed's best accuracy."""
+    lines = ["| " + " | ".join(EXPORT_HEAD) + " |", "|" + "---|" * len(EXPORT_HEAD)]
     for r in rows:
+        cells = [c.replace("|", "\\|") for c in export_cells(r, digits)]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def csv_table(rows: list[GroupRow], digits: int = 4) -> str:
+    """The table for a spreadsheet: the same cells, mean and std in separate columns."""
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(
+        [
+            "group",
+            "group_key",
+            "teacher_student",
+            "loss",
+            "n",
+            "best_mean",
+            "best_std",
+            "best_min",
+            "best_max",
+            "last_mean",
+            "last_std",
+            "best_per_seed",
+            "note",
+        ]
+    )
+    for r in rows:
+        name, label, loss, n, _, lo, hi, _, seeds, note = export_cells(r, digits, missing="")
         b, last = r.best, r.last
-        lines.append(
-            f"| {r.name} | {r.label} | {r.loss} | {r.n} | {b.mean_pm_std(digits)} | "
-            f"{_fmt(b.min, digits)} | {_fmt(b.max, digits)} | {last.mean_pm_std(digits)} | {r.status_note()} |"
+        mean_std = [_fmt(v, digits, "") for v in (b.mean, b.std)]
+        last_mean_std = [_fmt(v, digits, "") for v in (last.mean, last.std)]
+        writer.writerow(
+            [name, r.group_key, label, loss, n, *mean_std, lo, hi, *last_mean_std, seeds, note]
         )
+    return buf.getvalue()
+
+
+_LATEX_SPECIAL = {
+    "\\": r"\textbackslash{}",
+    "&": r"\&",
+    "%": r"\%",
+    "$": r"\$",
+    "#": r"\#",
+    "_": r"\_",
+    "{": r"\{",
+    "}": r"\}",
+    "~": r"\textasciitilde{}",
+    "^": r"\textasciicircum{}",
+    "|": r"\textbar{}",
+    "±": r"$\pm$",
+    "→": r"$\rightarrow$",
+    "×": r"$\times$",
+    "λ": r"$\lambda$",
+    "–": "--",
+}
+
+
+def latex_escape(text: str) -> str:
+    return "".join(_LATEX_SPECIAL.get(ch, ch) for ch in text)
+
+
+def latex_table(rows: list[GroupRow], digits: int = 2) -> str:
+    """A booktabs ``tabular`` for a paper, with the same cells as the markdown table."""
+    cols = "lllr" + "l" * (len(EXPORT_HEAD) - 4)
+    lines = [
+        rf"\begin{{tabular}}{{{cols}}}",
+        r"\toprule",
+        " & ".join(latex_escape(h) for h in EXPORT_HEAD) + r" \\",
+        r"\midrule",
+    ]
+    lines += [" & ".join(latex_escape(c) for c in export_cells(r, digits)) + r" \\" for r in rows]
+    lines += [r"\bottomrule", r"\end{tabular}"]
     return "\n".join(lines) + "\n"

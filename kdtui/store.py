@@ -143,7 +143,7 @@ def initial_summary(run_spec: dict[str, Any]) -> dict[str, Any]:
         "loss": run_spec["loss_label"],
         "dataset": exp["data"]["dataset"],
         "needs": run_spec["needs"],
-        "source": "kdtui",
+        "source": run_spec.get("source", "kdtui"),  # outside results: "notes:...", "record"
     }
 
 
@@ -304,6 +304,17 @@ class Store:
             for doc in docs:
                 table.insert(Document(doc, doc_id=doc["run_id"]))
 
+    def put_runs(self, docs: list[dict[str, Any]]) -> None:
+        """Insert or replace whole run summaries in one write: outside results, whose
+        folders the caller has written, are re-imported in place under their stable ids."""
+        if not docs:
+            return
+        with self._writing():
+            storage = _AtomicJSONStorage(self.index_path)
+            data = storage.read() or {}
+            data.setdefault("runs", {}).update({d["run_id"]: d for d in docs})
+            storage.write(data)
+
     def update(
         self, run_id: str, fields: dict[str, Any], *, if_status: Collection[str] | None = None
     ) -> dict[str, Any] | None:
@@ -455,7 +466,12 @@ def resolve_need(need: dict[str, Any], runs: list[dict[str, Any]]) -> tuple[str,
     running, or ``("failed", reason)`` when none can succeed any more. ``same-seed`` wants a
     done run of the group with that seed; ``best`` waits for the whole group to settle,
     then takes its done run with the best test accuracy."""
-    group = [r for r in runs if r.get("group_key") == need["group_key"]]
+    # Outside results (notes, record) have no checkpoint to distil from.
+    group = [
+        r
+        for r in runs
+        if r.get("group_key") == need["group_key"] and r.get("source", "kdtui") == "kdtui"
+    ]
     if need.get("seed") is not None:
         group = [r for r in group if r.get("seed") == need["seed"]]
     done = [r for r in group if r.get("status") == "done"]
