@@ -44,7 +44,7 @@ class _Block(nn.Module):
         self.conv1 = conv(c_in, c_out, 3, stride=stride, padding=1, bias=False)
         self.bn2 = bn(c_out)
         self.conv2 = conv(c_out, c_out, 3, stride=1, padding=1, bias=False)
-        # Plain element-wise dropout between the convs, as in the paper.
+        # element-wise dropout after the first conv, as in the authors' original (Lua) code
         self.drop = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
         self.shortcut = (
             conv(c_in, c_out, 1, stride=stride, bias=False)
@@ -54,8 +54,8 @@ class _Block(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         o = torch.relu(self.bn1(x))
-        y = self.conv1(o)
-        y = self.conv2(self.drop(torch.relu(self.bn2(y))))
+        y = self.drop(self.conv1(o))
+        y = self.conv2(torch.relu(self.bn2(y)))
         return y + (x if self.shortcut is None else self.shortcut(o))
 
 
@@ -86,7 +86,6 @@ class WideResNet(nn.Module):
             raise ValueError(f"dim must be 1 or 2, got {dim}")
         conv, bn = _LAYERS[dim]
         n = (depth - 4) // 6
-        self.dim = dim
         self.feature_channels: tuple[int, int, int] = (16 * width, 32 * width, 64 * width)
 
         self.stem = conv(in_channels, 16, 3, stride=1, padding=1, bias=False)

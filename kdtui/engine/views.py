@@ -17,6 +17,7 @@ Image views are (N, C, S, S) float32, the channels' images stacked as image chan
 
 from __future__ import annotations
 
+import fcntl
 import os
 import tempfile
 import time
@@ -29,7 +30,7 @@ import numpy as np
 from kdtui.engine.data import stable_hash
 
 #: Bump when a view's computation changes, so that stale cache files are not reused.
-_VIEW_VERSION = 1
+_VIEW_VERSION = 2
 
 #: kind -> (required options, optional options with their defaults)
 _OPTIONS: dict[str, tuple[tuple[str, ...], dict[str, Any]]] = {
@@ -53,7 +54,9 @@ def _normalise(view: dict[str, Any]) -> dict[str, Any]:
     unknown = sorted(set(view) - {"kind", *required, *defaults})
     if unknown:
         allowed = ", ".join((*required, *defaults)) or "none"
-        raise ValueError(f"view {kind!r}: unknown option(s) {', '.join(unknown)} (allowed: {allowed})")
+        raise ValueError(
+            f"view {kind!r}: unknown option(s) {', '.join(unknown)} (allowed: {allowed})"
+        )
     missing = [k for k in required if k not in view]
     if missing:
         raise ValueError(f"view {kind!r}: missing option(s) {', '.join(missing)}")
@@ -86,14 +89,41 @@ def view_key(data_key: str, split: str, view: dict[str, Any]) -> str:
     )
 
 
+def _paa(series: np.ndarray, size: int) -> np.ndarray:
+    """Piecewise Aggregate Approximation of (n, L) series to ``size`` points, with pyts'
+    segments: bounds ``linspace(0, L, size + 1)`` cut to integers, no overlap."""
+    length = series.shape[1]
+    if size == length:
+        return series
+    bounds = np.linspace(0, length, size + 1).astype(np.int64)
+    return np.add.reduceat(series, bounds[:-1], axis=1) / np.diff(bounds)
+
+
+def gramian_angular_field(series: np.ndarray, size: int, method: str) -> np.ndarray:
+    """Gramian Angular Field (Wang & Oates 2015) of (n, L) series, as pyts computes it:
+    PAA to ``size`` points, each series min-max scaled to [-1, 1] so that x = cos φ, then
+    GASF = cos(φᵢ + φⱼ) = xᵢxⱼ − sinᵢ sinⱼ or GADF = sin(φᵢ − φⱼ) = sinᵢ xⱼ − xᵢ sinⱼ.
+
+    Vectorised NumPy rather than pyts itself: pyts compiles its numba kernels at import,
+    which costs ~30 s of CPU in every fresh process; the test suite checks the two agree."""
+    x = _paa(np.asarray(series, dtype=np.float64), size)
+    lo, hi = x.min(axis=1, keepdims=True), x.max(axis=1, keepdims=True)
+    span = np.where(hi > lo, hi - lo, 1.0)  # a flat series maps to -1, as in scikit-learn
+    cos = (x - lo) * (2.0 / span) - 1.0
+    sin = np.sqrt(np.clip(1.0 - cos**2, 0.0, 1.0))
+    if method == "summation":
+        return cos[:, :, None] * cos[:, None, :] - sin[:, :, None] * sin[:, None, :]
+    return sin[:, :, None] * cos[:, None, :] - cos[:, :, None] * sin[:, None, :]
+
+
 def _transformer(view: dict[str, Any]) -> Callable[[np.ndarray], np.ndarray]:
     """A function (n, L) series -> (n, S, S) images for one image view."""
-    from pyts.approximation import PiecewiseAggregateApproximation
-    from pyts.image import GramianAngularField, MarkovTransitionField, RecurrencePlot
-
     size = view["image_size"]
     if view["kind"] == "gaf":
-        return GramianAngularField(image_size=size, method=view["method"]).fit_transform
+        return lambda series: gramian_angular_field(series, size, view["method"])
+    from pyts.approximation import PiecewiseAggregateApproximation
+    from pyts.image import MarkovTransitionField, RecurrencePlot
+
     if view["kind"] == "mtf":
         return MarkovTransitionField(image_size=size, n_bins=view["n_bins"]).fit_transform
     paa = PiecewiseAggregateApproximation(window_size=None, output_size=size)
@@ -110,7 +140,9 @@ def compute_view(X: np.ndarray, view: dict[str, Any]) -> np.ndarray:
     n, c, length = X.shape
     size = view["image_size"]
     if size > length:
-        raise ValueError(f"view {_describe(view)}: image_size {size} exceeds series length {length}")
+        raise ValueError(
+            f"view {_describe(view)}: image_size {size} exceeds series length {length}"
+        )
     transform = _transformer(view)
     series = np.asarray(X, dtype=np.float64).reshape(n * c, length)
     out = np.empty((n * c, size, size), dtype=np.float32)
@@ -157,20 +189,25 @@ def cached_view(
     path = cache_dir / f"{view_key(data_key, split, view)}.npy"
     size = view["image_size"]
     expected = (X.shape[0], X.shape[1], size, size)
-    note = ""
-    if path.exists():
-        try:
-            cached = np.load(path, mmap_mode="r")
-            if cached.shape == expected and cached.dtype == np.float32:
-                log(f"{label}: loaded from cache {path}")
-                return cached
-            note = f" (replaced a cache file with shape {cached.shape}, dtype {cached.dtype})"
-        except (OSError, ValueError, EOFError) as e:
-            note = f" (replaced an unreadable cache file: {e})"
-    start = time.perf_counter()
-    array = compute_view(X, view)
-    elapsed = time.perf_counter() - start
     cache_dir.mkdir(parents=True, exist_ok=True)
-    _save_atomic(path, array)
+    # Runs that start together and need the same view take turns: the first computes it,
+    # the others wait on the lock and then load its file instead of computing it again.
+    with open(path.with_suffix(".lock"), "a+") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        note = ""
+        if path.exists():
+            try:
+                cached = np.load(path, mmap_mode="r")
+                if cached.shape == expected and cached.dtype == np.float32:
+                    log(f"{label}: loaded from cache {path}")
+                    return cached
+                note = f" (replaced a cache file with shape {cached.shape}, dtype {cached.dtype})"
+            except (OSError, ValueError, EOFError) as e:
+                note = f" (replaced an unreadable cache file: {e})"
+        _transformer(view)  # may import pyts (numba compiles for seconds): not part of the timing
+        start = time.perf_counter()
+        array = compute_view(X, view)
+        elapsed = time.perf_counter() - start
+        _save_atomic(path, array)
     log(f"{label}: computed in {elapsed:.2f} s, cached as {path}{note}")
     return np.load(path, mmap_mode="r")
