@@ -14,6 +14,7 @@ from __future__ import annotations
 import difflib
 import hashlib
 import json
+import math
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -21,6 +22,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -43,9 +45,24 @@ Name = Annotated[
 # differ only in these belong to the same group (their accuracies are averaged together).
 NOT_IN_GROUP_KEY = ("name", "description", "seeds", "device", "amp", "channels_last", "compile")
 
-# Series lengths of the built-in datasets, for checking image sizes without loading data.
+# Series lengths and image sides of the built-in datasets, for checking sizes without
+# loading data.
 KNOWN_LENGTHS = {"basicmotions": 100}
 KNOWN_CHANNELS = {"basicmotions": 6, "synthetic-har": 3}
+KNOWN_IMAGE_SIDES = {"cifar10": 32}
+
+#: Datasets of images (read by 2-D models through the "image" view), not of signals.
+IMAGE_DATASETS = ("cifar10", "image-folder")
+CIFAR10_LAYOUT = (
+    "expected the CIFAR-10 python version: a folder (e.g. cifar-10-batches-py) holding "
+    "data_batch_1 ... data_batch_5 and test_batch, pickled dicts with b'data' (N, 3072) uint8 "
+    "and b'labels'; kdtui never downloads it"
+)
+IMAGE_FOLDER_LAYOUT = (
+    "expected class-per-folder images: <path>/train/<class>/*.png|jpg and the same under "
+    "<path>/test/ (or val/, valid/), as in CINIC-10; Tiny-ImageNet's val/ must first be sorted "
+    "into class folders (val_annotations.txt)"
+)
 
 
 class _Strict(BaseModel):
@@ -86,8 +103,29 @@ class NpzData(_Strict):
     channels: list[Annotated[int, Field(ge=0)]] | None = None
 
 
+class Cifar10Data(_Strict):
+    """CIFAR-10 from a local folder in its python format (data_batch_1..5, test_batch)."""
+
+    dataset: Literal["cifar10"]
+    path: str = Field(
+        description="The folder holding data_batch_1..5 and test_batch (e.g. "
+        "cifar-10-batches-py), relative to the spec file's folder; never downloaded."
+    )
+
+
+class ImageFolderData(_Strict):
+    """Class-per-folder images (CINIC-10, Tiny-ImageNet): path/train/<class>/*.png|jpg and
+    the same layout under path/test/ (or val/, valid/)."""
+
+    dataset: Literal["image-folder"]
+    path: str = Field(description="The dataset's root folder, relative to the spec file's folder.")
+    test_split: Literal["test", "val", "valid"] | None = Field(
+        None, description="The held-out folder under `path` (default: test, else val, else valid)."
+    )
+
+
 DataSpec = Annotated[
-    BasicMotionsData | SyntheticHarData | NpzData,
+    BasicMotionsData | SyntheticHarData | NpzData | Cifar10Data | ImageFolderData,
     Field(discriminator="dataset"),
 ]
 
@@ -123,13 +161,19 @@ class RpView(_Strict):
     image_size: int = Field(64, ge=4, le=1024)
 
 
+class ImageView(_Strict):
+    """An image dataset's own images (cifar10, image-folder), as they are, for 2-D models."""
+
+    kind: Literal["image"]
+
+
 def _view_shorthand(value: Any) -> Any:
     # "gaf" is accepted for {"kind": "gaf"}: the common case stays one word.
     return {"kind": value} if isinstance(value, str) else value
 
 
 ViewSpec = Annotated[
-    SignalView | GafView | MtfView | RpView,
+    SignalView | GafView | MtfView | RpView | ImageView,
     BeforeValidator(_view_shorthand),
     Field(discriminator="kind"),
 ]
@@ -166,6 +210,11 @@ class ModelSpec(_Strict):
     def label(self) -> str:
         """Short display name, e.g. ``WRN16-3(gaf)``."""
         return f"WRN{self.depth}-{self.width}({self.view.kind})"
+
+    @property
+    def n_groups(self) -> int:
+        """Feature groups the model returns for feature losses (a WRN has three)."""
+        return 3
 
 
 # --------------------------------------------------------------------------- teachers
@@ -211,24 +260,190 @@ class KDTerm(_Strict):
     weight: float = Field(1.0, ge=0)
     T: float = Field(4.0, gt=0, description="Softmax temperature.")
 
+    def label(self) -> str:
+        return f"KD(T={self.T:g},w={self.weight:g})"
+
+
+def _distinct(groups: list[int]) -> list[int]:
+    if len(set(groups)) != len(groups):
+        raise ValueError("groups must not repeat")
+    return groups
+
+
+Groups = Annotated[
+    list[Annotated[int, Field(ge=0)]],
+    Field(
+        min_length=1,
+        description="Feature groups (0, 1, 2 for a WRN's three): student group g is matched "
+        "with teacher group g, and the term is summed over the groups.",
+    ),
+    AfterValidator(_distinct),
+]
+
+
+def _groups_label(groups: list[int]) -> str:
+    return "g=" + ",".join(map(str, groups))
+
+
+class ATTerm(_Strict):
+    """Attention Transfer (Zagoruyko & Komodakis 2017): weight · Σ_groups at_loss."""
+
+    weight: float = Field(
+        1000.0,
+        ge=0,
+        description="β: 1000 as in the paper and RepDistiller (the authors' code applies β/2).",
+    )
+    p: float = Field(2.0, gt=0, description="Attention map = mean over channels of |f|^p.")
+    groups: Groups = Field(default_factory=lambda: [0, 1, 2])
+
+    def label(self) -> str:
+        return f"AT(p={self.p:g},w={self.weight:g},{_groups_label(self.groups)})"
+
+
+class SPTerm(_Strict):
+    """Similarity-Preserving KD (Tung & Mori 2019): weight · Σ_groups sp_loss."""
+
+    weight: float = Field(
+        3000.0,
+        ge=0,
+        description="γ: 3000 as in the paper, at batch 128; the loss grows as 1/B, so scale γ "
+        "with the batch size.",
+    )
+    groups: Groups = Field(default_factory=lambda: [2])
+
+    def label(self) -> str:
+        return f"SP(w={self.weight:g},{_groups_label(self.groups)})"
+
+
+class AMDTerm(_Strict):
+    """Angular Margin Distillation (Jeon et al. 2023): weight · Σ_groups amd_loss."""
+
+    weight: float = Field(
+        1000.0,
+        ge=0,
+        description="The AT β that AMD builds on (the authors' code publishes no default).",
+    )
+    margin: float = Field(1.35, gt=0, description="Angular margin m in cos(m·θ).")
+    scale: float = Field(64.0, gt=0, description="Scale s of the positive and negative maps.")
+    local: bool = Field(
+        False,
+        description="AMD g+l: 0.8 × global + 0.2 × the mean over four spatial quadrants "
+        "(time segments for 1-D maps).",
+    )
+    groups: Groups = Field(default_factory=lambda: [0, 1, 2])
+
+    def label(self) -> str:
+        kind = "gl" if self.local else "g"
+        return f"AMD-{kind}(m={self.margin:g},s={self.scale:g},w={self.weight:g},{_groups_label(self.groups)})"
+
+
+class DASKTerm(_Strict):
+    """DASK: RKD distance + angle relations of the embeddings plus a semantic term aligning
+    the student's embedding (a learned linear projection where widths differ) with the
+    teacher's; weight · (w_distance·L_D + w_angle·L_A + w_semantic·L_S)."""
+
+    weight: float = Field(
+        25.0, ge=0, description="25, with the 1 : 2 weights below: RKD's CIFAR setting (25, 50)."
+    )
+    w_distance: float = Field(1.0, ge=0, description="Distance-wise relation (Park et al. 2019).")
+    w_angle: float = Field(2.0, ge=0, description="Angle-wise relation (Park et al. 2019).")
+    w_semantic: float = Field(1.0, ge=0, description="Semantic embedding alignment.")
+
+    def label(self) -> str:
+        return f"DASK(d={self.w_distance:g},a={self.w_angle:g},s={self.w_semantic:g},w={self.weight:g})"
+
+
+class AMCTerm(_Strict):
+    """Angular Margin Contrastive loss (Choi, Som & Turaga 2020), on the student's embedding
+    alone: needs no teacher. Uses hard labels (under Mixup / CutMix: each sample's majority
+    label)."""
+
+    weight: float = Field(0.1, ge=0, description="0.1 as in the authors' code.")
+    margin: float = Field(0.5, gt=0, description="Geodesic margin for different-class pairs.")
+
+    def label(self) -> str:
+        return f"AMC(m={self.margin:g},w={self.weight:g})"
+
+
+#: Terms that compare the student with each teacher, in the order of the objective.
+TEACHER_TERMS = ("kd", "at", "sp", "amd", "dask")
+#: Teacher-side terms on pairs of feature groups.
+FEATURE_TERMS = ("at", "sp", "amd")
+
 
 class LossSpec(_Strict):
     """A weighted sum of named terms. Teacher-side terms are summed over teachers, each
-    scaled by that teacher's `weight`."""
+    scaled by that teacher's `weight`; feature terms are summed over their groups."""
 
-    ce: float = Field(1.0, ge=0, description="Weight of cross-entropy with the labels.")
-    kd: KDTerm | None = None
+    ce: float = Field(
+        1.0, ge=0, description="Weight of cross-entropy with the (mixed, under Mixup) labels."
+    )
+    kd: KDTerm | None = Field(None, description="Hinton KD on the logits.")
+    at: ATTerm | None = Field(None, description="Attention Transfer on feature groups.")
+    sp: SPTerm | None = Field(None, description="Similarity-Preserving KD on feature groups.")
+    amd: AMDTerm | None = Field(None, description="Angular Margin Distillation (g or g+l).")
+    dask: DASKTerm | None = Field(None, description="Distance + angle-wise semantic knowledge.")
+    amc: AMCTerm | None = Field(None, description="Angular margin contrastive (student-side).")
 
     def teacher_terms(self) -> list[str]:
         """Names of the enabled terms that need a teacher."""
-        return [name for name in ("kd",) if getattr(self, name) is not None]
+        return [name for name in TEACHER_TERMS if getattr(self, name) is not None]
+
+    def terms(self) -> list[str]:
+        """Names of every enabled term besides CE."""
+        return [*self.teacher_terms(), *(["amc"] if self.amc is not None else [])]
 
     def label(self) -> str:
-        """Short display form, e.g. ``CE+KD(T=4)``."""
+        """Short display form, e.g. ``CE+KD(T=4,w=0.7)``."""
         parts = ["CE"] if self.ce else []
-        if self.kd is not None:
-            parts.append(f"KD(T={self.kd.T:g},w={self.kd.weight:g})")
+        parts += [getattr(self, name).label() for name in self.terms()]
         return "+".join(parts) or "-"
+
+
+# --------------------------------------------------------------------------- augmentation
+
+
+class _MixSpec(_Strict):
+    alpha: float = Field(1.0, gt=0, description="λ ~ Beta(α, α), one λ per batch.")
+    prob: float = Field(1.0, ge=0, le=1, description="Fraction of batches that are mixed.")
+
+    def label(self) -> str:
+        name = type(self).__name__.removesuffix("Spec").lower()
+        return f"{name}(α={self.alpha:g}" + (f",p={self.prob:g})" if self.prob < 1 else ")")
+
+
+class MixupSpec(_MixSpec):
+    """Mixup (Zhang et al. 2018): λ·x_i + (1 − λ)·x_j; α = 1 for CIFAR in the paper."""
+
+
+class CutMixSpec(_MixSpec):
+    """CutMix (Yun et al. 2019): a region of x_j pasted into x_i (a box in images, a time
+    segment in signals), λ = the share of x_i kept; the authors' CIFAR runs use α = 1,
+    prob = 0.5."""
+
+
+class AugmentSpec(_Strict):
+    """Batch mixing on the student's batch; every teacher sees the same mix (one
+    permutation and one λ for every view), and CE gets the mixed labels."""
+
+    mixup: MixupSpec | None = None
+    cutmix: CutMixSpec | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> AugmentSpec:
+        if (self.mixup is None) == (self.cutmix is None):
+            raise ValueError("give exactly one of `mixup` or `cutmix`")
+        return self
+
+    @property
+    def method(self) -> MixupSpec | CutMixSpec:
+        """The chosen mixing."""
+        method = self.mixup or self.cutmix
+        assert method is not None  # the validator made sure
+        return method
+
+    def label(self) -> str:
+        return self.method.label()
 
 
 # --------------------------------------------------------------------------- optimisation
@@ -285,6 +500,7 @@ class Experiment(_Strict):
     student: ModelSpec
     teachers: list[TeacherSpec] = Field(default_factory=list)
     loss: LossSpec = Field(default_factory=LossSpec)
+    augment: AugmentSpec | None = Field(None, description="Mixup or CutMix (default: none).")
     optim: OptimSpec = Field(default_factory=OptimSpec)
     schedule: ScheduleSpec = Field(default_factory=lambda: CosineSchedule(kind="cosine"))
     epochs: int = Field(200, ge=1, le=100_000)
@@ -302,11 +518,22 @@ class Experiment(_Strict):
     compile: bool = Field(False, description="torch.compile the student.")
 
     def label(self) -> str:
-        """``teacher(s) → student`` for tables."""
+        """``teacher(s) → student`` for tables; teacher weights show when they are not all 1,
+        e.g. ``0.7·WRN16-3(gaf) + 0.3·WRN16-3(signal) → WRN16-1(signal)``."""
         if not self.teachers:
             return self.student.label()
-        names = [t.model.label() if t.model else (t.experiment or "?") for t in self.teachers]
+        weighted = any(t.weight != 1 for t in self.teachers)
+        names = [
+            (f"{t.weight:g}·" if weighted else "")
+            + (t.model.label() if t.model else (t.experiment or "?"))
+            for t in self.teachers
+        ]
         return f"{' + '.join(names)} → {self.student.label()}"
+
+    def loss_label(self) -> str:
+        """The loss, and the batch mixing if any, e.g. ``CE+KD(T=4,w=0.7) · mixup(α=1)``."""
+        mixing = f" · {self.augment.label()}" if self.augment else ""
+        return self.loss.label() + mixing
 
 
 class SpecFile(_Strict):
@@ -337,8 +564,8 @@ class SpecError(Exception):
 
 
 _UNION_TAGS = {
-    "data": {"basicmotions", "synthetic-har", "npz"},
-    "view": {"signal", "gaf", "mtf", "rp"},
+    "data": {"basicmotions", "synthetic-har", "npz", *IMAGE_DATASETS},
+    "view": {"signal", "gaf", "mtf", "rp", "image"},
     "schedule": {"cosine", "step", "constant"},
 }
 
@@ -349,6 +576,8 @@ def _all_field_names() -> set[str]:
         BasicMotionsData,
         SyntheticHarData,
         NpzData,
+        Cifar10Data,
+        ImageFolderData,
         SignalView,
         GafView,
         MtfView,
@@ -356,7 +585,14 @@ def _all_field_names() -> set[str]:
         ModelSpec,
         TeacherSpec,
         KDTerm,
+        ATTerm,
+        SPTerm,
+        AMDTerm,
+        DASKTerm,
+        AMCTerm,
         LossSpec,
+        MixupSpec,
+        AugmentSpec,
         OptimSpec,
         CosineSchedule,
         StepSchedule,
@@ -568,16 +804,14 @@ def _cross_checks(
     out: list[Problem] = []
     dot = "." if at else ""
 
-    if exp.data.dataset == "npz":
-        out.extend(_missing_file(exp.data.path, base_dir, f"{at}{dot}data.path"))
+    out.extend(_data_path_problems(exp.data.model_dump(), base_dir, f"{at}{dot}data.path"))
 
     n_channels = KNOWN_CHANNELS.get(exp.data.dataset)
-    if exp.data.dataset == "synthetic-har":
-        n_channels = 3
-    if exp.data.channels is not None:
-        if len(set(exp.data.channels)) != len(exp.data.channels):
+    channels = getattr(exp.data, "channels", None)  # image datasets have no channel choice
+    if channels is not None:
+        if len(set(channels)) != len(channels):
             out.append(Problem(f"{at}{dot}data.channels", "channels must not repeat"))
-        if n_channels is not None and max(exp.data.channels, default=0) >= n_channels:
+        if n_channels is not None and max(channels, default=0) >= n_channels:
             out.append(
                 Problem(
                     f"{at}{dot}data.channels",
@@ -614,7 +848,7 @@ def _cross_checks(
                 "teachers are given but no loss term uses them (add e.g. loss.kd)",
             )
         )
-    if not exp.loss.ce and not terms:
+    if not exp.loss.ce and not exp.loss.terms():
         out.append(Problem(f"{at}{dot}loss", "every loss weight is 0: nothing to train"))
 
     for j, teacher in enumerate(exp.teachers):
@@ -629,12 +863,117 @@ def _cross_checks(
             )
         if teacher.model is not None:
             out.extend(_image_size_problems(teacher.model, length, f"{tp}.model"))
+
+    # Teachers by reference are checked as the student of their own experiment.
+    readers = [(f"{at}{dot}student", exp.student)] + [
+        (f"{at}{dot}teachers[{j}].model", t.model)
+        for j, t in enumerate(exp.teachers)
+        if t.checkpoint is not None and t.model is not None
+    ]
+    for where, model in readers:
+        out.extend(_view_problems(exp.data.dataset, model, where))
+    side = KNOWN_IMAGE_SIDES.get(exp.data.dataset, length)
+    out.extend(_feature_problems(exp, f"{at}{dot}loss", side))
     return out
 
 
 def _missing_file(path: str, base_dir: Path, at: str) -> list[Problem]:
     full = (base_dir / path).expanduser()
     return [] if full.is_file() else [Problem(at, f"no such file: {full}")]
+
+
+def _data_path_problems(data: dict[str, Any], base_dir: Path, at: str) -> list[Problem]:
+    """The dataset's file or folder must exist, so that no run is queued in vain."""
+    kind, path = data.get("dataset"), data.get("path")
+    if not isinstance(path, str):
+        return []
+    if kind == "npz":
+        return _missing_file(path, base_dir, at)
+    if kind in IMAGE_DATASETS:
+        full = (base_dir / path).expanduser()
+        layout = CIFAR10_LAYOUT if kind == "cifar10" else IMAGE_FOLDER_LAYOUT
+        return [] if full.is_dir() else [Problem(at, f"no such folder: {full}; {layout}")]
+    return []
+
+
+def _view_problems(dataset: str, model: ModelSpec, at: str) -> list[Problem]:
+    images = dataset in IMAGE_DATASETS
+    if images == (model.view.kind == "image"):
+        return []
+    if images:
+        why = f'{dataset} holds images: {model.label()} must read them with the "image" view'
+    else:
+        why = f'{model.label()}: the "image" view needs an image dataset ({", ".join(IMAGE_DATASETS)}), and {dataset} holds signals'
+    return [Problem(f"{at}.view", why)]
+
+
+def _group_shape(model: ModelSpec, size: int | None, group: int) -> tuple[int, ...] | None:
+    """Spatial shape of a WRN group's output: the input's (``size``: the series length or
+    the image side of the data), halved (rounding up) by the stride-2 first convolutions of
+    groups 1 and 2. None when the input size is unknown."""
+    side = getattr(model.view, "image_size", None) or size
+    if side is None:
+        return None
+    for _ in range(group):
+        side = -(-side // 2)
+    return (side,) if model.dim == 1 else (side, side)
+
+
+def _feature_problems(exp: Experiment, at: str, size: int | None) -> list[Problem]:
+    """A feature term needs each group it names in the student and in every teacher, and
+    local AMD needs aligned maps it can cut into four regions."""
+    out: list[Problem] = []
+    teachers = [t.model for t in exp.teachers if t.model is not None]
+    student = exp.student
+    for name in FEATURE_TERMS:
+        term = getattr(exp.loss, name)
+        if term is None:
+            continue
+        for i, g in enumerate(term.groups):
+            for teacher in teachers:
+                if g >= min(student.n_groups, teacher.n_groups):
+                    out.append(
+                        Problem(
+                            f"{at}.{name}.groups[{i}]",
+                            f"group {g} is not in both models: student {student.label()} has groups 0..{student.n_groups - 1}, teacher {teacher.label()} has 0..{teacher.n_groups - 1}",
+                        )
+                    )
+                    break
+            else:
+                if name == "amd" and term.local:
+                    out.extend(_local_amd_problems(student, teachers, g, size, f"{at}.amd"))
+    return out
+
+
+def _dims(shape: tuple[int, ...]) -> str:
+    return "×".join(map(str, shape))
+
+
+def _local_amd_problems(
+    student: ModelSpec, teachers: list[ModelSpec], group: int, size: int | None, at: str
+) -> list[Problem]:
+    """amd_loss(local=True) aligns the two maps (2-D with 2-D: the smaller of each side;
+    otherwise flattened, the shorter length) and cuts them into quadrants or four segments."""
+    s_shape = _group_shape(student, size, group)
+    out = []
+    for teacher in teachers:
+        t_shape = _group_shape(teacher, size, group)
+        if s_shape is None or t_shape is None:
+            continue
+        if len(s_shape) == len(t_shape) == 2:
+            aligned = tuple(min(a, b) for a, b in zip(s_shape, t_shape, strict=True))
+            small = min(aligned) < 2
+        else:
+            aligned = (min(math.prod(s_shape), math.prod(t_shape)),)
+            small = aligned[0] < 4
+        if small:
+            out.append(
+                Problem(
+                    f"{at}.local",
+                    f"local AMD cuts group {group} into four regions, but student {student.label()} ({_dims(s_shape)}) and teacher {teacher.label()} ({_dims(t_shape)}) align to {_dims(aligned)}, too small (needs 2×2, or length 4): drop group {group} or set local to false",
+                )
+            )
+    return out
 
 
 def _raw_checks(
@@ -649,12 +988,8 @@ def _raw_checks(
     dot = "." if at else ""
     out: list[Problem] = []
     data = item.get("data")
-    if (
-        isinstance(data, dict)
-        and data.get("dataset") == "npz"
-        and isinstance(data.get("path"), str)
-    ):
-        out.extend(_missing_file(data["path"], base_dir, f"{at}{dot}data.path"))
+    if isinstance(data, dict):
+        out.extend(_data_path_problems(data, base_dir, f"{at}{dot}data.path"))
     teachers = item.get("teachers")
     for j, t in enumerate(teachers if isinstance(teachers, list) else []):
         ref = t.get("experiment") if isinstance(t, dict) else None
@@ -827,6 +1162,12 @@ def group_key(exp: Experiment, teachers: list[dict[str, Any]] | None = None) -> 
     settings. Teachers enter by their own group key, so renaming a teacher experiment
     does not split its students' groups, while changing its configuration does."""
     body = exp.model_dump(mode="json", exclude=set(NOT_IN_GROUP_KEY))
+    # Fields added after the first release enter the key only when set: adding them left
+    # the keys of existing configurations, and so their groups, as they were.
+    for parent, later in ((body["loss"], ("at", "sp", "amd", "dask", "amc")), (body, ("augment",))):
+        for name in later:
+            if parent[name] is None:
+                del parent[name]
     if teachers is not None:
         body["teachers"] = teachers
     return hashlib.sha256(canonical_json(body).encode()).hexdigest()[:12]

@@ -29,10 +29,12 @@ import torch
 from torch import Tensor, nn
 
 from kdtui import __version__, procs
+from kdtui.engine import augment
 from kdtui.engine import data as datasets
+from kdtui.engine.images import ImageArrays, load_cifar10, load_image_folder
 from kdtui.engine.metrics import classification_metrics
 from kdtui.engine.models import ModelOutput, WideResNet
-from kdtui.engine.objective import objective
+from kdtui.engine.objective import Objective
 from kdtui.engine.views import cached_view
 from kdtui.spec import (
     ConstantSchedule,
@@ -68,6 +70,15 @@ def pick_device(requested: str) -> torch.device:
     return torch.device("cuda" if requested == "auto" else requested)
 
 
+def device_label(device: torch.device) -> str:
+    """The physical device, as the runner assigned it (``cuda:2``, not the ``cuda:0`` that
+    CUDA_VISIBLE_DEVICES makes it look like from inside)."""
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES", "")
+    if device.type == "cuda" and visible and "," not in visible:
+        return f"cuda:{visible}"
+    return str(device)
+
+
 def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
@@ -85,6 +96,10 @@ def load_arrays(data: dict[str, Any]) -> datasets.Arrays:
         return datasets.make_synthetic_har(channels=channels, **options)
     if kind == "npz":
         return datasets.load_npz(data["path"], channels)
+    if kind == "cifar10":
+        return load_cifar10(data["path"])
+    if kind == "image-folder":
+        return load_image_folder(data["path"], data.get("test_split"))
     raise ValueError(f"unknown dataset {kind!r}")
 
 
@@ -127,16 +142,34 @@ def versions(device: torch.device) -> dict[str, Any]:
 # ---------------------------------------------------------------------- data on device
 
 
+#: Zero padding of the standard random crop for image datasets (CIFAR / WRN recipe).
+CROP_PADDING = 4
+
+
 @dataclass
 class Split:
-    views: dict[str, Tensor]  # view id -> (N, ...) on the device
+    views: dict[str, Tensor]  # view id -> (N, ...) on the device; dataset images stay uint8
     labels: Tensor
+    # view id -> per-channel train (mean, std), (1, C, 1, 1), for the uint8 image views
+    image_stats: dict[str, tuple[Tensor, Tensor]] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return len(self.labels)
 
-    def take(self, idx: Tensor) -> tuple[dict[str, Tensor], Tensor]:
-        return {k: v[idx] for k, v in self.views.items()}, self.labels[idx]
+    def inputs(self, view: str, x: Tensor, gen: torch.Generator | None = None) -> Tensor:
+        """Model input from stored rows of ``view``: dataset images are cropped and flipped
+        at random first when ``gen`` is given (training), then normalised; others as is."""
+        if view not in self.image_stats:
+            return x
+        if gen is not None:
+            x = augment.crop_flip(x, CROP_PADDING, gen)
+        mean, std = self.image_stats[view]
+        return (x.float() - mean) / std
+
+    def take(
+        self, idx: Tensor, gen: torch.Generator | None = None
+    ) -> tuple[dict[str, Tensor], Tensor]:
+        return {k: self.inputs(k, v[idx], gen) for k, v in self.views.items()}, self.labels[idx]
 
 
 def view_id(spec: ModelSpec) -> str:
@@ -152,10 +185,20 @@ def prepare_splits(
         ("train", arrays.X_train, arrays.y_train),
         ("test", arrays.X_test, arrays.y_test),
     ):
-        views = {}
+        views: dict[str, Tensor] = {}
+        stats: dict[str, tuple[Tensor, Tensor]] = {}
         for spec in models:
             vid = view_id(spec)
-            if vid not in views:
+            if vid in views:
+                continue
+            if isinstance(arrays, ImageArrays):  # every model reads the "image" view: uint8
+                views[vid] = torch.from_numpy(X).to(device)
+                mean, std = (
+                    torch.from_numpy(v).to(device).view(1, -1, 1, 1)
+                    for v in (arrays.mean, arrays.std)
+                )
+                stats[vid] = (mean, std)
+            else:
                 arr = cached_view(
                     X,
                     spec.view.model_dump(mode="json"),
@@ -166,7 +209,7 @@ def prepare_splits(
                 )
                 # a copy: the cache is memory-mapped read-only
                 views[vid] = torch.from_numpy(np.array(arr, dtype=np.float32)).to(device)
-        out.append(Split(views, torch.as_tensor(y, dtype=torch.long).to(device)))
+        out.append(Split(views, torch.as_tensor(y, dtype=torch.long).to(device), stats))
     return out[0], out[1]
 
 
@@ -175,7 +218,7 @@ def prepare_splits(
 
 @dataclass
 class Teacher:
-    model: nn.Module
+    model: WideResNet
     view: str
     weight: float
     source: str
@@ -310,6 +353,12 @@ class Engine:
             self.train(heartbeat)
             return 0
         except Cancelled:
+            asked = (self.store.get(self.run_id) or {}).get("cancel_requested")
+            if os.environ.get("KDTUI_EXECUTOR") == "slurm" and not asked:
+                # Slurm's SIGTERM (time limit, preemption, scancel): no end event, so that
+                # reconcile ends the run with Slurm's reason for the job.
+                log("stopped by Slurm")
+                return 143
             log("cancelled")
             self.event("end", status="cancelled", reason="cancelled by the user", **self.bests())
             return 0
@@ -348,7 +397,7 @@ class Engine:
             pid=os.getpid(),
             pid_start=procs.start_time(os.getpid()),
             host=socket.gethostname(),
-            device=str(device),
+            device=device_label(device),
             epochs=exp.epochs,
             teacher_runs=teacher_records,
             versions=versions(device),
@@ -363,8 +412,14 @@ class Engine:
         channels_last = device.type == "cuda" and exp.channels_last and exp.student.dim == 2
         if channels_last:
             student = student.to(memory_format=torch.channels_last)
+        objective = Objective(
+            exp.loss,
+            [t.weight for t in teachers],
+            student.feature_channels[-1],
+            [t.model.feature_channels[-1] for t in teachers],
+        ).to(device)
         opt = torch.optim.SGD(
-            student.parameters(),
+            [*student.parameters(), *objective.parameters()],  # DASK's projections train too
             lr=exp.optim.lr,
             momentum=exp.optim.momentum,
             weight_decay=exp.optim.weight_decay,
@@ -372,13 +427,14 @@ class Engine:
         )
         sched = make_scheduler(exp, opt)
         gen = torch.Generator().manual_seed(self.seed)
-        start_epoch, best_acc = self.resume(student, opt, sched, gen)
+        start_epoch, best_acc = self.resume(student, objective, opt, sched, gen)
         forward = torch.compile(student) if exp.compile else student
         amp_dtype = amp_dtype_for(exp.amp, device)
         scaler = torch.amp.GradScaler("cuda", enabled=amp_dtype == torch.float16)
         s_view = view_id(exp.student)
+        mixing = exp.augment.method if exp.augment else None
         log(
-            f"student {exp.student.label()}: {sum(p.numel() for p in student.parameters()):,} parameters, on {device}; loss {exp.loss.label()}"
+            f"student {exp.student.label()}: {sum(p.numel() for p in student.parameters()):,} parameters, on {device}; loss {exp.loss_label()}"
         )
 
         for epoch in range(start_epoch, exp.epochs + 1):
@@ -393,14 +449,15 @@ class Engine:
                     continue  # batch norm cannot train on a single sample
                 if self.cancel.is_set():
                     raise Cancelled
-                views, target = train.take(idx)
+                views, labels = train.take(idx, gen)
+                views, target, hard = augment.mix_batch(
+                    views, labels, arrays.num_classes, mixing, s_view, gen
+                )
                 with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
                     with torch.no_grad():
                         t_outs = [t.model(views[t.view]) for t in teachers]
                     s_out: ModelOutput = forward(views[s_view])
-                    loss, parts = objective(
-                        exp.loss, s_out, t_outs, [t.weight for t in teachers], target
-                    )
+                    loss, parts = objective(s_out, t_outs, target, hard)
                 opt.zero_grad(set_to_none=True)
                 scaler.scale(loss).backward()
                 scaler.step(opt)
@@ -433,6 +490,7 @@ class Engine:
                 "last",
                 {
                     "model": student.state_dict(),
+                    "objective": objective.state_dict(),
                     "optim": opt.state_dict(),
                     "sched": sched.state_dict(),
                     "gen": gen.get_state(),
@@ -470,16 +528,23 @@ class Engine:
         atomic_write(path.with_suffix(".json"), json.dumps(meta).encode())
 
     def resume(
-        self, student: nn.Module, opt: torch.optim.Optimizer, sched: Any, gen: torch.Generator
+        self,
+        student: nn.Module,
+        objective: nn.Module,
+        opt: torch.optim.Optimizer,
+        sched: Any,
+        gen: torch.Generator,
     ) -> tuple[int, float]:
-        """Continue from ``last.pt`` if there is one: model, optimiser, scheduler, RNG
-        states, epoch. The epoch event written with the checkpoint is appended if a kill
-        came between the two writes, so the events hold every epoch exactly once."""
+        """Continue from ``last.pt`` if there is one: model, objective (DASK's
+        projections), optimiser, scheduler, RNG states, epoch. The epoch event written with
+        the checkpoint is appended if a kill came between the two writes, so the events hold
+        every epoch exactly once."""
         path = self.ckpt_dir / "last.pt"
         if not path.exists():
             return 1, -1.0
         ckpt = load_checkpoint(path)
         student.load_state_dict(ckpt["model"])
+        objective.load_state_dict(ckpt.get("objective", {}))  # absent before DASK existed
         opt.load_state_dict(ckpt["optim"])
         sched.load_state_dict(ckpt["sched"])
         gen.set_state(ckpt["gen"])
@@ -515,7 +580,12 @@ def evaluate(
     x = split.views[view]
     step = max(256, batch_size)
     with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
-        logits = torch.cat([model(x[i : i + step]).logits.float() for i in range(0, len(x), step)])
+        logits = torch.cat(
+            [
+                model(split.inputs(view, x[i : i + step])).logits.float()
+                for i in range(0, len(x), step)
+            ]
+        )
     return classification_metrics(logits, split.labels)
 
 
