@@ -43,7 +43,9 @@ Name = Annotated[
 
 # Fields that say *how* or *where* a configuration runs, not *what* it is: two runs that
 # differ only in these belong to the same group (their accuracies are averaged together).
-NOT_IN_GROUP_KEY = ("name", "description", "seeds", "device", "amp", "channels_last", "compile")
+NOT_IN_GROUP_KEY = (
+    "name", "description", "seeds", "device", "amp", "channels_last", "compile", "teacher_cache",
+)  # fmt: skip
 
 # Series lengths and image sides of the built-in datasets, for checking sizes without
 # loading data.
@@ -516,6 +518,11 @@ class Experiment(_Strict):
     )
     channels_last: bool = Field(True, description="channels_last memory format for 2-D models.")
     compile: bool = Field(False, description="torch.compile the student.")
+    teacher_cache: bool = Field(
+        True,
+        description="Compute the frozen teachers' outputs once and reuse them every epoch "
+        "(switches itself off under augmentation, whose inputs change every epoch).",
+    )
 
     def label(self) -> str:
         """``teacher(s) → student`` for tables; teacher weights show when they are not all 1,

@@ -29,7 +29,7 @@ import torch
 from torch import Tensor, nn
 
 from kdtui import __version__, procs
-from kdtui.engine import augment
+from kdtui.engine import augment, teacher_cache
 from kdtui.engine import data as datasets
 from kdtui.engine.images import ImageArrays, load_cifar10, load_image_folder
 from kdtui.engine.metrics import classification_metrics
@@ -167,9 +167,11 @@ class Split:
         return (x.float() - mean) / std
 
     def take(
-        self, idx: Tensor, gen: torch.Generator | None = None
+        self, idx: Tensor, gen: torch.Generator | None = None, only: set[str] | None = None
     ) -> tuple[dict[str, Tensor], Tensor]:
-        return {k: self.inputs(k, v[idx], gen) for k, v in self.views.items()}, self.labels[idx]
+        """Rows ``idx`` of every view (or of the views in ``only``), and their labels."""
+        views = {k: v for k, v in self.views.items() if only is None or k in only}
+        return {k: self.inputs(k, v[idx], gen) for k, v in views.items()}, self.labels[idx]
 
 
 def view_id(spec: ModelSpec) -> str:
@@ -222,6 +224,7 @@ class Teacher:
     view: str
     weight: float
     source: str
+    checkpoint: Path
 
 
 def load_checkpoint(path: Path) -> dict[str, Any]:
@@ -270,7 +273,7 @@ def load_teachers(
         model.to(device).eval().requires_grad_(False)
         if device.type == "cuda" and t.model.dim == 2:
             model.to(memory_format=torch.channels_last)
-        teachers.append(Teacher(model, view_id(t.model), t.weight, source))
+        teachers.append(Teacher(model, view_id(t.model), t.weight, source, path))
         records.append(
             {
                 "run_id": source if t.experiment else None,
@@ -433,6 +436,8 @@ class Engine:
         scaler = torch.amp.GradScaler("cuda", enabled=amp_dtype == torch.float16)
         s_view = view_id(exp.student)
         mixing = exp.augment.method if exp.augment else None
+        cached = self.cached_teachers(teachers, train, arrays.key, device, amp_dtype)
+        batch_views = {s_view} if cached else None  # teachers' inputs are not needed then
         log(
             f"student {exp.student.label()}: {sum(p.numel() for p in student.parameters()):,} parameters, on {device}; loss {exp.loss_label()}"
         )
@@ -449,13 +454,17 @@ class Engine:
                     continue  # batch norm cannot train on a single sample
                 if self.cancel.is_set():
                     raise Cancelled
-                views, labels = train.take(idx, gen)
+                views, labels = train.take(idx, gen, only=batch_views)
                 views, target, hard = augment.mix_batch(
                     views, labels, arrays.num_classes, mixing, s_view, gen
                 )
                 with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
                     with torch.no_grad():
-                        t_outs = [t.model(views[t.view]) for t in teachers]
+                        t_outs = (
+                            [c.take(idx) for c in cached]
+                            if cached
+                            else [t.model(views[t.view]) for t in teachers]
+                        )
                     s_out: ModelOutput = forward(views[s_view])
                     loss, parts = objective(s_out, t_outs, target, hard)
                 opt.zero_grad(set_to_none=True)
@@ -508,6 +517,48 @@ class Engine:
                 raise Cancelled
         self.event("end", status="done", **self.bests())
         log("done")
+
+    def cached_teachers(
+        self,
+        teachers: list[Teacher],
+        train: Split,
+        data_key: str,
+        device: torch.device,
+        amp_dtype: torch.dtype | None,
+    ) -> list[teacher_cache.CachedTeacher] | None:
+        """The teachers' outputs on the whole train split, once, when their inputs are the
+        same every epoch and they fit the memory budget; None means compute per batch."""
+        exp = self.exp
+        if not teachers or not exp.teacher_cache:
+            return None
+        if exp.augment or train.image_stats:
+            log("teacher cache: off (augmentation changes the teachers' inputs every epoch)")
+            return None
+        out = []
+        for t in teachers:
+            rows = train.views[t.view]
+            size = teacher_cache.output_bytes(t.model, rows[:1], len(rows), exp.loss)
+            if size > teacher_cache.MAX_BYTES:
+                log(f"teacher cache: off ({size / 2**30:.1f} GiB > KDTUI_TEACHER_CACHE_GB)")
+                return None
+            key = teacher_cache.cache_key(t.checkpoint, data_key, t.view, exp.loss, str(amp_dtype))
+            out.append(
+                teacher_cache.load_or_compute(
+                    self.store.cache_dir / "teachers" / f"{key}.pt",
+                    device,
+                    lambda t=t, rows=rows: teacher_cache.compute(
+                        t.model,
+                        lambda idx: rows[idx],
+                        len(rows),
+                        exp.loss,
+                        exp.batch_size,
+                        device,
+                        amp_dtype,
+                    ),  # fmt: skip
+                    log,
+                )
+            )
+        return out
 
     def save(self, which: str, payload: dict[str, Any]) -> None:
         """``<which>.pt`` written atomically, with a JSON sidecar so that kdtui can check a

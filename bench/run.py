@@ -1,0 +1,370 @@
+"""kdtui benchmarks: every figure measured side by side in one process run.
+
+    python bench/run.py [--quick] [--json]
+
+Figures (ratios are "baseline ÷ kdtui" where bigger is better, except the overhead ratio):
+
+- engine_overhead_ratio  N epochs through the kdtui engine (events, checkpoints, eval,
+                         metrics included) ÷ the same N epochs in a minimal hand-written loop
+                         (same model, data, batch size, optimiser, evaluation); goal ≤ 1.05
+- teacher_cache_speedup  training time without ÷ with the frozen-teacher cache, WRN28-3 GAF
+                         teacher → WRN16-1 signal student, KD; goal ≥ 3
+- view_cache_speedup     preparing a GAF dataset the first time ÷ the second (disk cache); ≥ 20
+- store_ls_5k_s          `kdtui ls` on a generated workspace of 5,000 runs × 200 epochs; < 0.5
+- tui_first_frame_s      start of `kdtui` to its runs screen on that workspace; < 1
+- import_cli_s           `python -c "import kdtui.cli"`; < 0.3
+- gpu_samples_per_s      student training throughput on CUDA (only when a GPU is present)
+
+Timings are medians over repeats, with the compared variants interleaved (A B A B ...), so
+that a machine slowing down mid-run does not favour either side. `--quick` shrinks sizes
+for the test suite: its figures show the machinery works, not the speed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import select
+import shutil
+import statistics
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from fake_workspace import make_workspace  # noqa: E402
+
+
+def median_time(fn: Callable[[], Any], repeats: int) -> float:
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def interleaved(
+    a: Callable[[], float], b: Callable[[], float], repeats: int
+) -> tuple[float, float]:
+    """Medians of two measurements taken in turns; each callable returns its own seconds."""
+    ta, tb = [], []
+    for _ in range(repeats):
+        ta.append(a())
+        tb.append(b())
+    return statistics.median(ta), statistics.median(tb)
+
+
+def kdtui_cmd(*args: str) -> list[str]:
+    return [sys.executable, "-m", "kdtui", *args]
+
+
+# ---------------------------------------------------------------------- startup and scale
+
+
+def bench_import_cli(repeats: int) -> float:
+    cmd = [sys.executable, "-c", "import kdtui.cli"]
+    subprocess.run(cmd, check=True)  # warm the file cache
+    return median_time(lambda: subprocess.run(cmd, check=True), repeats)
+
+
+def bench_store_ls(workspace: Path, repeats: int) -> float:
+    cmd = kdtui_cmd("ls", "--workspace", str(workspace))
+
+    def once() -> None:
+        subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+
+    once()
+    return median_time(once, repeats)
+
+
+def first_frame(workspace: Path, marker: str, timeout: float = 30.0) -> float:
+    """Seconds from spawning `kdtui` in a pseudo-terminal (100×30) until ``marker`` — a run
+    id from the workspace — has been drawn; then the app is quit."""
+    import fcntl
+    import pty
+    import termios
+
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 30, 100, 0, 0))
+    env = dict(os.environ, TERM="xterm-256color", COLUMNS="100", LINES="30")
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(kdtui_cmd("--workspace", str(workspace)), stdin=slave,
+                            stdout=slave, stderr=slave, env=env, start_new_session=True)  # fmt: skip
+    os.close(slave)
+    seen, elapsed = b"", None
+    try:
+        while time.perf_counter() - t0 < timeout:
+            ready, _, _ = select.select([master], [], [], 0.05)
+            if ready:
+                try:
+                    seen += os.read(master, 65536)
+                except OSError:
+                    break
+                if marker.encode() in seen:
+                    elapsed = time.perf_counter() - t0
+                    break
+    finally:
+        proc.kill()
+        proc.wait()
+        os.close(master)
+    if elapsed is None:
+        raise RuntimeError(f"kdtui did not draw {marker!r} within {timeout} s")
+    return elapsed
+
+
+def bench_tui_first_frame(workspace: Path, repeats: int) -> float:
+    from kdtui.store import Store
+
+    newest = Store(workspace).runs()[-1]["name"]  # the runs screen shows newest first
+    first_frame(workspace, newest)  # warm-up
+    return statistics.median(first_frame(workspace, newest) for _ in range(repeats))
+
+
+# ---------------------------------------------------------------------- views
+
+
+def bench_view_cache(quick: bool, repeats: int) -> dict[str, float]:
+    import numpy as np
+
+    from kdtui.engine.data import make_synthetic_har
+    from kdtui.engine.views import cached_view
+
+    arrays = make_synthetic_har(n_train=300 if quick else 2100, n_test=100 if quick else 700)
+    view = {"kind": "gaf", "method": "summation", "image_size": 32 if quick else 64}
+    first, second = [], []
+    for _ in range(repeats):
+        with tempfile.TemporaryDirectory() as cache:
+
+            def prepare() -> float:
+                t0 = time.perf_counter()
+                for split, X in (("train", arrays.X_train), ("test", arrays.X_test)):
+                    # np.array: the bytes really come off the disk, not just a memory map
+                    np.array(cached_view(X, view, data_key=arrays.key, split=split,
+                                         cache_dir=Path(cache), log=lambda _: None))  # fmt: skip
+                return time.perf_counter() - t0
+
+            first.append(prepare())
+            second.append(prepare())
+    f, s = statistics.median(first), statistics.median(second)
+    return {"view_first_s": f, "view_cached_s": s, "view_cache_speedup": f / s}
+
+
+# ---------------------------------------------------------------------- the engine
+
+
+def _run_dir(ws: Path, experiment: dict[str, Any]) -> Path:
+    from kdtui.launcher import enqueue
+    from kdtui.spec import validate_spec
+    from kdtui.store import Store
+
+    store = Store(ws)
+    (run_id,) = enqueue(store, validate_spec(experiment, base_dir=ws))
+    return store.run_dir(run_id)
+
+
+def _engine_seconds(run_dir: Path) -> float:
+    """Wall time of a finished run's training, from its own events (start → end)."""
+    from kdtui.store import read_events
+
+    events = read_events(run_dir)
+    start = next(e["time"] for e in events if e["type"] == "start")
+    end = next(e["time"] for e in events if e["type"] == "end")
+    return end - start
+
+
+def run_engine(run_dir: Path) -> float:
+    import contextlib
+    import io
+
+    from kdtui.engine.trainer import Engine
+
+    with contextlib.redirect_stdout(io.StringIO()):
+        code = Engine(run_dir).main()
+    if code != 0:
+        raise RuntimeError(f"engine failed: {(run_dir / 'events.jsonl').read_text()[-500:]}")
+    return _engine_seconds(run_dir)
+
+
+def hand_written_loop(experiment: dict[str, Any]) -> float:
+    """What a researcher would write by hand: the same data, model, optimiser, schedule and
+    per-epoch evaluation, nothing else (no events, no checkpoints, no metrics beyond acc)."""
+    import torch
+    import torch.nn.functional as F
+
+    from kdtui.engine.data import make_synthetic_har
+    from kdtui.engine.models import WideResNet
+
+    d = experiment["data"]
+    arrays = make_synthetic_har(**{k: v for k, v in d.items() if k != "dataset"})
+    t0 = time.perf_counter()
+    torch.manual_seed(0)
+    x, y = torch.from_numpy(arrays.X_train.copy()), torch.from_numpy(arrays.y_train)
+    xt, yt = torch.from_numpy(arrays.X_test.copy()), torch.from_numpy(arrays.y_test)
+    s = experiment["student"]
+    model = WideResNet(s["depth"], s["width"], arrays.num_classes, arrays.in_channels, dim=1)
+    o = experiment["optim"]
+    opt = torch.optim.SGD(model.parameters(), lr=o["lr"], momentum=0.9, weight_decay=1e-4)
+    epochs, bs = experiment["epochs"], experiment["batch_size"]
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=epochs, eta_min=1e-4)
+    for _ in range(epochs):
+        model.train()
+        perm = torch.randperm(len(x))
+        for i in range(0, len(x), bs):
+            idx = perm[i : i + bs]
+            loss = F.cross_entropy(model(x[idx]).logits, y[idx])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        sched.step()
+        model.eval()
+        with torch.no_grad():
+            logits = torch.cat([model(xt[i : i + 256]).logits for i in range(0, len(xt), 256)])
+            (logits.argmax(1) == yt).float().mean().item()
+    return time.perf_counter() - t0
+
+
+def bench_engine_overhead(quick: bool, repeats: int, work: Path) -> dict[str, float]:
+    experiment = {
+        "name": "overhead",
+        "data": {"dataset": "synthetic-har", "n_train": 256 if quick else 2100,
+                 "n_test": 64 if quick else 700, "length": 128 if quick else 500},
+        "student": {"depth": 16, "width": 1, "view": "signal"},
+        "optim": {"lr": 0.05}, "schedule": {"kind": "cosine", "min_lr": 1e-4},
+        "epochs": 2 if quick else 5, "batch_size": 64, "seeds": [0],
+    }  # fmt: skip
+    counter = iter(range(1000))
+    engine_s, hand_s = interleaved(
+        lambda: run_engine(_run_dir(work / f"overhead-{next(counter)}", experiment)),
+        lambda: hand_written_loop(experiment),
+        repeats,
+    )
+    return {"engine_s": engine_s, "hand_loop_s": hand_s, "engine_overhead_ratio": engine_s / hand_s}
+
+
+def bench_teacher_cache(quick: bool, repeats: int, work: Path) -> dict[str, float]:
+    """Same KD run with the teacher's outputs cached or recomputed each batch. The teacher
+    is a randomly initialised WRN28-3 checkpoint: its accuracy does not matter for timing."""
+    import torch
+
+    from kdtui.engine.data import make_synthetic_har
+    from kdtui.engine.models import WideResNet
+
+    data = {"dataset": "synthetic-har", "n_train": 128 if quick else 700,
+            "n_test": 64 if quick else 200, "length": 128 if quick else 500}  # fmt: skip
+    arrays = make_synthetic_har(**{k: v for k, v in data.items() if k != "dataset"})
+    depth, width, size = (10, 1, 16) if quick else (28, 3, 32)
+    teacher = {"depth": depth, "width": width, "view": {"kind": "gaf", "image_size": size}}
+    work.mkdir(parents=True, exist_ok=True)
+    ckpt = work / "teacher.pt"
+    model = WideResNet(depth, width, arrays.num_classes, arrays.in_channels, dim=2)
+    torch.save({"model": model.state_dict()}, ckpt)
+
+    def experiment(cache: bool) -> dict[str, Any]:
+        return {
+            "name": f"cache-{cache}", "data": data,
+            "student": {"depth": 16, "width": 1, "view": "signal"},
+            "teachers": [{"checkpoint": str(ckpt), "model": teacher}],
+            "loss": {"ce": 0.3, "kd": {"T": 4, "weight": 0.7}}, "teacher_cache": cache,
+            "epochs": 2 if quick else 5, "batch_size": 64, "seeds": [0],
+        }  # fmt: skip
+
+    counter = iter(range(1000))
+    off, on = interleaved(
+        lambda: run_engine(_run_dir(work / f"off-{next(counter)}", experiment(False))),
+        lambda: run_engine(_run_dir(work / f"on-{next(counter)}", experiment(True))),
+        repeats,
+    )
+    return {"teacher_uncached_s": off, "teacher_cached_s": on, "teacher_cache_speedup": off / on}
+
+
+def bench_gpu(quick: bool, work: Path) -> dict[str, Any]:
+    import torch
+
+    if not torch.cuda.is_available():
+        return {"gpu_samples_per_s": None, "gpu": "no CUDA device: not measured"}
+    n_train = 2100 if quick else 21000
+    experiment = {
+        "name": "gpu", "data": {"dataset": "synthetic-har", "n_train": n_train, "n_test": 700},
+        "student": {"depth": 16, "width": 1, "view": "signal"},
+        "epochs": 3, "batch_size": 128, "seeds": [0], "device": "cuda",
+    }  # fmt: skip
+    run_dir = _run_dir(work / "gpu", experiment)
+    run_engine(run_dir)
+    from kdtui.store import read_events
+
+    epochs = [e for e in read_events(run_dir) if e["type"] == "epoch"][1:]  # skip warm-up
+    per_epoch = statistics.median(e["seconds"] for e in epochs)
+    return {"gpu_samples_per_s": n_train / per_epoch, "gpu": torch.cuda.get_device_name()}
+
+
+# ---------------------------------------------------------------------- main
+
+
+def machine() -> dict[str, Any]:
+    import torch
+
+    return {
+        "cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
+        "python": platform.python_version(), "torch": torch.__version__,
+        "torch_threads": torch.get_num_threads(),
+        "cuda": torch.cuda.get_device_name() if torch.cuda.is_available() else None,
+    }  # fmt: skip
+
+
+GOALS = {
+    "engine_overhead_ratio": ("<=", 1.05), "teacher_cache_speedup": (">=", 3),
+    "view_cache_speedup": (">=", 20), "store_ls_5k_s": ("<", 0.5),
+    "tui_first_frame_s": ("<", 1.0), "import_cli_s": ("<", 0.3),
+}  # fmt: skip
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description="kdtui benchmarks")
+    parser.add_argument("--quick", action="store_true", help="small sizes, for the test suite")
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    args = parser.parse_args()
+    repeats = 1 if args.quick else 3
+    figures: dict[str, Any] = {"quick": args.quick}
+    work = Path(tempfile.mkdtemp(prefix="kdtui-bench-"))
+    try:
+        figures["import_cli_s"] = bench_import_cli(3 if args.quick else 7)
+        ws = make_workspace(
+            work / "ws", runs=300 if args.quick else 5000, epochs=20 if args.quick else 200
+        )
+        figures["store_ls_5k_s"] = bench_store_ls(ws, repeats + 2)
+        figures["tui_first_frame_s"] = bench_tui_first_frame(ws, repeats + 2)
+        figures.update(bench_view_cache(args.quick, repeats))
+        figures.update(bench_engine_overhead(args.quick, repeats, work / "engine"))
+        figures.update(bench_teacher_cache(args.quick, repeats, work / "teacher"))
+        figures.update(bench_gpu(args.quick, work / "gpu"))
+        figures["machine"] = machine()
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    if args.json:
+        print(json.dumps(figures, indent=1))
+        return 0
+    print(
+        f"kdtui bench {'(quick: sizes too small for real figures) ' if args.quick else ''}on {figures['machine']}"
+    )  # noqa: E501
+    for name, value in figures.items():
+        if name in ("machine", "quick"):
+            continue
+        goal = GOALS.get(name)
+        text = f"{value:.4g}" if isinstance(value, float) else str(value)
+        print(f"  {name:<24} {text:>12}   {'goal ' + ' '.join(map(str, goal)) if goal else ''}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

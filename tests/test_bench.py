@@ -1,0 +1,25 @@
+"""The benchmark script runs (its figures are measured in bench/, never asserted here)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.mark.slow
+def test_bench_quick_runs_and_reports_every_figure():
+    out = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "run.py"), "--quick", "--json"],
+        capture_output=True, text=True, timeout=600, check=True,
+    )  # fmt: skip
+    figures = json.loads(out.stdout)
+    for name in ("engine_overhead_ratio", "teacher_cache_speedup", "view_cache_speedup",
+                 "store_ls_5k_s", "tui_first_frame_s", "import_cli_s"):  # fmt: skip
+        assert isinstance(figures[name], float) and figures[name] > 0, name
+    assert "gpu_samples_per_s" in figures
