@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import sys
 import time
+from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -27,6 +28,7 @@ from kdtui.clikit import (
 )
 from kdtui.notes_cli import notes_app, record, todo_import
 from kdtui.results import GroupRow, csv_table, group_rows, latex_table, markdown_table
+from kdtui.slurm import SlurmExecutor, SlurmOptions
 from kdtui.spec import SpecError, json_schema, load_spec
 from kdtui.store import TERMINAL, Store, StoreError, default_workspace
 from kdtui.todo_cli import todo_app
@@ -64,6 +66,11 @@ def find_runs(store: Store, refs: list[str]) -> list[dict[str, Any]]:
 # ---------------------------------------------------------------------- run
 
 
+class ExecutorName(str, Enum):
+    local = "local"
+    slurm = "slurm"
+
+
 @app.command()
 def run(
     spec: Annotated[
@@ -77,9 +84,31 @@ def run(
     detach: Annotated[
         bool, typer.Option("--detach", "-d", help="Enqueue and return at once; the runs go on.")
     ] = False,
+    executor: Annotated[
+        ExecutorName,
+        typer.Option(help="local: this machine's queue runner; slurm: one sbatch job per run."),
+    ] = ExecutorName.local,
+    partition: Annotated[
+        str | None, typer.Option(help="Slurm partition (sbatch --partition).")
+    ] = None,
+    gpus_per_run: Annotated[
+        int | None,
+        typer.Option(min=0, help="GPUs per Slurm job (--gres=gpu:N; default 1, 0 for CPU)."),
+    ] = None,
+    time_limit: Annotated[
+        str | None,
+        typer.Option("--time", help="Slurm time limit per run (sbatch --time), e.g. 04:00:00."),
+    ] = None,
+    slurm_opt: Annotated[
+        list[str] | None,
+        typer.Option(
+            metavar="KEY=VALUE", help="Another sbatch option, repeatable: --slurm-opt account=lab."
+        ),
+    ] = None,
     workspace: Workspace = None,
 ) -> None:
-    """Validate a spec, queue its runs (experiment × seed), follow them, print the results."""
+    """Validate a spec, queue its runs (experiment × seed), follow them, print the results.
+    Slurm defaults can live in WORKSPACE/slurm.json (see the README)."""
     store = open_store(workspace)
     try:
         loaded = load_spec(spec, store_lookup=launcher.store_lookup(store))
@@ -88,17 +117,39 @@ def run(
         for problem in exc.problems:
             err.print(f"  {escape(str(problem))}")
         raise typer.Exit(2) from None
-    run_ids = launcher.enqueue(store, loaded)
-    launcher.write_runner_config(
-        store,
-        jobs=jobs,
-        per_gpu=per_gpu,
-        gpus=[g.strip() for g in gpus.split(",") if g.strip()] if gpus else None,
-    )
-    launcher.ensure_runner(store)
+    local = {"--jobs": jobs, "--gpus": gpus, "--per-gpu": per_gpu}
+    slurm = {"--partition": partition, "--gpus-per-run": gpus_per_run, "--time": time_limit}
+    slurm["--slurm-opt"] = slurm_opt
+    foreign = [k for k, v in (slurm if executor == "local" else local).items() if v is not None]
+    try:
+        if foreign:
+            raise launcher.ExecutorError(
+                f"{', '.join(foreign)}: not an option of --executor {executor.value}"
+            )
+        ex: launcher.Executor
+        if executor == "local":
+            gpu_ids = [g.strip() for g in gpus.split(",") if g.strip()] if gpus else None
+            ex = launcher.LocalExecutor(jobs, gpu_ids, per_gpu)
+        else:
+            opts = SlurmOptions.load(
+                store,
+                partition=partition,
+                gpus_per_run=gpus_per_run,
+                time_limit=time_limit,
+                extra=slurm_opt,
+            )
+            ex = SlurmExecutor(opts)
+        ex.check(store, lambda line: out.print(escape(line)))
+    except launcher.ExecutorError as exc:
+        err.print(f"[red]error:[/] {escape(str(exc))}")
+        raise typer.Exit(2) from None
+    run_ids = launcher.enqueue(store, loaded, ex)
+    ex.start(store, run_ids)
     n_exp = len(loaded.experiments)
+    job_ids = [r["job_id"] for r in store.runs() if r["run_id"] in run_ids and r.get("job_id")]
     out.print(
         f"queued {len(run_ids)} runs ({n_exp} experiment{'s' * (n_exp != 1)}) in {store.root}"
+        + (f" as Slurm jobs {', '.join(job_ids)}" if job_ids else "")
     )
     if detach:
         out.print(
@@ -140,6 +191,8 @@ def follow(store: Store, run_ids: list[str]) -> None:
                 status = r["status"]
                 style = STATUS_STYLE.get(status, "")
                 info = f"[{style}]{status}[/]"
+                if status == "queued" and r.get("slurm_reason"):  # why Slurm holds it back
+                    info += f" ({escape(r['slurm_reason'])})"
                 if r.get("acc") is not None:
                     info += f"  acc {fmt_acc(r['acc'])}  best {fmt_acc(r.get('best_acc'))}"
                 if status in ("failed", "crashed") and r.get("error"):
@@ -195,6 +248,8 @@ def ls(
     for r in runs:
         s = r.get("status", "?")
         note = r.get("error") or ("" if s in ("done", "queued") else r.get("label", ""))
+        if s == "queued" and r.get("slurm_reason"):
+            note = f"Slurm: {r['slurm_reason']}"
         rows.append([
             r["run_id"], s, str(r.get("seed", "")),
             f"{r.get('epoch') or 0}/{r.get('epochs') or '?'}",
@@ -224,6 +279,11 @@ def show(
         "device",
         "host",
         "pid",
+        "executor",
+        "job_id",
+        "node",
+        "slurm_state",
+        "slurm_reason",
         "epoch",
         "best_acc",
         "best_epoch",
@@ -331,7 +391,8 @@ def stop(
     all_: Annotated[bool, typer.Option("--all", help="Every queued or running run.")] = False,
     workspace: Workspace = None,
 ) -> None:
-    """Cancel runs: queued ones at once, running ones after their current batch."""
+    """Cancel runs: queued ones at once, running ones after their current batch (a Slurm
+    run through scancel)."""
     store = open_store(workspace)
     targets = (
         [r for r in store.runs() if r["status"] in ("queued", "running")]
@@ -350,7 +411,8 @@ def resume(
     all_crashed: Annotated[bool, typer.Option("--all-crashed", help="Every crashed run.")] = False,
     workspace: Workspace = None,
 ) -> None:
-    """Queue crashed, failed or cancelled runs again; they continue from last.pt."""
+    """Queue crashed, failed or cancelled runs again; they continue from last.pt (a Slurm
+    run as a new job with its sbatch options)."""
     store = open_store(workspace)
     targets = (
         [r for r in store.runs() if r["status"] == "crashed"]
@@ -358,8 +420,6 @@ def resume(
         else find_runs(store, runs or [])
     )
     again = launcher.requeue(store, [r["run_id"] for r in targets])
-    if again:
-        launcher.ensure_runner(store)
     out.print(
         f"resuming {len(again)} run(s)"
         if again

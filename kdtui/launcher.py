@@ -1,10 +1,12 @@
-"""From a validated spec to queued runs, and the one queue runner per workspace.
+"""From a validated spec to queued runs, and the executors that start and stop them.
 
 ``enqueue`` turns each experiment × seed into a run folder with its frozen spec and a
-``queued`` summary. ``ensure_runner`` makes sure a queue runner (``python -m kdtui.runner``)
-is alive for the workspace; it is started in its own session, so neither the CLI nor the
-TUI is ever the parent of a training process, and closing either (or losing SSH) stops
-nothing. Nothing here imports torch.
+``queued`` summary. An **executor** then sets them going: ``local`` (``LocalExecutor``) makes
+sure a queue runner (``python -m kdtui.runner``) is alive for the workspace — started in its
+own session, so neither the CLI nor the TUI is ever the parent of a training process, and
+closing either (or losing SSH) stops nothing; ``slurm`` (``kdtui.slurm.SlurmExecutor``)
+submits one batch job per run. A run's summary names its executor, so stop and resume reach
+the right one. Nothing here imports torch.
 """
 
 from __future__ import annotations
@@ -16,12 +18,14 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar, Protocol
 
-from kdtui import __version__
+from kdtui import __version__, procs
 from kdtui.spec import Experiment, LoadedSpec, StoreGroup
-from kdtui.store import Store, atomic_write, initial_summary, new_run_id
+from kdtui.store import ACTIVE, Store, atomic_write, initial_summary, new_run_id
 
 RUNNER_LOCK = "runner.lock"
 RUNNER_CONFIG = "runner.json"
@@ -55,7 +59,7 @@ def _frozen_experiment(exp: Experiment, base: Path, seed: int) -> dict[str, Any]
     """The experiment as one run sees it: one seed, input paths made absolute."""
     body = exp.model_dump(mode="json")
     body["seeds"] = [seed]
-    if body["data"]["dataset"] == "npz":
+    if body["data"].get("path"):  # npz, cifar10, image-folder
         body["data"]["path"] = _absolute(body["data"]["path"], base)
     for teacher in body["teachers"]:
         if teacher["checkpoint"]:
@@ -89,7 +93,7 @@ def plan(spec: LoadedSpec) -> list[dict[str, Any]]:
                     "group_key": spec.group_keys[name],
                     "created": created,
                     "label": exp.label(),
-                    "loss_label": exp.loss.label(),
+                    "loss_label": exp.loss_label(),
                     "experiment": _frozen_experiment(exp, spec.base_dir, seed),
                     "needs": [t for t in teachers if t["group_key"]],
                     "spec_file": spec.source,
@@ -100,23 +104,139 @@ def plan(spec: LoadedSpec) -> list[dict[str, Any]]:
     return out
 
 
-def enqueue(store: Store, spec: LoadedSpec) -> list[str]:
-    """Create the runs of a spec in the store (status ``queued``); returns their ids."""
-    run_specs = plan(spec)
+def enqueue(store: Store, spec: LoadedSpec, executor: Executor | None = None) -> list[str]:
+    """Create the runs of a spec in the store (status ``queued``), each recording which
+    executor runs it (local by default); returns their ids. Starting them is the
+    executor's ``start``."""
+    launch = (executor or LocalExecutor()).frozen()
+    run_specs = [{**rs, **launch} for rs in plan(spec)]
     store.add_runs(
         [initial_summary(rs) for rs in run_specs], {rs["run_id"]: rs for rs in run_specs}
     )
     return [rs["run_id"] for rs in run_specs]
 
 
+#: Summary fields of a previous attempt that a requeued run must not inherit: a stale
+#: cancel request or Slurm job would otherwise be judged as the new attempt's.
+_ATTEMPT_FIELDS = (
+    "error",
+    "pid",
+    "cancel_requested",
+    "job_id",
+    "node",
+    "slurm_state",
+    "slurm_reason",
+)
+
+
 def requeue(store: Store, run_ids: list[str]) -> list[str]:
-    """Put finished-but-not-done runs back in the queue (resume picks up ``last.pt``)."""
+    """Put finished-but-not-done runs back in the queue and hand them to their executors
+    (resume picks up ``last.pt``); returns the ids that went back."""
     again = []
+    fields = {"status": "queued", **dict.fromkeys(_ATTEMPT_FIELDS)}
     for run_id in run_ids:
-        fields = {"status": "queued", "error": None, "pid": None}
         if store.update(run_id, fields, if_status={"failed", "crashed", "cancelled"}):
             again.append(run_id)
+    start_runs(store, again)
     return again
+
+
+# ---------------------------------------------------------------------- executors
+
+
+class ExecutorError(Exception):
+    """Runs cannot be started this way from here; said before anything is queued."""
+
+
+class Executor(Protocol):
+    """Who starts a run's engine and who stops it. How a run's status is judged follows
+    the ``executor`` field of its summary too (``Store.reconcile``)."""
+
+    name: ClassVar[str]
+
+    def check(self, store: Store, log: Callable[[str], None]) -> None:
+        """Raise ExecutorError, before anything is queued, when runs could not start."""
+
+    def frozen(self) -> dict[str, Any]:
+        """What each run's spec.json records about its launch (resume reuses it)."""
+
+    def start(self, store: Store, run_ids: list[str]) -> None:
+        """Set queued runs going."""
+
+    def stop(self, store: Store, run: dict[str, Any]) -> bool:
+        """Stop one queued or running run whose ``cancel_requested`` is set; True when it
+        was cancelled or told to stop."""
+
+
+@dataclass
+class LocalExecutor:
+    """Engine processes on this machine, started by the queue runner within device slots."""
+
+    name: ClassVar[str] = "local"
+    jobs: int | None = None
+    gpus: list[str] | None = None
+    per_gpu: int | None = None
+
+    def check(self, store: Store, log: Callable[[str], None]) -> None:
+        """Nothing to check: the runner starts engines where kdtui itself runs."""
+
+    def frozen(self) -> dict[str, Any]:
+        return {"executor": self.name}
+
+    def start(self, store: Store, run_ids: list[str]) -> None:
+        if (self.jobs, self.gpus, self.per_gpu) != (None, None, None):
+            write_runner_config(store, jobs=self.jobs, gpus=self.gpus, per_gpu=self.per_gpu)
+        ensure_runner(store)
+
+    def stop(self, store: Store, run: dict[str, Any]) -> bool:
+        """Queued: cancelled at once. Running: SIGTERM to the engine's process group (it
+        writes a ``cancelled`` end event); the runner SIGKILLs after a grace time."""
+        if run["status"] == "queued":
+            return cancel_queued(store, run["run_id"])
+        if run.get("pid") and procs.is_alive(run["pid"], run.get("pid_start")):
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(run["pid"], 15)
+            return True
+        return False
+
+
+def executor_for(name: str) -> Executor:
+    """The executor that started existing runs, by the ``executor`` of their summary."""
+    if name == "slurm":
+        from kdtui.slurm import SlurmExecutor  # it builds on this module
+
+        return SlurmExecutor()
+    return LocalExecutor()
+
+
+def start_runs(store: Store, run_ids: list[str]) -> None:
+    """Hand queued runs to the executors recorded in their summaries."""
+    by_executor: dict[str, list[str]] = {}
+    for run_id in run_ids:
+        run = store.get(run_id) or {}
+        by_executor.setdefault(run.get("executor", "local"), []).append(run_id)
+    for name, ids in by_executor.items():
+        executor_for(name).start(store, ids)
+
+
+def stop_runs(store: Store, run_ids: list[str]) -> list[str]:
+    """Cancel queued or running runs through their executors; returns those it reached.
+    The request is recorded first, so an engine told to stop knows it was asked to."""
+    stopped = []
+    for run_id in run_ids:
+        run = store.update(run_id, {"cancel_requested": time.time()}, if_status=ACTIVE)
+        if run is not None and executor_for(run.get("executor", "local")).stop(store, run):
+            stopped.append(run_id)
+    return stopped
+
+
+def cancel_queued(store: Store, run_id: str) -> bool:
+    """A run that never started ends ``cancelled`` at once."""
+    if store.update(run_id, {}, if_status={"queued"}) is None:
+        return False
+    event = {"type": "end", "status": "cancelled", "reason": "cancelled before it started"}
+    store.record_event(run_id, event)
+    return True
 
 
 # ---------------------------------------------------------------------- the runner
@@ -169,30 +289,3 @@ def ensure_runner(store: Store) -> bool:
             cwd=str(store.root.resolve()),
         )
     return True
-
-
-def stop_runs(store: Store, run_ids: list[str]) -> list[str]:
-    """Cancel runs: queued ones at once, running ones by SIGTERM to their process group
-    (the engine writes a ``cancelled`` end event); the runner SIGKILLs after a grace time."""
-    from kdtui import procs
-
-    done = []
-    for run_id in run_ids:
-        doc = store.get(run_id)
-        if doc is None:
-            continue
-        if doc["status"] == "queued":
-            event = {"type": "end", "status": "cancelled", "reason": "cancelled before it started"}
-            if store.update(run_id, {}, if_status={"queued"}) is not None:
-                store.record_event(run_id, event)
-                done.append(run_id)
-        elif (
-            doc["status"] == "running"
-            and doc.get("pid")
-            and procs.is_alive(doc["pid"], doc.get("pid_start"))
-        ):
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(doc["pid"], 15)
-            store.update(run_id, {"cancel_requested": time.time()})
-            done.append(run_id)
-    return done

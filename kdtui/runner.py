@@ -1,10 +1,11 @@
 """The queue runner: ``python -m kdtui.runner WORKSPACE``.
 
 One per workspace (an exclusive lock on ``runner.lock``; a second one exits politely). It
-runs in its own session with no terminal, starts engine processes as device slots free up,
-holds students until the teacher runs they need are done (or fails them when a teacher
-failed), records a run whose engine died without an end event as crashed, and exits when
-the queue is empty. Engines are started in their own sessions too, so they outlive it.
+runs in its own session with no terminal, starts engine processes of the local executor as
+device slots free up (Slurm runs wait in Slurm's queue, not here), holds students until the
+teacher runs they need are done (or fails them when a teacher failed), records a run whose
+engine died without an end event as crashed, and exits when the queue is empty. Engines are
+started in their own sessions too, so they outlive it.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from typing import Any
 
 from kdtui import procs
 from kdtui.launcher import RUNNER_LOCK, read_runner_config
-from kdtui.store import Store, atomic_write, resolve_need
+from kdtui.store import Store, atomic_write, needs_state
 
 TICK_S = 0.5
 KILL_GRACE_S = 30.0
@@ -65,12 +66,9 @@ def slots_for(config: dict[str, Any], gpus: list[str]) -> list[str]:
     return ["cpu"] * max(1, int(config.get("jobs") or 1))
 
 
-def _last_line(path: Path) -> str:
-    try:
-        lines = path.read_text(errors="replace").strip().splitlines()
-    except OSError:
-        return ""
-    return lines[-1][-300:] if lines else ""
+def local_queue(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The queued runs that are this runner's to start (Slurm runs wait in Slurm's queue)."""
+    return [r for r in runs if r.get("status") == "queued" and r.get("executor") != "slurm"]
 
 
 class Runner:
@@ -124,7 +122,7 @@ class Runner:
             if doc is None or doc.get("status") != "running":
                 continue  # the engine recorded its own end
             how = f"killed by signal {-code}" if code < 0 else f"exited with code {code}"
-            tail = _last_line(self.store.run_dir(run_id) / "stdout.log")
+            tail = self.store.log_tail(run_id)
             reason = f"engine {how} without an end event" + (f": {tail}" if tail else "")
             status = "crashed" if code < 0 else "failed"
             self.store.record_event(run_id, {"type": "end", "status": status, "reason": reason})
@@ -146,27 +144,19 @@ class Runner:
         config = read_runner_config(self.store)
         slots = slots_for(config, self.gpus)
         runs = self.store.runs()
-        queued = [r for r in runs if r.get("status") == "queued"]
+        queued = local_queue(runs)
         busy = [c.slot for c in self.children.values()]
         free = list(slots)
         for slot in busy:
             if slot in free:
                 free.remove(slot)
         for run in queued:
-            state, detail = self._needs_state(run, runs)
+            state, detail = needs_state(run, runs)
             if state == "failed":
                 self.store.record_event(run["run_id"], {"type": "error", "message": detail})
             elif state == "ready" and free:
                 self.spawn(run, free.pop(0), cpu_slots=len(slots))
         return bool(queued or self.children)
-
-    @staticmethod
-    def _needs_state(run: dict[str, Any], runs: list[dict[str, Any]]) -> tuple[str, str]:
-        for need in run.get("needs") or []:
-            state, detail = resolve_need(need, runs)
-            if state != "ready":
-                return state, detail
-        return "ready", ""
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -196,7 +186,7 @@ def main(argv: list[str] | None = None) -> int:
         # Queue empty: let go of the lock, then look once more, so runs enqueued while we
         # were deciding to leave are never stranded without a runner.
         fcntl.flock(lock, fcntl.LOCK_UN)
-        if not any(r.get("status") == "queued" for r in store.runs()):
+        if not local_queue(store.runs()):
             break
         try:
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)

@@ -144,6 +144,7 @@ def initial_summary(run_spec: dict[str, Any]) -> dict[str, Any]:
         "dataset": exp["data"]["dataset"],
         "needs": run_spec["needs"],
         "source": run_spec.get("source", "kdtui"),  # outside results: "notes:...", "record"
+        "executor": run_spec.get("executor", "local"),  # who starts it: local runner or Slurm
     }
 
 
@@ -151,6 +152,10 @@ def fold_event(summary: dict[str, Any], event: dict[str, Any]) -> None:
     """Update a run summary with one event. The engine's live updates and the rebuild of a
     lost index both go through here, so the two can never disagree."""
     kind, at = event.get("type"), event.get("time")
+    if kind in ("start", "end", "error"):  # what Slurm last said no longer holds
+        for key in ("slurm_reason",) if kind == "start" else ("slurm_reason", "slurm_state"):
+            if key in summary:
+                summary[key] = None
     if kind == "start":
         summary.update(status="running", error=None, ended=None, heartbeat=at)
         summary.setdefault("started", at)
@@ -188,6 +193,9 @@ def fold_event(summary: dict[str, Any], event: dict[str, Any]) -> None:
                 summary[key] = event[key]
     elif kind == "error":
         summary.update(status="failed", ended=at, error=event.get("message"))
+    elif kind == "submit":  # handed to Slurm: a fresh job that nothing is known about yet
+        summary.update(status="queued", error=None, ended=None, job_id=event.get("job_id"))
+        summary.update(node=None, slurm_state=None, slurm_reason=None)
 
 
 def read_events(run_dir: Path) -> list[dict[str, Any]]:
@@ -426,37 +434,100 @@ class Store:
         return out
 
     def reconcile(self) -> list[str]:
-        """Mark running runs whose process is gone, or whose heartbeat went stale, as
-        crashed. A process counts as ours only if its pid *and* start time match, so a
-        reused pid never keeps a dead run alive; runs of other hosts are judged by their
-        heartbeat alone. Returns one line per run it changed."""
-        host, stale_s, now = socket.gethostname(), heartbeat_stale_s(), time.time()
+        """Settle active runs whose engine can no longer speak for itself, and refresh what
+        their executor says about them. This is the one place that branches on a run's
+        executor: a local run counts as crashed when its process is gone — pid *and* start
+        time must match, so a reused pid never keeps a dead run alive — or when its heartbeat
+        went stale (runs of other hosts by the heartbeat alone); a Slurm run is judged from
+        what Slurm says about its job (``kdtui.slurm.judge``), never from a pid. Returns one
+        line per run it ended."""
+        runs = self.runs()
+        active = [d for d in runs if d.get("status") in ACTIVE]
+        slurm_runs = [d for d in active if d.get("executor") == "slurm"]
+        verdicts: dict[str, Verdict] = {}
+        if slurm_runs:
+            from kdtui import slurm  # it builds on this module
+
+            verdicts = slurm.judge(self, slurm_runs, runs)
+        host, now = socket.gethostname(), time.time()
+        for doc in active:
+            if doc.get("executor") != "slurm" and doc["status"] == "running":
+                mine = doc.get("host") == host and doc.get("pid")
+                reason = None
+                if mine and not procs.is_alive(doc["pid"], doc.get("pid_start")):
+                    reason = f"process {doc['pid']} is gone without an end event"
+                if reason := reason or self.stale_heartbeat(doc, now):
+                    verdicts[doc["run_id"]] = ({}, end_event("crashed", reason, now))
         changed = []
-        for doc in self.runs():
-            if doc.get("status") != "running":
+        for doc in active:
+            if doc["run_id"] not in verdicts:
                 continue
-            reason = None
-            beat = max(doc.get("heartbeat") or 0, self._heartbeat_time(doc["run_id"]))
-            mine = doc.get("host") == host and doc.get("pid")
-            if mine and not procs.is_alive(doc["pid"], doc.get("pid_start")):
-                reason = f"process {doc['pid']} is gone without an end event"
-            if reason is None and beat and now - beat > stale_s:
-                reason = f"no heartbeat for {now - beat:.0f} s"
-            if reason is None:
-                continue
-            event = {"type": "end", "status": "crashed", "reason": reason, "time": now}
-            if self.modify(
-                doc["run_id"], lambda d, e=event: fold_event(d, e), if_status={"running"}
-            ):
+            fields, event = verdicts[doc["run_id"]]
+
+            def change(d: dict[str, Any], f=fields, e=event) -> None:
+                if e is not None:
+                    fold_event(d, e)
+                d.update(f)
+
+            new = self.modify(doc["run_id"], change, if_status={doc["status"]})
+            if new is not None and event is not None:
                 append_event(self.run_dir(doc["run_id"]), event)
-                changed.append(f"{doc['run_id']}: crashed ({reason})")
+                changed.append(f"{doc['run_id']}: {new['status']} ({new.get('error')})")
         return changed
+
+    def stale_heartbeat(self, doc: dict[str, Any], now: float) -> str | None:
+        """Why a running run counts as dead by its heartbeat alone, or None."""
+        beat = max(doc.get("heartbeat") or 0, self._heartbeat_time(doc["run_id"]))
+        if beat and now - beat > heartbeat_stale_s():
+            return f"no heartbeat for {now - beat:.0f} s"
+        return None
+
+    def log_tail(self, run_id: str) -> str:
+        """The last line of the run's log (its last words, for a one-line reason)."""
+        try:
+            text = (self.run_dir(run_id) / "stdout.log").read_text(errors="replace")
+        except OSError:
+            return ""
+        lines = text.strip().splitlines()
+        return lines[-1][-300:] if lines else ""
 
     def _heartbeat_time(self, run_id: str) -> float:
         try:
             return float(json.loads((self.run_dir(run_id) / "heartbeat").read_text())["time"])
         except (OSError, ValueError, KeyError, TypeError):
             return 0.0
+
+
+#: What reconcile does to a run: fields to set, and the event (end or error) that ends it.
+Verdict = tuple[dict[str, Any], dict[str, Any] | None]
+
+
+def end_event(status: str, reason: str, at: float | None = None) -> dict[str, Any]:
+    """The end event that reconcile writes for an engine that could not write its own."""
+    return {"type": "end", "status": status, "reason": reason, "time": at or time.time()}
+
+
+def need_group(need: dict[str, Any], runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The runs that can satisfy a student's need: the teacher group's kdtui runs (of the
+    need's seed for ``same-seed``). Outside results (notes, record) have no checkpoint."""
+    group = [
+        r
+        for r in runs
+        if r.get("group_key") == need["group_key"] and r.get("source", "kdtui") == "kdtui"
+    ]
+    if need.get("seed") is not None:
+        group = [r for r in group if r.get("seed") == need["seed"]]
+    return group
+
+
+def needs_state(run: dict[str, Any], runs: list[dict[str, Any]]) -> tuple[str, str]:
+    """A student's readiness over all its needs: the first need that is not ``ready``
+    decides (see ``resolve_need``)."""
+    for need in run.get("needs") or []:
+        state, detail = resolve_need(need, runs)
+        if state != "ready":
+            return state, detail
+    return "ready", ""
 
 
 def resolve_need(need: dict[str, Any], runs: list[dict[str, Any]]) -> tuple[str, str]:
@@ -466,14 +537,7 @@ def resolve_need(need: dict[str, Any], runs: list[dict[str, Any]]) -> tuple[str,
     running, or ``("failed", reason)`` when none can succeed any more. ``same-seed`` wants a
     done run of the group with that seed; ``best`` waits for the whole group to settle,
     then takes its done run with the best test accuracy."""
-    # Outside results (notes, record) have no checkpoint to distil from.
-    group = [
-        r
-        for r in runs
-        if r.get("group_key") == need["group_key"] and r.get("source", "kdtui") == "kdtui"
-    ]
-    if need.get("seed") is not None:
-        group = [r for r in group if r.get("seed") == need["seed"]]
+    group = need_group(need, runs)
     done = [r for r in group if r.get("status") == "done"]
     active = [r for r in group if r.get("status") in ACTIVE]
     what = f"teacher {need.get('name')!r}" + (

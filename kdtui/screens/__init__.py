@@ -1,0 +1,248 @@
+"""Screens of the kdtui app, one module each, and what they share.
+
+Every screen reads the store through the app's snapshot (``KdApp.snapshot``, refreshed by
+one background poll) and writes through workers, so no screen ever blocks on the store.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal, Vertical
+from textual.screen import ModalScreen, Screen
+from textual.suggester import SuggestFromList
+from textual.widgets import Button, Input, Label, Static
+
+from kdtui import launcher
+from kdtui.spec import SpecError, validate_spec
+from kdtui.store import StoreError
+
+if TYPE_CHECKING:
+    from kdtui.app import KdApp, Snapshot
+
+
+class LiveScreen(Screen):
+    """A screen that follows the app's snapshot of the store. Hidden screens skip the
+    work and catch up when they are shown again."""
+
+    app: KdApp
+    _stale = False
+
+    def on_mount(self) -> None:
+        self.watch(self.app, "snapshot", self._snapshot_changed, init=True)
+
+    def _snapshot_changed(self, snapshot: Snapshot | None) -> None:
+        if snapshot is None:
+            return
+        if self.is_current:
+            self._stale = False
+            self.show_snapshot(snapshot)
+        else:
+            self._stale = True
+
+    def on_screen_resume(self) -> None:
+        if self._stale and self.app.snapshot is not None:
+            self._stale = False
+            self.show_snapshot(self.app.snapshot)
+
+    def show_snapshot(self, snapshot: Snapshot) -> None:
+        """Bring the screen up to date with the store."""
+        raise NotImplementedError
+
+
+RUN_BINDINGS = [
+    Binding(
+        "s",
+        "stop",
+        "Stop",
+        tooltip="Cancel the run: a queued one at once, a running one after its batch.",
+    ),
+    Binding(
+        "r",
+        "resume",
+        "Resume",
+        tooltip="Queue a crashed, failed or cancelled run again; it continues from last.pt.",
+    ),
+    Binding(
+        "m",
+        "more_seeds",
+        "More seeds",
+        tooltip="Run this run's configuration again with new seeds (same group).",
+    ),
+    Binding("e", "edit", "Edit as new", tooltip="Open this run's experiment in the composer."),
+]
+
+
+class RunActions:
+    """Stop, resume, "more seeds" and "edit as new" (RUN_BINDINGS) for the run a screen
+    has selected.
+    Launching goes only through the launcher: the app is never the parent of a training
+    process."""
+
+    app: KdApp
+
+    def selected_run(self) -> dict[str, Any] | None:
+        raise NotImplementedError
+
+    def action_stop(self) -> None:
+        if run := self.selected_run():
+            self._stop(run["run_id"])
+
+    def action_resume(self) -> None:
+        if run := self.selected_run():
+            self._resume(run["run_id"])
+
+    async def action_edit(self) -> None:
+        if run := self.selected_run():
+            await self.app.edit_run_spec(run["run_id"])
+
+    def action_more_seeds(self) -> None:
+        run, snapshot = self.selected_run(), self.app.snapshot
+        if run is None or snapshot is None:
+            return
+        used = {r.get("seed", 0) for r in snapshot.runs if r.get("group_key") == run["group_key"]}
+        start = max(used, default=-1) + 1
+        suggestion = ", ".join(str(s) for s in range(start, start + 3))
+
+        def done(values: dict[str, str] | None) -> None:
+            if values:
+                self._more_seeds(run["run_id"], values["seeds"])
+
+        self.app.push_screen(
+            Prompt(
+                f"More seeds for {run['name']}",
+                [Field("seeds", "seeds", suggestion)],
+                note=f"seeds so far: {', '.join(map(str, sorted(used)))}",
+            ),
+            done,
+        )
+
+    @work(thread=True, group="store-write")
+    def _stop(self, run_id: str) -> None:
+        try:
+            stopped = launcher.stop_runs(self.app.store, [run_id])
+        except StoreError as exc:
+            self.app.call_from_thread(self.app.notify, str(exc), severity="error")
+            return
+        message = f"stopping {run_id}" if stopped else f"{run_id} is not queued or running"
+        self.app.call_from_thread(self.app.notify, message)
+        self.app.call_from_thread(self.app.poll)
+
+    @work(thread=True, group="store-write")
+    def _resume(self, run_id: str) -> None:
+        try:
+            again = launcher.requeue(self.app.store, [run_id])  # and hands them on to start
+        except StoreError as exc:
+            self.app.call_from_thread(self.app.notify, str(exc), severity="error")
+            return
+        message = f"resuming {run_id}" if again else "only crashed, failed or cancelled runs resume"
+        self.app.call_from_thread(self.app.notify, message)
+        self.app.call_from_thread(self.app.poll)
+
+    @work(thread=True, group="store-write")
+    def _more_seeds(self, run_id: str, seeds_text: str) -> None:
+        store = self.app.store
+        try:
+            experiment = store.read_spec(run_id)["experiment"]
+            experiment["seeds"] = parse_ints(seeds_text)
+            loaded = validate_spec(
+                experiment,
+                source=run_id,
+                default_name=experiment["name"],
+                store_lookup=launcher.store_lookup(store),
+            )
+            run_ids = launcher.enqueue(store, loaded)
+            launcher.start_runs(store, run_ids)  # the queue runner, in its own session
+        except SpecError as exc:
+            problems = "\n".join(map(str, exc.problems))
+            self.app.call_from_thread(
+                self.app.notify, problems, title="not queued", severity="error", timeout=10
+            )
+            return
+        except (StoreError, OSError, ValueError) as exc:
+            self.app.call_from_thread(self.app.notify, str(exc), severity="error")
+            return
+        self.app.call_from_thread(self.app.notify, f"queued {len(run_ids)} more run(s)")
+        self.app.call_from_thread(self.app.poll)
+
+
+def parse_ints(text: str) -> list[Any]:
+    """``"0, 1 2"`` → ``[0, 1, 2]``; what is not a number is passed on as text, so the spec
+    validator names the field and the bad value."""
+    items = [t for t in text.replace(",", " ").split() if t]
+    return [int(t) if t.lstrip("-").isdigit() else t for t in items]
+
+
+@dataclass(frozen=True)
+class Field:
+    """One line of a Prompt."""
+
+    key: str
+    label: str
+    value: str = ""
+    placeholder: str = ""
+    suggestions: Sequence[str] = ()
+
+
+class Prompt(ModalScreen[dict[str, str] | None]):
+    """A small form in a dialog: enter (or OK) returns {key: text}, escape returns None."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "cancel", "Cancel")]
+    DEFAULT_CSS = """
+    Prompt { align: center middle; }
+    Prompt > Vertical {
+        width: 70; max-width: 100%; height: auto; max-height: 100%;
+        border: round $primary; background: $surface; padding: 0 1;
+    }
+    Prompt .row { height: auto; }
+    Prompt .row Label { width: 12; padding-top: 1; }
+    Prompt .row Input { width: 1fr; }
+    Prompt #note { color: $text-muted; }
+    Prompt #buttons { height: auto; align-horizontal: right; }
+    Prompt Button { margin-left: 1; }
+    """
+
+    def __init__(self, title: str, fields: Sequence[Field], note: str = "") -> None:
+        super().__init__()
+        self.prompt_title, self.fields, self.note = title, list(fields), note
+
+    def compose(self) -> ComposeResult:
+        with Vertical() as box:
+            box.border_title = self.prompt_title
+            for f in self.fields:
+                with Horizontal(classes="row"):
+                    yield Label(f.label)
+                    suggester = (
+                        SuggestFromList(f.suggestions, case_sensitive=False)
+                        if f.suggestions
+                        else None
+                    )
+                    yield Input(
+                        f.value, placeholder=f.placeholder, id=f"field-{f.key}", suggester=suggester
+                    )
+            if self.note:
+                yield Static(self.note, id="note")
+            with Horizontal(id="buttons"):
+                yield Button("Cancel", id="cancel")
+                yield Button("OK", id="ok", variant="primary")
+
+    def on_mount(self) -> None:
+        if not self.fields:  # a confirmation: enter confirms
+            self.query_one("#ok", Button).focus()
+
+    def values(self) -> dict[str, str]:
+        return {f.key: self.query_one(f"#field-{f.key}", Input).value for f in self.fields}
+
+    @on(Input.Submitted)
+    @on(Button.Pressed, "#ok")
+    def submit(self) -> None:
+        self.dismiss(self.values())
+
+    @on(Button.Pressed, "#cancel")
+    def action_cancel(self) -> None:
+        self.dismiss(None)

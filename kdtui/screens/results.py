@@ -1,0 +1,289 @@
+"""Results: one row per group (configuration), each seed in its own column, mean ± std.
+
+The numbers come from ``kdtui.results`` (the same as ``kdtui table``). A group with seeds
+still running, or failed, shows what is missing in place of its mean, so a partial average
+is never read as the final one. The export is ``results.markdown_table`` of the selection.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.widgets import Footer, Header, Input, Static
+
+from kdtui.clikit import fmt_acc
+from kdtui.results import GroupRow, Stats, group_rows, markdown_table
+from kdtui.screens import LiveScreen
+from kdtui.widgets import Column, Grid, Tone
+
+if TYPE_CHECKING:
+    from kdtui.app import Snapshot
+
+
+def _mean_tone(text: str) -> Tone | None:
+    return None if "±" in text else "warning"
+
+
+# Numbers first, descriptions last: in 80 columns the models are what gets cut, not the means.
+FIRST = [
+    Column("mark", "✓"),
+    Column("group", "group", max_width=28),
+    Column("n", "n", justify="right"),
+]
+LAST = [
+    Column("mean", "mean ± std", justify="right", tone=_mean_tone),
+    Column("min", "min", justify="right"),
+    Column("max", "max", justify="right"),
+    Column("label", "teacher → student · loss", max_width=80, flex=True, min_width=8),
+]
+
+
+def seed_cell(row: GroupRow, seed: int, values: dict[int, float]) -> str:
+    if seed in values:
+        return fmt_acc(values[seed])
+    if seed in row.pending_seeds:
+        return "…"
+    return "✗" if seed in row.failed_seeds else ""
+
+
+def row_cells(row: GroupRow, seeds: list[int], best: bool, marked: bool) -> tuple[str, ...]:
+    stats: Stats = row.best if best else row.last
+    values = row.best_by_seed if best else row.last_by_seed
+    note = row.status_note()
+    mean = note if note else stats.mean_pm_std()
+    return (
+        "✓" if marked else "",
+        row.name,
+        str(row.n),
+        *(seed_cell(row, s, values) for s in seeds),
+        mean,
+        fmt_acc(stats.min) if not note else "–",
+        fmt_acc(stats.max) if not note else "–",
+        f"{row.label} · {row.loss}",
+    )
+
+
+def sort_key(column: str, best: bool) -> Callable[[GroupRow], Any]:
+    """Numbers sort as numbers; a group with nothing to show sorts last."""
+
+    def num(value: float | None) -> float:
+        return -1.0 if value is None else value
+
+    if column.startswith("s") and column[1:].isdigit():
+        seed = int(column[1:])
+        return lambda r: num((r.best_by_seed if best else r.last_by_seed).get(seed))
+    simple: dict[str, Callable[[GroupRow], Any]] = {
+        "mark": lambda r: r.first_created,
+        "group": lambda r: r.name,
+        "label": lambda r: (r.label, r.loss),
+        "n": lambda r: r.n,
+        "mean": lambda r: num((r.best if best else r.last).mean),
+        "min": lambda r: num((r.best if best else r.last).min),
+        "max": lambda r: num((r.best if best else r.last).max),
+    }
+    return simple[column]
+
+
+class ResultsScreen(LiveScreen):
+    TITLE = "Results"
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding(
+            "b",
+            "toggle_best",
+            "Best/last",
+            tooltip="Accuracy at the best epoch, or at the last one.",
+        ),
+        Binding(
+            "space",
+            "mark",
+            "Select",
+            tooltip="Select the row for the export (or click its ✓ column).",
+        ),
+        Binding("a", "mark_all", "Select all", tooltip="Select every row, or none."),
+        Binding(
+            "x",
+            "export",
+            "Export",
+            tooltip="The selection (or every row) as markdown: a file in the workspace, and the clipboard.",
+        ),
+        Binding(
+            "slash",
+            "filter",
+            "Filter",
+            key_display="/",
+            tooltip="Filter by text: group, models, loss, dataset.",
+        ),
+        Binding("o", "sort", "Sort", tooltip="Sort by the next column (or click a column title)."),
+        Binding("O", "reverse", "Reverse", show=False),
+        Binding("enter", "runs", "Runs", tooltip="The group's runs."),
+        Binding("escape", "clear_filter", "Clear filter", show=False),
+    ]
+    DEFAULT_CSS = """
+    ResultsScreen #filter { height: 1; }
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.best = True
+        self.sort_column, self.sort_reverse = "mark", False
+        self.rows: list[GroupRow] = []
+        self._shown: dict[str, GroupRow] = {}
+        self._columns: list[Column] = []
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        yield Input(
+            placeholder="/ filter: group, models, loss, dataset…", id="filter", compact=True
+        )
+        yield Grid(FIRST + LAST, id="results")
+        yield Static(id="summary", classes="bar")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        super().on_mount()
+        self.query_one(Grid).focus()
+
+    def show_snapshot(self, snapshot: Snapshot) -> None:
+        self.rows = group_rows(snapshot.runs)
+        self._refresh_rows()
+
+    def _refresh_rows(self) -> None:
+        grid = self.query_one(Grid)
+        words = self.query_one("#filter", Input).value.lower().split()
+        rows = [
+            r
+            for r in self.rows
+            if all(w in f"{r.name} {r.label} {r.loss} {r.dataset}".lower() for w in words)
+        ]
+        rows.sort(key=sort_key(self.sort_column, self.best), reverse=self.sort_reverse)
+        seeds = sorted(
+            {s for r in rows for s in (*r.best_by_seed, *r.pending_seeds, *r.failed_seeds)}
+        )
+        columns = FIRST + [Column(f"s{s}", f"s{s}", justify="right") for s in seeds] + LAST
+        if [c.key for c in columns] != [c.key for c in self._columns]:
+            self._columns = columns
+            grid.set_columns(columns)
+        self._shown = {r.group_key: r for r in rows}
+        grid.set_rows(
+            [r.group_key for r in rows],
+            {r.group_key: row_cells(r, seeds, self.best, r.group_key in grid.marked) for r in rows},
+        )
+        self._show_labels()
+        which = "BEST epoch" if self.best else "LAST epoch"
+        marked = len(grid.marked)
+        self.query_one("#summary", Static).update(
+            f"accuracy % at the {which} (b toggles) · {len(rows)} groups · sample std over seeds"
+            + (f" · {marked} selected" if marked else "")
+            if self.rows
+            else "no results yet: finished runs show up here, one row per configuration",
+            layout=False,
+        )
+
+    def _show_labels(self) -> None:
+        arrow = "▼" if self.sort_reverse else "▲"
+        labels = []
+        for c in self._columns:
+            label = f"{'best' if self.best else 'last'} mean ± std" if c.key == "mean" else c.label
+            sorted_here = c.key == self.sort_column and c.key != "mark"
+            labels.append(f"{label} {arrow}" if sorted_here else label)
+        self.query_one(Grid).set_labels(labels)
+
+    # ------------------------------------------------------------------ actions
+
+    def action_toggle_best(self) -> None:
+        self.best = not self.best
+        self._refresh_rows()
+
+    @on(Grid.Clicked)
+    def _clicked(self, event: Grid.Clicked) -> None:
+        if event.column == "mark":  # a click in the ✓ column selects the row
+            self.action_mark()
+
+    def action_mark(self) -> None:
+        grid = self.query_one(Grid)
+        if grid.cursor_key is not None:
+            grid.toggle_mark(grid.cursor_key)
+            self._refresh_rows()
+
+    def action_mark_all(self) -> None:
+        grid = self.query_one(Grid)
+        grid.marked = set() if grid.marked else set(grid.order)
+        self._refresh_rows()
+
+    def action_filter(self) -> None:
+        self.query_one("#filter", Input).focus()
+
+    def action_clear_filter(self) -> None:
+        self.query_one("#filter", Input).value = ""
+        self.query_one(Grid).focus()
+
+    @on(Input.Changed, "#filter")
+    def _filter_changed(self) -> None:
+        self._refresh_rows()
+
+    @on(Input.Submitted, "#filter")
+    def _filter_done(self) -> None:
+        self.query_one(Grid).focus()
+
+    def action_sort(self) -> None:
+        keys = [c.key for c in self._columns]
+        self.sort_column = (
+            keys[(keys.index(self.sort_column) + 1) % len(keys)]
+            if self.sort_column in keys
+            else "mark"
+        )
+        self.sort_reverse = False
+        self._refresh_rows()
+
+    def action_reverse(self) -> None:
+        self.sort_reverse = not self.sort_reverse
+        self._refresh_rows()
+
+    @on(Grid.HeaderClicked)
+    def _sort_by(self, event: Grid.HeaderClicked) -> None:
+        if event.column == self.sort_column:
+            self.sort_reverse = not self.sort_reverse
+        else:
+            self.sort_column, self.sort_reverse = event.column, False
+        self._refresh_rows()
+
+    @on(Grid.Selected)
+    async def action_runs(self) -> None:
+        """From a group to its runs."""
+        grid = self.query_one(Grid)
+        row = self._shown.get(grid.cursor_key or "")
+        if row is not None:
+            await self.app.show_runs(row.name.split(" [")[0])
+
+    def selection(self) -> list[GroupRow]:
+        """The marked rows in table order, or every row shown when none is marked."""
+        grid = self.query_one(Grid)
+        keys = [k for k in grid.order if k in grid.marked] or grid.order
+        return [self._shown[k] for k in keys]
+
+    def action_export(self) -> None:
+        rows = self.selection()
+        if not rows:
+            self.app.notify("nothing to export", severity="warning")
+            return
+        table = markdown_table(rows)
+        self.app.copy_to_clipboard(table)
+        stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(self.app.clock()))
+        self._write_export(self.app.store.root / f"results-{stamp}.md", table, len(rows))
+
+    @work(thread=True, group="results-export")
+    def _write_export(self, path: Path, table: str, n: int) -> None:
+        try:
+            path.write_text(table)
+        except OSError as exc:
+            self.app.call_from_thread(self.app.notify, f"not written: {exc}", severity="error")
+            return
+        self.app.call_from_thread(
+            self.app.notify, f"{n} group(s) as markdown: {path} (and the clipboard, via OSC 52)"
+        )

@@ -1,0 +1,224 @@
+"""Runs (home): every run of the workspace, live, filtered and sorted.
+
+Built for thousands of runs: a snapshot becomes one list of keys and one tuple of strings
+per run; the Grid compares them with what it shows and repaints only changed, visible rows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal
+from textual.widgets import Footer, Header, Input, Select, Static
+
+from kdtui.clikit import fmt_acc, fmt_age
+from kdtui.screens import RUN_BINDINGS, LiveScreen, RunActions
+from kdtui.store import STATUSES
+from kdtui.widgets import STATUS_TONE, Column, Grid
+
+if TYPE_CHECKING:
+    from kdtui.app import Snapshot
+
+COLUMNS = [
+    Column("status", "status", tone=STATUS_TONE.get),
+    Column("group", "group", max_width=28),
+    Column("seed", "seed", justify="right"),
+    Column("epoch", "epoch", justify="right"),
+    Column("acc", "acc", justify="right"),
+    Column("best", "best", justify="right"),
+    Column("device", "device", max_width=10),
+    Column("age", "age", justify="right"),
+    Column("label", "teacher → student · loss", max_width=60, flex=True),
+]
+_STATUS_RANK = {s: i for i, s in enumerate(STATUSES)}
+# How each column sorts: by the value behind the text (numbers as numbers; age: newest first).
+SORT_KEYS: dict[str, Callable[[dict[str, Any]], Any]] = {
+    "status": lambda r: _STATUS_RANK.get(r.get("status", ""), 99),
+    "group": lambda r: r.get("name") or "",
+    "seed": lambda r: r.get("seed") or 0,
+    "epoch": lambda r: (r.get("epoch") or 0) / max(1, r.get("epochs") or 1),
+    "acc": lambda r: r.get("acc") if r.get("acc") is not None else -1.0,
+    "best": lambda r: r.get("best_acc") if r.get("best_acc") is not None else -1.0,
+    "device": lambda r: r.get("device") or "",
+    "age": lambda r: -(r.get("created") or 0),
+    "label": lambda r: f"{r.get('label', '')} {r.get('loss', '')}",
+}
+
+
+def run_cells(run: dict[str, Any], now: float) -> tuple[str, ...]:
+    """The text of one run's row, in COLUMNS order."""
+    return (
+        run.get("status", "?"),
+        run.get("name", "?"),
+        str(run.get("seed", "")),
+        f"{run.get('epoch') or 0}/{run.get('epochs') or '?'}",
+        fmt_acc(run.get("acc")),
+        fmt_acc(run.get("best_acc")),
+        str(run.get("device") or "–"),
+        fmt_age(run.get("created"), now=now),
+        f"{run.get('label', '')} · {run.get('loss', '')}",
+    )
+
+
+def matches(run: dict[str, Any], words: list[str]) -> bool:
+    """Every word of the filter appears in the run's id, group, models, loss, device or error."""
+    hay = " ".join(
+        str(run.get(k) or "") for k in ("run_id", "label", "loss", "device", "error", "dataset")
+    ).lower()
+    return all(w in hay for w in words)
+
+
+class RunsScreen(RunActions, LiveScreen):
+    TITLE = "Runs"
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("enter", "open", "Open"),
+        *RUN_BINDINGS,
+        Binding(
+            "slash",
+            "filter",
+            "Filter",
+            key_display="/",
+            tooltip="Filter by text: group, run id, models, loss, device, error.",
+        ),
+        Binding(
+            "f", "cycle_status", "Status", tooltip="Show one status only (cycles through them)."
+        ),
+        Binding("o", "sort", "Sort", tooltip="Sort by the next column (or click a column title)."),
+        Binding("O", "reverse", "Reverse", show=False, tooltip="Reverse the order."),
+        Binding("escape", "clear_filter", "Clear filter", show=False),
+    ]
+    DEFAULT_CSS = """
+    RunsScreen #filters { height: 1; }
+    RunsScreen #filter { width: 1fr; }
+    RunsScreen #status { width: 20; }
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.sort_column, self.sort_reverse = "age", False
+        self._runs: list[dict[str, Any]] = []
+        self._cells: dict[str, tuple[str, ...]] = {}
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        with Horizontal(id="filters"):
+            yield Input(
+                placeholder="/ filter: group, run id, model, loss…", id="filter", compact=True
+            )
+            yield Select(
+                [(s, s) for s in STATUSES],
+                prompt="any status",
+                id="status",
+                compact=True,
+            )
+        yield Grid(COLUMNS, id="runs")
+        yield Static(id="summary", classes="bar")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        super().on_mount()
+        self.query_one(Grid).focus()
+        self._show_sort()
+        self.set_interval(15, self._compute_cells)  # ages move on
+
+    def show_snapshot(self, snapshot: Snapshot) -> None:
+        self._runs = snapshot.runs
+        self._compute_cells()
+
+    def _compute_cells(self) -> None:
+        """The text of every run, once per snapshot (and as ages move on): filtering and
+        sorting then only pick from it."""
+        now = self.app.clock()
+        self._cells = {r["run_id"]: run_cells(r, now) for r in self._runs}
+        self._refresh_rows()
+
+    def _refresh_rows(self) -> None:
+        words = self.query_one("#filter", Input).value.lower().split()
+        status = self.query_one("#status", Select).value
+        runs = [
+            r
+            for r in self._runs
+            if (status is Select.NULL or r.get("status") == status)
+            and (not words or matches(r, words))
+        ]
+        runs.sort(key=SORT_KEYS[self.sort_column], reverse=self.sort_reverse)
+        order = [r["run_id"] for r in runs]
+        self.query_one(Grid).set_rows(order, {k: self._cells[k] for k in order})
+        shown = (
+            f"{len(runs)} of {len(self._runs)} runs"
+            if len(runs) != len(self._runs)
+            else f"{len(runs)} runs"
+        )
+        self.query_one("#summary", Static).update(
+            f"{shown} · sorted by {self.sort_column} · enter opens a run · ? for keys"
+            if self._runs
+            else "no runs yet: compose one (2) or `kdtui run examples/quickstart.json`",
+            layout=False,
+        )
+
+    def selected_run(self) -> dict[str, Any] | None:
+        key = self.query_one(Grid).cursor_key
+        snapshot = self.app.snapshot
+        return snapshot.by_id.get(key) if key and snapshot else None
+
+    # ------------------------------------------------------------------ actions
+
+    @on(Grid.Selected)
+    def action_open(self) -> None:
+        if run := self.selected_run():
+            self.app.open_run(run["run_id"])
+
+    def action_filter(self) -> None:
+        self.query_one("#filter", Input).focus()
+
+    def show_filter(self, text: str) -> None:
+        self.query_one("#filter", Input).value = text
+        self.query_one(Grid).focus()
+
+    def action_clear_filter(self) -> None:
+        self.query_one("#filter", Input).value = ""
+        self.query_one("#status", Select).clear()
+        self.query_one(Grid).focus()
+
+    def action_cycle_status(self) -> None:
+        select = self.query_one("#status", Select)
+        order = [Select.NULL, *STATUSES]
+        select.value = order[(order.index(select.value) + 1) % len(order)]
+
+    def action_sort(self) -> None:
+        keys = [c.key for c in COLUMNS]
+        self.sort_column = keys[(keys.index(self.sort_column) + 1) % len(keys)]
+        self.sort_reverse = False
+        self._show_sort()
+
+    def action_reverse(self) -> None:
+        self.sort_reverse = not self.sort_reverse
+        self._show_sort()
+
+    @on(Grid.HeaderClicked)
+    def _sort_by(self, event: Grid.HeaderClicked) -> None:
+        if event.column == self.sort_column:
+            self.sort_reverse = not self.sort_reverse
+        else:
+            self.sort_column, self.sort_reverse = event.column, False
+        self._show_sort()
+
+    def _show_sort(self) -> None:
+        arrow = "▼" if self.sort_reverse else "▲"
+        self.query_one(Grid).set_labels(
+            [f"{c.label} {arrow}" if c.key == self.sort_column else c.label for c in COLUMNS]
+        )
+        self._refresh_rows()
+
+    @on(Input.Changed, "#filter")
+    @on(Select.Changed, "#status")
+    def _filter_changed(self) -> None:
+        self._refresh_rows()
+
+    @on(Input.Submitted, "#filter")
+    def _filter_done(self) -> None:
+        self.query_one(Grid).focus()

@@ -1,0 +1,165 @@
+"""The TODO checklist: ``kdtui todo add/ls/done/rm``, and what the TUI's TODO screen shows.
+
+An item is free text, or linked to a group (an experiment name) with a seed target. A
+linked item's progress is counted from the store each time it is shown — the distinct
+seeds of that name with a finished run — and it counts as done once the target is met,
+so it ticks itself without anyone writing to the store.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass
+from typing import Annotated, Any
+
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+from kdtui.clikit import Workspace, err, open_store, out
+from kdtui.store import Store
+
+todo_app = typer.Typer(help="The checklist of experiments still to run.", no_args_is_help=True)
+
+
+@dataclass(frozen=True)
+class TodoItem:
+    id: str
+    text: str
+    done: bool  # ticked by hand, or a linked target met
+    ticked: bool  # ticked by hand
+    group: str | None
+    target: int | None
+    progress: int | None  # finished seeds of the linked group
+    order: float
+
+    @property
+    def progress_text(self) -> str:
+        return f"{self.progress}/{self.target}" if self.group else ""
+
+
+def done_seeds(runs: Iterable[dict[str, Any]]) -> dict[str, set[int]]:
+    """Experiment name → seeds with a finished (done) run."""
+    out: dict[str, set[int]] = {}
+    for r in runs:
+        if r.get("status") == "done":
+            out.setdefault(r.get("name", ""), set()).add(r.get("seed", 0))
+    return out
+
+
+def todo_items(todos: list[dict[str, Any]], runs: Iterable[dict[str, Any]]) -> list[TodoItem]:
+    """Todos in their order, with linked progress counted from the run summaries."""
+    seeds = done_seeds(runs)
+    items = []
+    for t in todos:
+        group = t.get("group") or None
+        target = int(t.get("target") or 1) if group else None
+        progress = len(seeds.get(group, ())) if group else None
+        met = (
+            group is not None and progress is not None and target is not None and progress >= target
+        )
+        ticked = bool(t.get("done"))
+        items.append(
+            TodoItem(
+                t["id"],
+                t.get("text", ""),
+                ticked or met,
+                ticked,
+                group,
+                target,
+                progress,
+                t.get("order", 0),
+            )
+        )
+    return items
+
+
+def find_todo(store: Store, ref: str) -> dict[str, Any]:
+    """A todo by id or unique id prefix; exits 2 otherwise."""
+    todos = store.todos() if store.index_path.exists() else []
+    hits = [t for t in todos if t["id"] == ref] or [t for t in todos if t["id"].startswith(ref)]
+    if len(hits) != 1:
+        err.print(
+            f"[red]error:[/] {escape(ref)} matches {'no todo' if not hits else f'{len(hits)} todos'}"
+        )
+        raise typer.Exit(2)
+    return hits[0]
+
+
+@todo_app.command("add")
+def add(
+    text: Annotated[str, typer.Argument(help="What to do.")],
+    group: Annotated[
+        str | None, typer.Option("--group", "-g", help="Link to an experiment name.")
+    ] = None,
+    target: Annotated[
+        int | None, typer.Option("--target", "-n", min=1, help="Seeds to finish (default 3).")
+    ] = None,
+    workspace: Workspace = None,
+) -> None:
+    """Add an item; with --group it ticks itself once that many seeds are done."""
+    if target is not None and not group:
+        err.print("[red]error:[/] --target needs --group")
+        raise typer.Exit(2)
+    store = open_store(workspace, reconcile=False)
+    fields = {"group": group, "target": target or 3} if group else {}
+    todo = store.add_todo(text, **fields)
+    out.print(f"added {todo['id']}")
+
+
+@todo_app.command("ls")
+def ls(
+    fmt: Annotated[str, typer.Option("--format", "-f", help="table or json.")] = "table",
+    workspace: Workspace = None,
+) -> None:
+    """List items with their progress."""
+    if fmt not in ("table", "json"):
+        err.print(f"[red]error:[/] unknown format {fmt!r} (table, json)")
+        raise typer.Exit(2)
+    store = open_store(workspace, reconcile=False)
+    exists = store.index_path.exists()
+    items = todo_items(store.todos() if exists else [], store.runs() if exists else [])
+    if fmt == "json":
+        sys.stdout.write(json.dumps([asdict(i) for i in items], indent=1) + "\n")
+        return
+    if not items:
+        out.print('nothing to do: [bold]kdtui todo add "..."[/]')
+        return
+    table = Table(box=None, header_style="bold", pad_edge=False)
+    for col in ("id", "", "item", "progress"):
+        table.add_column(col, no_wrap=col != "item")
+    for i in items:
+        table.add_row(
+            i.id,
+            "[green]✓[/]" if i.done else "☐",
+            escape(i.text) + (f" [dim]({escape(i.group)})[/]" if i.group else ""),
+            i.progress_text,
+        )
+    out.print(table)
+
+
+@todo_app.command("done")
+def done(
+    todo_id: Annotated[str, typer.Argument(metavar="ID", help="Item id or a unique prefix.")],
+    undo: Annotated[bool, typer.Option("--undo", help="Untick instead.")] = False,
+    workspace: Workspace = None,
+) -> None:
+    """Tick an item (or untick it with --undo)."""
+    store = open_store(workspace, reconcile=False)
+    todo = find_todo(store, todo_id)
+    store.update_todo(todo["id"], done=not undo)
+    out.print(f"{'unticked' if undo else 'ticked'} {todo['id']}: {escape(todo['text'])}")
+
+
+@todo_app.command("rm")
+def rm(
+    todo_id: Annotated[str, typer.Argument(metavar="ID", help="Item id or a unique prefix.")],
+    workspace: Workspace = None,
+) -> None:
+    """Delete an item."""
+    store = open_store(workspace, reconcile=False)
+    todo = find_todo(store, todo_id)
+    store.delete_todo(todo["id"])
+    out.print(f"deleted {todo['id']}: {escape(todo['text'])}")

@@ -1,0 +1,490 @@
+"""The Textual app, driven headlessly with Pilot: live runs, compose and launch, results,
+TODO, and the store misbehaving. Each test opens the app on a workspace in tmp_path."""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import tiny_experiment
+from textual.widgets import Select, Static
+from tuikit import NOW, STALE_ENV, build_workspace, grid_lines, until, write_index
+
+from kdtui import launcher
+from kdtui.app import HelpScreen, KdApp
+from kdtui.screens import Prompt
+from kdtui.screens.compose import ComposeScreen, FieldRow, FormNode, OptionalBox
+from kdtui.screens.results import ResultsScreen
+from kdtui.screens.run_detail import RunDetailScreen
+from kdtui.screens.runs import RunsScreen
+from kdtui.screens.todo import TodoScreen
+from kdtui.spec import LossSpec, validate_spec
+from kdtui.store import Store
+from kdtui.widgets import Grid
+
+SIZE = (80, 24)
+
+
+@pytest.fixture(autouse=True)
+def _no_crash_detection(monkeypatch: pytest.MonkeyPatch) -> None:
+    for key, value in STALE_ENV.items():
+        monkeypatch.setenv(key, value)
+
+
+@pytest.fixture
+def runner_calls(monkeypatch: pytest.MonkeyPatch) -> list[Path]:
+    """ensure_runner is recorded, never started: the tests own no training processes."""
+    calls: list[Path] = []
+    monkeypatch.setattr(launcher, "ensure_runner", lambda store: calls.append(store.root))
+    return calls
+
+
+def make_app(root: Path) -> KdApp:
+    return KdApp(root, clock=lambda: NOW, devices="cpu ×2", poll_s=0.05)
+
+
+def grid(app: KdApp) -> Grid:
+    return app.screen.query_one(Grid)
+
+
+def row_of(app: KdApp, key: str) -> str:
+    g = grid(app)
+    return " ".join(g.cells[key]) if key in g.cells else ""
+
+
+def one_run(store: Store, name: str = "live", seeds: tuple[int, ...] = (0,)) -> list[str]:
+    """Queue a tiny experiment's runs, as ``kdtui run --detach`` would (no runner)."""
+    loaded = validate_spec(tiny_experiment(name, seeds=list(seeds)))
+    return launcher.enqueue(store, loaded)
+
+
+# ---------------------------------------------------------------------- runs
+
+
+async def test_run_turns_running_then_done_while_events_arrive(tmp_path: Path) -> None:
+    store = Store(tmp_path / "ws")
+    (run_id,) = one_run(store)
+    app = make_app(store.root)
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: "queued" in row_of(app, run_id), "the queued run")
+        store.record_event(run_id, {"type": "start", "device": "cpu", "epochs": 2})
+        await until(pilot, lambda: row_of(app, run_id).startswith("running"), "running")
+        store.record_event(run_id, {"type": "epoch", "epoch": 1, "acc": 55.0, "train_loss": 1})
+        await until(pilot, lambda: "1/2 55.00 55.00 cpu" in row_of(app, run_id), "epoch 1")
+        assert "1 running · 0 queued" in app.sub_title
+        store.record_event(run_id, {"type": "epoch", "epoch": 2, "acc": 50.0, "train_loss": 1})
+        store.record_event(run_id, {"type": "end", "status": "done"})
+        await until(pilot, lambda: row_of(app, run_id).startswith("done"), "done")
+        assert "2/2 50.00 55.00" in row_of(app, run_id)
+        assert "0 running · 0 queued" in app.sub_title
+
+
+async def test_runs_filter_sort_and_cursor_stays_on_its_run(tmp_path: Path) -> None:
+    build_workspace(tmp_path / "ws")
+    app = make_app(tmp_path / "ws")
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: len(grid(app).order) == 11, "11 runs")
+        assert grid(app).order[0] == "two-teachers-s1"  # newest first
+        await pilot.press("down", "down", "down")
+        assert grid(app).cursor_key == "kd-gaf-to-signal-s1"
+        await pilot.click(Grid, offset=(2, 0))  # a click on "status": queued, running, done...
+        assert grid(app).order[:3] == ["two-teachers-s0", "two-teachers-s1", "kd-gaf-to-signal-s2"]
+        assert grid(app).cursor_key == "kd-gaf-to-signal-s1"  # the cursor followed its run
+        await pilot.press("slash", *"teacher-s", "enter")
+        assert [k.rsplit("-", 1)[0] for k in grid(app).order] == ["gaf-teacher"] * 3
+        await pilot.press("escape", "f", "f", "f")  # cleared; then status: running, done
+        assert set(grid(app).cells[k][0] for k in grid(app).order) == {"done"}
+        assert "7 of 11 runs" in str(app.screen.query_one("#summary").render())
+
+
+async def test_new_runs_do_not_move_the_cursor(tmp_path: Path) -> None:
+    root = tmp_path / "ws"
+    base = {"status": "done", "name": "g", "group_key": "k", "epochs": 1, "epoch": 1}
+    write_index(
+        root, [base | {"run_id": f"r{i:03d}", "seed": i, "created": NOW - i} for i in range(200)]
+    )
+    app = make_app(root)
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: len(grid(app).order) == 200, "200 runs")
+        await pilot.press(*["pagedown"] * 3, "down")
+        g = grid(app)
+        key, line = g.cursor_key, g.cursor - g.scroll_y
+        store = Store(root)
+        store.add_runs(
+            [base | {"run_id": "new", "seed": 999, "created": NOW + 1}],
+            {"new": {"run_id": "new"}},
+        )
+        await until(pilot, lambda: "new" in g.order, "the new run")
+        assert g.order[0] == "new"
+        assert g.cursor_key == key and g.cursor - g.scroll_y == line
+
+
+async def test_stop_resume_and_more_seeds(tmp_path: Path, runner_calls: list[Path]) -> None:
+    store = Store(tmp_path / "ws")
+    (run_id,) = one_run(store, "grp")
+    app = make_app(store.root)
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: run_id in grid(app).cells, "the run")
+        await pilot.press("s")
+        await until(pilot, lambda: row_of(app, run_id).startswith("cancelled"), "cancelled")
+        await pilot.press("r")
+        await until(pilot, lambda: row_of(app, run_id).startswith("queued"), "queued again")
+        await until(pilot, lambda: runner_calls == [store.root], "the runner asked for")
+        await pilot.press("m")
+        prompt = await until(pilot, lambda: isinstance(app.screen, Prompt) and app.screen, "prompt")
+        assert prompt.values() == {"seeds": "1, 2, 3"}
+        await pilot.press("enter")
+        await until(pilot, lambda: len(grid(app).order) == 4, "three more runs")
+        await until(pilot, lambda: len(runner_calls) == 2, "the runner asked for again")
+    runs = store.runs()
+    assert sorted(r["seed"] for r in runs) == [0, 1, 2, 3]
+    assert {r["group_key"] for r in runs} == {runs[0]["group_key"]}  # the same group
+
+
+async def test_run_detail_follows_the_log_and_links_teachers(tmp_path: Path) -> None:
+    store = build_workspace(tmp_path / "ws")
+    app = make_app(store.root)
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: len(grid(app).order) == 11, "runs")
+        app.screen.query_one("#filter").value = "kd-gaf-to-signal-s2"
+        await pilot.press("enter")
+        detail = await until(
+            pilot, lambda: isinstance(app.screen, RunDetailScreen) and app.screen, "detail"
+        )
+        log = detail.query_one("Log")
+        await until(pilot, lambda: "epoch 12: test acc" in "\n".join(log.lines), "the log tail")
+        with open(store.run_dir("kd-gaf-to-signal-s2") / "stdout.log", "a") as fh:
+            fh.write("[12:02:10] epoch 13: test acc 84.00%\n")
+        await until(pilot, lambda: "epoch 13: test acc 84.00%" in log.lines[-1], "a new log line")
+        summary = str(detail.query_one("#summary").render())
+        assert "running" in summary and "epoch 12/30" in summary
+        assert "CE+KD(T=4,w=0.7)" in summary
+        await pilot.press("j")
+        spec = detail.query_one("#spec-json", Static).content.plain
+        assert '"T": 4' in spec and '"seeds": [2]' in spec
+        button = detail.query_one("#teachers Button")
+        assert "gaf-teacher-s2" in str(button.label)
+        await pilot.click(button)
+        teacher = await until(
+            pilot,
+            lambda: (
+                isinstance(app.screen, RunDetailScreen) and app.screen is not detail and app.screen
+            ),
+            "the teacher's run",
+        )
+        assert teacher.run_id == "gaf-teacher-s2"
+        await pilot.press("escape", "escape")
+        assert isinstance(app.screen, RunsScreen)
+
+
+async def test_failed_run_shows_its_reason(tmp_path: Path) -> None:
+    store = build_workspace(tmp_path / "ws")
+    app = make_app(store.root)
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: len(grid(app).order) == 11, "runs")
+        app.open_run("signal-student-s2")
+        error = await until(
+            pilot,
+            lambda: isinstance(app.screen, RunDetailScreen) and app.screen.query_one("#error"),
+            "detail",
+        )
+        await until(pilot, lambda: error.display, "the error line")
+        assert "failed: diverged at epoch 4" in str(error.render())
+
+
+# ---------------------------------------------------------------------- compose
+
+
+async def wait_checked(pilot: Any, screen: ComposeScreen) -> list[Any]:
+    await until(pilot, lambda: not screen.checking, "the check")
+    return screen.problems or []
+
+
+def field(screen: ComposeScreen, path: str) -> Any:
+    return next((n for n in screen.query(FormNode) if n.path == path), None)
+
+
+async def test_compose_validates_as_you_type_and_launches(
+    tmp_path: Path, runner_calls: list[Path]
+) -> None:
+    store = build_workspace(tmp_path / "ws")
+    app = make_app(store.root)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("2")
+        screen = app.screen
+        assert isinstance(screen, ComposeScreen)
+        await wait_checked(pilot, screen)
+        assert screen.problems == []
+        # Every field of LossSpec has an editor: new loss terms appear without edits.
+        paths = {n.path for n in screen.query(FormNode)}
+        assert {f"loss.{name}" for name in LossSpec.model_fields} <= paths
+        epochs = field(screen, "epochs")
+        assert isinstance(epochs, FieldRow)
+        epochs.editor.focus()
+        await pilot.press("0")
+        await until(pilot, lambda: screen.problems, "a problem")
+        assert epochs.has_class("-invalid")
+        assert "must be >= 1" in str(epochs.query_one(".problems").render())
+        assert screen.query_one("#launch").disabled
+        await pilot.press("ctrl+r")  # refused while invalid
+        await pilot.press("backspace", *"3")
+        name = field(screen, "name")
+        assert isinstance(name, FieldRow)
+        name.editor.value = "kd-from-store"
+        # The teacher's data: another dataset, whose settings start folded at their defaults.
+        data = field(screen, "data")
+        data.query_one(Select).value = "basicmotions"
+        unfold = await until(
+            pilot,
+            lambda: (
+                "channels" in str(data.query_one(".unfold").label) and data.query_one(".unfold")
+            ),
+            "basicmotions",
+        )
+        unfold.focus()
+        await pilot.press("enter")
+        channels = await until(pilot, lambda: field(screen, "data.channels"), "the channels field")
+        assert isinstance(channels, FieldRow)
+        channels.editor.value = "0, 1, 2"
+        # A teacher from the store's finished groups, and the KD term it needs.
+        screen.query_one("ListBox #add").focus()  # focus scrolls the form to it
+        await pilot.press("enter")
+        await until(pilot, lambda: screen.query("FieldRow"), "the teacher form")
+        teacher = field(screen, "teachers[0].experiment")
+        assert isinstance(teacher, FieldRow)
+        assert teacher.editor._legal_values >= {"gaf-teacher", "signal-student"}
+        teacher.editor.value = "gaf-teacher"
+        teachers = field(screen, "teachers")
+        await until(pilot, lambda: teachers.has_class("-invalid"), "the teachers' problem")
+        assert "no loss term uses them" in str(teachers.query_one(".problems").render())
+        kd = field(screen, "loss.kd")
+        assert isinstance(kd, OptionalBox)
+        kd.query_one("Checkbox").focus()
+        await pilot.press("space")
+        await until(pilot, lambda: screen.problems == [], "a valid spec")
+        assert "3 run(s)" in str(screen.query_one("#status").render())
+        await pilot.press("ctrl+r")
+        await until(pilot, lambda: isinstance(app.screen, RunsScreen), "back on the runs")
+    new = [r for r in store.runs() if r["name"] == "kd-from-store"]
+    assert sorted(r["seed"] for r in new) == [0, 1, 2]
+    assert {r["status"] for r in new} == {"queued"}
+    assert new[0]["needs"][0]["name"] == "gaf-teacher"
+    assert store.read_spec(new[0]["run_id"])["experiment"]["epochs"] == 3
+    assert runner_calls == [store.root]
+
+
+async def test_edit_a_run_as_a_new_experiment(tmp_path: Path) -> None:
+    store = build_workspace(tmp_path / "ws")
+    app = make_app(store.root)
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: len(grid(app).order) == 11, "runs")
+        app.screen.query_one("#filter").value = "kd-gaf-to-signal-s1"
+        await pilot.press("e")
+        screen = await until(
+            pilot, lambda: isinstance(app.screen, ComposeScreen) and app.screen, "compose"
+        )
+        await until(
+            pilot, lambda: screen.form_value().get("name") == "kd-gaf-to-signal", "the run's spec"
+        )
+        value = screen.form_value()
+        assert value["teachers"][0]["experiment"] == "gaf-teacher"
+        assert value["loss"]["kd"] == {"weight": 0.7, "T": 4.0}
+        assert value["seeds"] == [0, 1, 2]
+        assert await wait_checked(pilot, screen) == []  # a finished teacher group: valid
+
+
+async def test_compose_save_and_load(tmp_path: Path) -> None:
+    spec = tmp_path / "several.json"
+    spec.write_text(
+        json.dumps(
+            {
+                "experiments": [
+                    {"name": "a", "data": {"dataset": "basicmotions"}, "student": {}},
+                    {
+                        "name": "b",
+                        "data": {"dataset": "basicmotions"},
+                        "student": {"width": 2},
+                        "epochs": 7,
+                    },
+                ]
+            }
+        )
+    )
+    app = make_app(tmp_path / "ws")
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("2")
+        screen = app.screen
+        await wait_checked(pilot, screen)
+        await pilot.press("ctrl+o")
+        await until(pilot, lambda: isinstance(app.screen, Prompt), "the load prompt")
+        app.screen.query_one("#field-path").value = str(spec)
+        await pilot.press("enter")
+        pick = await until(
+            pilot,
+            lambda: (
+                isinstance(app.screen, Prompt) and "which" in app.screen.prompt_title and app.screen
+            ),
+            "which one",
+        )
+        pick.query_one("#field-name").value = "b"
+        await pilot.press("enter")
+        await until(pilot, lambda: screen.form_value().get("name") == "b", "b in the form")
+        assert screen.form_value()["student"]["width"] == 2 and screen.form_value()["epochs"] == 7
+        await pilot.press("ctrl+s")
+        prompt = await until(
+            pilot, lambda: isinstance(app.screen, Prompt) and app.screen, "save prompt"
+        )
+        prompt.query_one("#field-path").value = str(tmp_path / "out" / "b.json")
+        await pilot.press("enter")
+        await until(pilot, lambda: (tmp_path / "out" / "b.json").exists(), "the saved file")
+    saved = json.loads((tmp_path / "out" / "b.json").read_text())
+    assert (
+        saved["name"] == "b" and saved["epochs"] == 7 and saved["data"]["dataset"] == "basicmotions"
+    )
+
+
+# ---------------------------------------------------------------------- results
+
+
+async def test_results_toggle_best_last_select_and_export(tmp_path: Path) -> None:
+    store = build_workspace(tmp_path / "ws")
+    app = make_app(store.root)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("3")
+        assert isinstance(app.screen, ResultsScreen)
+        await until(pilot, lambda: len(grid(app).order) == 4, "4 groups")
+        rows = dict(
+            zip(
+                [app.screen._shown[k].name for k in grid(app).order],
+                grid_lines(grid(app)),
+                strict=True,
+            )
+        )
+        assert "86.90 ± 1.74" in rows["gaf-teacher"]
+        assert (
+            "1 running/queued" in rows["kd-gaf-to-signal"] and "±" not in rows["kd-gaf-to-signal"]
+        )
+        assert "…" in rows["kd-gaf-to-signal"] and "✗" in rows["signal-student"]
+        assert "best mean ± std" in grid(app).labels
+        await pilot.press("b")
+        rows = grid_lines(grid(app))
+        assert "85.55 ± 2.68" in rows[0] and "last mean ± std" in grid(app).labels
+        await pilot.press("b", "space")  # best again; select the first group
+        await pilot.press("x")
+        export = await until(
+            pilot, lambda: list(store.root.glob("results-*.md")), "the export file"
+        )
+        await pilot.press("enter")  # from the group to its runs
+        await until(pilot, lambda: isinstance(app.screen, RunsScreen), "the runs")
+        await until(pilot, lambda: len(grid(app).order) == 3, "the group's runs")
+        assert {k.rsplit("-", 1)[0] for k in grid(app).order} == {"gaf-teacher"}
+    text = export[0].read_text()
+    assert "| gaf-teacher |" in text and "86.90 ± 1.74" in text and "signal-student" not in text
+    assert app.clipboard == text
+
+
+# ---------------------------------------------------------------------- todo
+
+
+async def test_linked_todo_ticks_itself_when_its_runs_finish(tmp_path: Path) -> None:
+    store = build_workspace(tmp_path / "ws")
+    app = make_app(store.root)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("4")
+        assert isinstance(app.screen, TodoScreen)
+        await until(pilot, lambda: len(grid(app).order) == 3, "3 items")
+        lines = grid_lines(grid(app))
+        assert lines[0].startswith("✓ GAF teacher") and lines[0].endswith("3/3")
+        assert lines[1].startswith("☐ KD GAF → signal") and lines[1].endswith("2/3")
+        store.record_event("kd-gaf-to-signal-s2", {"type": "end", "status": "done"})
+        await until(pilot, lambda: grid_lines(grid(app))[1].startswith("✓"), "the tick")
+        assert grid_lines(grid(app))[1].endswith("3/3")
+
+
+async def test_todo_add_edit_reorder_tick_delete(tmp_path: Path) -> None:
+    store = Store(tmp_path / "ws")
+    app = make_app(store.root)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("4", "a")
+        prompt = await until(
+            pilot, lambda: isinstance(app.screen, Prompt) and app.screen, "add prompt"
+        )
+        prompt.query_one("#field-text").value = "first"
+        await pilot.press("enter", "a")
+        prompt = await until(
+            pilot, lambda: isinstance(app.screen, Prompt) and app.screen, "add prompt"
+        )
+        prompt.query_one("#field-text").value = "second"
+        prompt.query_one("#field-group").value = "gaf-teacher"
+        await pilot.press("enter")
+        await until(pilot, lambda: len(grid(app).order) == 2, "two items")
+        assert grid_lines(grid(app))[1] == "☐ second gaf-teacher 0/3"
+        await pilot.press("down", "K")
+        await until(pilot, lambda: grid_lines(grid(app))[0].startswith("☐ second"), "moved up")
+        assert grid(app).cursor == 0  # the cursor moved with it
+        await pilot.press("down", "space")
+        await until(pilot, lambda: grid_lines(grid(app))[1] == "✓ first  ", "ticked")
+        await pilot.press("e")
+        prompt = await until(
+            pilot, lambda: isinstance(app.screen, Prompt) and app.screen, "edit prompt"
+        )
+        assert prompt.values()["text"] == "first"
+        prompt.query_one("#field-text").value = "first, edited"
+        await pilot.press("enter")
+        await until(pilot, lambda: "first, edited" in grid_lines(grid(app))[1], "edited")
+        await pilot.press("d", "enter")
+        await until(pilot, lambda: len(grid(app).order) == 1, "deleted")
+    assert [t["text"] for t in store.todos()] == ["second"]
+
+
+# ---------------------------------------------------------------------- the app
+
+
+async def test_a_locked_store_delays_the_refresh_but_never_crashes(tmp_path: Path) -> None:
+    store = build_workspace(tmp_path / "ws")
+    app = make_app(store.root)
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: len(grid(app).order) == 11, "runs")
+        app.store.lock_timeout_s = 0.1
+        with open(store.lock_path, "a+") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)  # a writer holds the lock...
+            store.index_path.write_text("{ torn")  # ...and readers meet a broken index
+            await until(pilot, lambda: "store busy" in app.sub_title, "the busy note")
+            await pilot.press("down", "3", "1")  # still answering keys
+            assert isinstance(app.screen, RunsScreen)
+            fcntl.flock(lock, fcntl.LOCK_UN)
+        app.store.lock_timeout_s = 3.0
+        await until(pilot, lambda: "store busy" not in app.sub_title, "recovery")
+        assert len(grid(app).order) == 11  # rebuilt from the run folders
+        notices = lambda: [n.message for n in app._notifications]  # noqa: E731
+        await until(pilot, lambda: any("index was unreadable" in m for m in notices()), "notice")
+
+
+async def test_help_screen_and_command_palette(tmp_path: Path) -> None:
+    app = make_app(tmp_path / "ws")
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("question_mark")
+        assert isinstance(app.screen, HelpScreen)
+        text = str(app.screen.query_one("Static").render())
+        assert "again with new seeds" in text and "at the last one" in text and "per seed" in text
+        assert "click a column title" in text
+        await pilot.press("escape")
+        titles = [c.title for c in app.get_system_commands(app.screen)]
+        assert "Go to results" in titles and "Runs: More seeds" in titles
+        assert "No runs yet".lower() in str(app.screen.query_one("#summary").render()).lower()
+        await pilot.press("q")
+    assert app.return_code == 0
+
+
+def test_the_tui_never_imports_torch() -> None:
+    code = (
+        "import sys, kdtui.app, kdtui.screens.runs, kdtui.screens.run_detail, "
+        "kdtui.screens.compose, kdtui.screens.results, kdtui.screens.todo, kdtui.todo_cli; "
+        "sys.exit('torch' in sys.modules)"
+    )
+    assert subprocess.run([sys.executable, "-c", code], timeout=60).returncode == 0

@@ -1,0 +1,80 @@
+"""SVG snapshots of every screen at 80×24 and at a wide size (pytest-textual-snapshot).
+
+The demo workspace is fixed (tests/tuikit.py) and the app's clock is frozen, so the
+pictures only change when the app does. After a deliberate change, look at the report and
+accept with ``pytest tests/test_app_snapshots.py --snapshot-update``.
+
+The README's screenshots come from the same workspace:
+``KDTUI_SCREENSHOTS=1 pytest tests/test_app_snapshots.py -k readme`` rewrites
+docs/screenshots/<screen>.svg.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from textual.pilot import Pilot
+from tuikit import NOW, SCREENS, STALE_ENV, build_workspace, show
+
+from kdtui.app import KdApp
+
+SIZES = {"80x24": (80, 24), "wide": (140, 40)}
+DOCS = Path(__file__).resolve().parent.parent / "docs" / "screenshots"
+
+
+@pytest.fixture
+def demo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The demo workspace as ./ws, so the header shows the same path on every machine."""
+    for key, value in STALE_ENV.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.chdir(tmp_path)
+    build_workspace(Path("ws"))
+    return Path("ws")
+
+
+def demo_app(workspace: Path) -> KdApp:
+    return KdApp(workspace, clock=lambda: NOW, devices="GPU 0,1 ×2")
+
+
+@pytest.mark.parametrize("size", SIZES)
+@pytest.mark.parametrize("screen", SCREENS)
+def test_screen(snap_compare, demo: Path, screen: str, size: str) -> None:
+    async def go(pilot: Pilot) -> None:
+        await show(pilot, screen)
+
+    assert snap_compare(demo_app(demo), terminal_size=SIZES[size], run_before=go)
+
+
+def test_results_in_the_light_theme(snap_compare, demo: Path) -> None:
+    async def go(pilot: Pilot) -> None:
+        pilot.app.theme = "textual-light"
+        await show(pilot, "results")
+
+    assert snap_compare(demo_app(demo), run_before=go)
+
+
+def test_help(snap_compare, demo: Path) -> None:
+    async def go(pilot: Pilot) -> None:
+        await show(pilot, "runs")
+        await pilot.press("question_mark")
+
+    assert snap_compare(demo_app(demo), run_before=go)
+
+
+@pytest.mark.skipif(
+    not os.environ.get("KDTUI_SCREENSHOTS"),
+    reason="regenerates docs/screenshots: KDTUI_SCREENSHOTS=1 pytest tests/test_app_snapshots.py -k readme",
+)
+def test_readme_screenshots(demo: Path) -> None:
+    DOCS.mkdir(parents=True, exist_ok=True)
+    for screen in SCREENS:
+
+        async def shoot(pilot: Pilot, screen: str = screen) -> None:
+            await show(pilot, screen)
+            pilot.app.exit(pilot.app.export_screenshot(title=f"kdtui · {screen}"))
+
+        svg = demo_app(demo).run(headless=True, size=(110, 32), auto_pilot=shoot)
+        assert svg
+        (DOCS / f"{screen}.svg").write_text(svg)
