@@ -24,6 +24,7 @@ from kdtui.store import StoreError
 
 if TYPE_CHECKING:
     from kdtui.app import KdApp, Snapshot
+    from kdtui.widgets import Grid
 
 
 class LiveScreen(Screen):
@@ -76,6 +77,26 @@ RUN_BINDINGS = [
     ),
     Binding("e", "edit", "Edit as new", tooltip="Open this run's experiment in the composer."),
 ]
+
+
+class SortByColumn:
+    """Sort state the grid screens share: ``O`` reverses the order; a click on a column's
+    header sorts by it, a second click reverses. The screen redraws in ``sort_changed``.
+    (A plain mixin: Textual finds ``on_grid_header_clicked`` by name along the MRO.)"""
+
+    sort_column: str
+    sort_reverse: bool
+
+    def action_reverse(self) -> None:
+        self.sort_reverse = not self.sort_reverse
+        self.sort_changed()  # type: ignore[attr-defined]
+
+    def on_grid_header_clicked(self, event: Grid.HeaderClicked) -> None:
+        if event.column == self.sort_column:
+            self.sort_reverse = not self.sort_reverse
+        else:
+            self.sort_column, self.sort_reverse = event.column, False
+        self.sort_changed()  # type: ignore[attr-defined]
 
 
 class RunActions:

@@ -19,7 +19,7 @@ from textual.widgets import Footer, Header, Input, Static
 
 from kdtui.clikit import fmt_acc
 from kdtui.results import GroupRow, Stats, group_rows, markdown_table
-from kdtui.screens import LiveScreen
+from kdtui.screens import LiveScreen, SortByColumn
 from kdtui.widgets import Column, Grid, Tone
 
 if TYPE_CHECKING:
@@ -90,7 +90,7 @@ def sort_key(column: str, best: bool) -> Callable[[GroupRow], Any]:
     return simple[column]
 
 
-class ResultsScreen(LiveScreen):
+class ResultsScreen(SortByColumn, LiveScreen):
     TITLE = "Results"
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding(
@@ -241,16 +241,7 @@ class ResultsScreen(LiveScreen):
         self.sort_reverse = False
         self._refresh_rows()
 
-    def action_reverse(self) -> None:
-        self.sort_reverse = not self.sort_reverse
-        self._refresh_rows()
-
-    @on(Grid.HeaderClicked)
-    def _sort_by(self, event: Grid.HeaderClicked) -> None:
-        if event.column == self.sort_column:
-            self.sort_reverse = not self.sort_reverse
-        else:
-            self.sort_column, self.sort_reverse = event.column, False
+    def sort_changed(self) -> None:
         self._refresh_rows()
 
     @on(Grid.Selected)

@@ -16,7 +16,7 @@ from textual.containers import Horizontal
 from textual.widgets import Footer, Header, Input, Select, Static
 
 from kdtui.clikit import fmt_acc, fmt_age
-from kdtui.screens import RUN_BINDINGS, LiveScreen, RunActions
+from kdtui.screens import RUN_BINDINGS, LiveScreen, RunActions, SortByColumn
 from kdtui.store import STATUSES
 from kdtui.widgets import STATUS_TONE, Column, Grid
 
@@ -72,7 +72,7 @@ def matches(run: dict[str, Any], words: list[str]) -> bool:
     return all(w in hay for w in words)
 
 
-class RunsScreen(RunActions, LiveScreen):
+class RunsScreen(SortByColumn, RunActions, LiveScreen):
     TITLE = "Runs"
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("enter", "open", "Open"),
@@ -122,7 +122,7 @@ class RunsScreen(RunActions, LiveScreen):
     def on_mount(self) -> None:
         super().on_mount()
         self.query_one(Grid).focus()
-        self._show_sort()
+        self.sort_changed()
         self.set_interval(15, self._compute_cells)  # ages move on
 
     def show_snapshot(self, snapshot: Snapshot) -> None:
@@ -193,21 +193,9 @@ class RunsScreen(RunActions, LiveScreen):
         keys = [c.key for c in COLUMNS]
         self.sort_column = keys[(keys.index(self.sort_column) + 1) % len(keys)]
         self.sort_reverse = False
-        self._show_sort()
+        self.sort_changed()
 
-    def action_reverse(self) -> None:
-        self.sort_reverse = not self.sort_reverse
-        self._show_sort()
-
-    @on(Grid.HeaderClicked)
-    def _sort_by(self, event: Grid.HeaderClicked) -> None:
-        if event.column == self.sort_column:
-            self.sort_reverse = not self.sort_reverse
-        else:
-            self.sort_column, self.sort_reverse = event.column, False
-        self._show_sort()
-
-    def _show_sort(self) -> None:
+    def sort_changed(self) -> None:
         arrow = "▼" if self.sort_reverse else "▲"
         self.query_one(Grid).set_labels(
             [f"{c.label} {arrow}" if c.key == self.sort_column else c.label for c in COLUMNS]
