@@ -28,8 +28,6 @@ from kdtui.clikit import (
 )
 from kdtui.notes_cli import notes_app, record, todo_import
 from kdtui.results import GroupRow, csv_table, group_rows, latex_table, markdown_table
-from kdtui.slurm import SlurmExecutor, SlurmOptions
-from kdtui.spec import SpecError, json_schema, load_spec
 from kdtui.store import TERMINAL, Store, StoreError, default_workspace
 from kdtui.todo_cli import todo_app
 
@@ -109,6 +107,10 @@ def run(
 ) -> None:
     """Validate a spec, queue its runs (experiment × seed), follow them, print the results.
     Slurm defaults can live in WORKSPACE/slurm.json (see the README)."""
+    # pydantic models take ~0.15 s to import: only this command pays for them
+    from kdtui.slurm import SlurmExecutor, SlurmOptions
+    from kdtui.spec import SpecError, load_spec
+
     store = open_store(workspace)
     try:
         loaded = load_spec(spec, store_lookup=launcher.store_lookup(store))
@@ -377,6 +379,8 @@ def table_cmd(
 @app.command()
 def schema() -> None:
     """Print the JSON Schema of an experiment, for editor completion."""
+    from kdtui.spec import json_schema
+
     sys.stdout.write(json.dumps(json_schema(), indent=2) + "\n")
 
 

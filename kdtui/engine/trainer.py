@@ -20,6 +20,7 @@ import sys
 import threading
 import time
 import traceback
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -174,6 +175,17 @@ class Split:
         return {k: self.inputs(k, v[idx], gen) for k, v in views.items()}, self.labels[idx]
 
 
+def view_tensor(arr: np.ndarray, device: torch.device) -> Tensor:
+    """A view's array as a tensor on ``device``. On the CPU a cached view stays memory-mapped
+    (no copy: pages are read from the cache file as batches touch them, and runs sharing
+    the view share the page cache); on a GPU it is copied over once."""
+    if device.type == "cpu":
+        with warnings.catch_warnings():  # read-only map: training only ever reads views
+            warnings.simplefilter("ignore", UserWarning)
+            return torch.from_numpy(np.ascontiguousarray(arr, dtype=np.float32))
+    return torch.from_numpy(np.array(arr, dtype=np.float32)).to(device)
+
+
 def view_id(spec: ModelSpec) -> str:
     return canonical_json(spec.view.model_dump(mode="json"))
 
@@ -209,8 +221,7 @@ def prepare_splits(
                     cache_dir=cache_dir,
                     log=log,
                 )
-                # a copy: the cache is memory-mapped read-only
-                views[vid] = torch.from_numpy(np.array(arr, dtype=np.float32)).to(device)
+                views[vid] = view_tensor(arr, device)
         out.append(Split(views, torch.as_tensor(y, dtype=torch.long).to(device), stats))
     return out[0], out[1]
 
