@@ -274,19 +274,23 @@ class Store:
     @contextlib.contextmanager
     def _writing(self) -> Iterator[_DB]:
         with self._lock():
-            try:
-                _AtomicJSONStorage(self.index_path).read()
-            except IndexCorrupt as exc:
-                self._recover_locked(str(exc))
+            self._recover_if_corrupt_locked()
             yield self._db()
+
+    def _recover_if_corrupt_locked(self) -> None:
+        """Rebuild an unreadable index (lock held); another process may have done it."""
+        try:
+            _AtomicJSONStorage(self.index_path).read()
+        except IndexCorrupt as exc:
+            self._recover_locked(str(exc))
 
     def _table(self, name: str) -> dict[str, dict[str, Any]]:
         """Read one table as {id: doc}, recovering a corrupt index once."""
         try:
             data = _AtomicJSONStorage(self.index_path).read()
         except IndexCorrupt:
-            with self._writing():
-                pass  # _writing recovers under the lock (or finds another process did)
+            with self._lock():
+                self._recover_if_corrupt_locked()
             data = _AtomicJSONStorage(self.index_path).read()
         return dict((data or {}).get(name, {}))
 
