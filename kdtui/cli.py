@@ -330,7 +330,7 @@ def print_rows(rows: list[GroupRow]) -> None:
         out.print("no results yet")
         return
     table = Table(box=None, header_style="bold", pad_edge=False)
-    table.add_column("group (teacher → student · loss)", ratio=1)
+    table.add_column("group", ratio=1)
     table.add_column("n", justify="right")
     for col in ("best acc %", "last acc %"):
         table.add_column(col, justify="right", no_wrap=True)
