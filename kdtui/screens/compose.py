@@ -282,11 +282,9 @@ class ModelBox(FormNode):
         return out
 
 
-class OptionalBox(FormNode):
-    """A model that may be left out (``kd: KDTerm | None``): a checkbox, and its fields
-    once it is ticked (built then: most optional terms are never used)."""
-
-    problems_at = 1  # under the checkbox
+class ModelSlot(FormNode):
+    """A node holding boxes of one pydantic model, built on demand: an optional term (one
+    box once ticked) or a list (one box per item). ``initial_value`` reads the loaded JSON."""
 
     def __init__(
         self,
@@ -299,7 +297,22 @@ class OptionalBox(FormNode):
     ) -> None:
         super().__init__(path, label, help_text)
         self.model, self.choices = model, choices
-        self.initial = value if isinstance(value, dict) else None
+        self.initial = self.initial_value(value)
+
+    @staticmethod
+    def initial_value(value: Any) -> Any:
+        return value
+
+
+class OptionalBox(ModelSlot):
+    """A model that may be left out (``kd: KDTerm | None``): a checkbox, and its fields
+    once it is ticked (built then: most optional terms are never used)."""
+
+    problems_at = 1  # under the checkbox
+
+    @staticmethod
+    def initial_value(value: Any) -> dict[str, Any] | None:
+        return value if isinstance(value, dict) else None
 
     def compose(self) -> ComposeResult:
         yield Checkbox(self.label, self.initial is not None, compact=True)
@@ -386,7 +399,7 @@ class UnionBox(FormNode):
         return {self.tag: self.current, **(boxes.first(ModelBox).value() if boxes else {})}
 
 
-class ListBox(FormNode):
+class ListBox(ModelSlot):
     """A list of models (teachers): one box per item, with add and remove."""
 
     DEFAULT_CSS = """
@@ -396,19 +409,13 @@ class ListBox(FormNode):
     ListBox .remove { color: $text-muted; }
     """
 
-    def __init__(
-        self,
-        path: str,
-        label: str,
-        model: type[BaseModel],
-        value: Any,
-        choices: Choices,
-        help_text: str,
-    ) -> None:
-        super().__init__(path, label, help_text)
-        self.model, self.choices = model, choices
-        self.initial = [v for v in value if isinstance(v, dict)] if isinstance(value, list) else []
-        self.border_title = label
+    @staticmethod
+    def initial_value(value: Any) -> list[dict[str, Any]]:
+        return [v for v in value if isinstance(v, dict)] if isinstance(value, list) else []
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.border_title = self.label
 
     def compose(self) -> ComposeResult:
         with Vertical(id="items"):
