@@ -236,11 +236,9 @@ def stop_runs(store: Store, run_ids: list[str]) -> list[str]:
 
 def cancel_queued(store: Store, run_id: str) -> bool:
     """A run that never started ends ``cancelled`` at once."""
-    if store.update(run_id, {}, if_status={"queued"}) is None:
-        return False
     event = {"type": "end", "status": "cancelled", "reason": "cancelled before it started"}
-    store.record_event(run_id, event)
-    return True
+    # one locked step: the runner may be starting this very run
+    return store.record_event(run_id, event, if_status={"queued"}) is not None
 
 
 # ---------------------------------------------------------------------- the runner

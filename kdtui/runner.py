@@ -118,14 +118,13 @@ class Runner:
                 self._enforce_cancel(run_id, child)
                 continue
             del self.children[run_id]
-            doc = self.store.get(run_id)
-            if doc is None or doc.get("status") != "running":
-                continue  # the engine recorded its own end
             how = f"killed by signal {-code}" if code < 0 else f"exited with code {code}"
             tail = self.store.log_tail(run_id)
             reason = f"engine {how} without an end event" + (f": {tail}" if tail else "")
             status = "crashed" if code < 0 else "failed"
-            self.store.record_event(run_id, {"type": "end", "status": status, "reason": reason})
+            # only if still running: usually the engine recorded its own end
+            event = {"type": "end", "status": status, "reason": reason}
+            self.store.record_event(run_id, event, if_status={"running"})
 
     def _enforce_cancel(self, run_id: str, child: Child) -> None:
         doc = self.store.get(run_id) or {}
@@ -153,7 +152,8 @@ class Runner:
         for run in queued:
             state, detail = needs_state(run, runs)
             if state == "failed":
-                self.store.record_event(run["run_id"], {"type": "error", "message": detail})
+                event = {"type": "error", "message": detail}
+                self.store.record_event(run["run_id"], event, if_status={"queued"})
             elif state == "ready" and free:
                 self.spawn(run, free.pop(0), cpu_slots=len(slots))
         return bool(queued or self.children)

@@ -352,9 +352,18 @@ class Store:
             table.update(new, doc_ids=[run_id])
             return new
 
-    def record_event(self, run_id: str, event: dict[str, Any]) -> dict[str, Any] | None:
-        """Append an event to the run's file and fold it into its summary."""
+    def record_event(
+        self, run_id: str, event: dict[str, Any], *, if_status: Collection[str] | None = None
+    ) -> dict[str, Any] | None:
+        """Append an event to the run's file and fold it into its summary. With
+        ``if_status``, only while the run's status is one of those, decided under the lock
+        (the summary changes first; the event is appended only if it did)."""
         event.setdefault("time", time.time())
+        if if_status is not None:
+            new = self.modify(run_id, lambda doc: fold_event(doc, event), if_status=if_status)
+            if new is not None:
+                append_event(self.run_dir(run_id), event)
+            return new
         append_event(self.run_dir(run_id), event)
         return self.modify(run_id, lambda doc: fold_event(doc, event))
 
