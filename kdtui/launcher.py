@@ -20,7 +20,6 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from kdtui import __version__, procs
@@ -55,20 +54,9 @@ def store_lookup(store: Store):
     return lookup
 
 
-def _absolute(path: str, base: Path) -> str:
-    return str((base / path).expanduser().resolve())
-
-
-def _frozen_experiment(exp: Experiment, base: Path, seed: int) -> dict[str, Any]:
-    """The experiment as one run sees it: one seed, input paths made absolute."""
-    body = exp.model_dump(mode="json")
-    body["seeds"] = [seed]
-    if body["data"].get("path"):  # npz, cifar10, image-folder
-        body["data"]["path"] = _absolute(body["data"]["path"], base)
-    for teacher in body["teachers"]:
-        if teacher["checkpoint"]:
-            teacher["checkpoint"] = _absolute(teacher["checkpoint"], base)
-    return body
+def _frozen_experiment(exp: Experiment, seed: int) -> dict[str, Any]:
+    """The experiment as one run sees it: one seed (input paths are already absolute)."""
+    return {**exp.model_dump(mode="json"), "seeds": [seed]}
 
 
 def plan(spec: LoadedSpec) -> list[dict[str, Any]]:
@@ -98,7 +86,7 @@ def plan(spec: LoadedSpec) -> list[dict[str, Any]]:
                     "created": created,
                     "label": exp.label(),
                     "loss_label": exp.loss_label(),
-                    "experiment": _frozen_experiment(exp, spec.base_dir, seed),
+                    "experiment": _frozen_experiment(exp, seed),
                     "needs": [t for t in teachers if t["group_key"]],
                     "spec_file": spec.source,
                     "kdtui_version": __version__,
@@ -108,16 +96,46 @@ def plan(spec: LoadedSpec) -> list[dict[str, Any]]:
     return out
 
 
-def enqueue(store: Store, spec: LoadedSpec, executor: Executor | None = None) -> list[str]:
+def enqueue(
+    store: Store,
+    spec: LoadedSpec,
+    executor: Executor | None = None,
+    *,
+    launch: dict[str, Any] | None = None,
+) -> list[str]:
     """Create the runs of a spec in the store (status ``queued``), each recording which
-    executor runs it (local by default); returns their ids. Starting them is the
-    executor's ``start``."""
-    launch = (executor or LocalExecutor()).frozen()
+    executor runs it (local by default), or the ``launch`` record copied from an earlier
+    run; returns their ids. Starting them is the executor's ``start``."""
+    launch = launch or (executor or LocalExecutor()).frozen()
     run_specs = [{**rs, **launch} for rs in plan(spec)]
     store.add_runs(
         [initial_summary(rs) for rs in run_specs], {rs["run_id"]: rs for rs in run_specs}
     )
     return [rs["run_id"] for rs in run_specs]
+
+
+#: What a run's spec.json records about its launch (the executors' ``frozen()``).
+LAUNCH_FIELDS = ("executor", "sbatch")
+
+
+def more_seeds(store: Store, run_id: str, seeds: list[Any]) -> list[str]:
+    """Queue more seeds of ``run_id``'s configuration and start them the way it was
+    launched (locally, or by Slurm with the same sbatch options); returns the new ids.
+    Raises SpecError for bad seeds or a teacher that is gone from the store."""
+    from kdtui.spec import validate_spec  # pydantic stays out of `kdtui ls`'s import
+
+    frozen = store.read_spec(run_id)
+    experiment = {**frozen["experiment"], "seeds": seeds}
+    loaded = validate_spec(
+        experiment,
+        source=run_id,
+        default_name=experiment["name"],
+        store_lookup=store_lookup(store),
+    )
+    launch = {k: v for k, v in frozen.items() if k in LAUNCH_FIELDS}
+    run_ids = enqueue(store, loaded, launch=launch)
+    start_runs(store, run_ids)
+    return run_ids
 
 
 #: Summary fields of a previous attempt that a requeued run must not inherit: a stale

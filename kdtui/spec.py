@@ -791,10 +791,23 @@ def validate_spec(
         raise SpecError(problems, source)
 
     experiments = [parsed[i] for i in sorted(parsed)]
+    for exp in experiments:
+        _resolve_inputs(exp, base_dir)
     keys: dict[str, str] = {}
     for exp in experiments:
         _group_key_into(exp, {e.name: e for e in experiments}, store_refs, keys)
     return LoadedSpec(experiments, keys, base_dir.resolve(), source, store_refs)
+
+
+def _resolve_inputs(exp: Experiment, base_dir: Path) -> None:
+    """Make input paths (data files, teacher checkpoints) absolute. They enter the group key
+    and the runs' frozen specs this way, so the same file named from another folder, or a
+    frozen spec validated again for more seeds, stays in the same group."""
+    if isinstance(getattr(exp.data, "path", None), str):
+        exp.data.path = str((base_dir / exp.data.path).expanduser().resolve())
+    for t in exp.teachers:
+        if t.checkpoint:
+            t.checkpoint = str((base_dir / t.checkpoint).expanduser().resolve())
 
 
 def _cross_checks(

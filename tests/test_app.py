@@ -289,7 +289,9 @@ async def test_edit_a_run_as_a_new_experiment(tmp_path: Path) -> None:
             pilot, lambda: isinstance(app.screen, ComposeScreen) and app.screen, "compose"
         )
         await until(
-            pilot, lambda: screen.form_value().get("name") == "kd-gaf-to-signal", "the run's spec"
+            pilot,
+            lambda: (screen.form_value() or {}).get("name") == "kd-gaf-to-signal",
+            "the run's spec",
         )
         value = screen.form_value()
         assert value["teachers"][0]["experiment"] == "gaf-teacher"
@@ -333,7 +335,7 @@ async def test_compose_save_and_load(tmp_path: Path) -> None:
         )
         pick.query_one("#field-name").value = "b"
         await pilot.press("enter")
-        await until(pilot, lambda: screen.form_value().get("name") == "b", "b in the form")
+        await until(pilot, lambda: (screen.form_value() or {}).get("name") == "b", "b in the form")
         assert screen.form_value()["student"]["width"] == 2 and screen.form_value()["epochs"] == 7
         await pilot.press("ctrl+s")
         prompt = await until(
@@ -488,3 +490,21 @@ def test_the_tui_never_imports_torch() -> None:
         "sys.exit('torch' in sys.modules)"
     )
     assert subprocess.run([sys.executable, "-c", code], timeout=60).returncode == 0
+
+
+async def test_a_check_landing_mid_rebuild_is_dropped(tmp_path: Path) -> None:
+    """A check result can arrive while a loaded spec is still mounting (its unions compose
+    their variant a frame later): it must be dropped, and a fresh check must follow."""
+    app = make_app(tmp_path / "ws")
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("2")
+        screen = app.screen
+        await wait_checked(pilot, screen)
+        experiment = tiny_experiment("reloaded")
+        await screen.query_one("#root").remove()  # load_experiment's first step: half-built
+        assert screen.form_value() is None
+        screen._show_check({}, [])  # a stale result arriving now is ignored, not a crash
+        screen._check_form()  # and a check timer firing now waits instead of checking
+        await screen.load_experiment(experiment)
+        await until(pilot, lambda: (screen.form_value() or {}).get("name") == "reloaded", "load")
+        assert await wait_checked(pilot, screen) == []

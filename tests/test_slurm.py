@@ -18,7 +18,7 @@ from conftest import run_cli, tiny_experiment, wait_for
 from slurm_cluster import SlurmCluster, slurm_cluster, unavailable
 
 from kdtui import slurm
-from kdtui.launcher import ExecutorError, enqueue, requeue
+from kdtui.launcher import ExecutorError, enqueue, more_seeds, requeue
 from kdtui.runner import local_queue
 from kdtui.slurm import Job, SlurmExecutor, SlurmOptions, afterok
 from kdtui.spec import validate_spec
@@ -387,3 +387,17 @@ def test_a_workspace_the_jobs_cannot_see_is_refused(cluster, tmp_path, write_spe
     assert "but the file does not appear here" in said
     assert "must be on a filesystem the compute nodes share" in said
     assert not (ws / "kdtui.json").exists()
+
+
+def test_more_seeds_are_launched_like_the_run_they_extend(tmp_path, fake_slurm, monkeypatch):
+    store = Store(tmp_path / "ws")
+    (run_id,) = _slurm_runs(store, tiny_experiment("s", seeds=[0]))
+    started: list[str] = []
+    monkeypatch.setattr(SlurmExecutor, "start", lambda self, st, ids: started.extend(ids))
+    new = more_seeds(store, run_id, [1, 2])
+    assert started == new and len(new) == 2
+    original = store.read_spec(run_id)
+    for spec in map(store.read_spec, new):
+        assert (spec["executor"], spec["sbatch"]) == ("slurm", original["sbatch"])
+        assert spec["group_key"] == original["group_key"]
+    assert [store.get(i)["executor"] for i in new] == ["slurm", "slurm"]

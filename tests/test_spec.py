@@ -6,6 +6,7 @@ import copy
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from conftest import tiny_experiment
@@ -179,3 +180,19 @@ def test_json_errors_have_a_location(write_spec, tmp_path):
     with pytest.raises(SpecError) as info:
         load_spec(path)
     assert "line 2" in str(info.value)
+
+
+def test_group_key_holds_input_files_by_where_they_are(tmp_path):
+    """A relative path names the same file as the absolute one a run's frozen spec holds:
+    re-validating that frozen spec (more seeds, edit as new) must land in the same group,
+    and the same file named from another folder must too."""
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "d.npz").write_bytes(b"x")
+    exp = tiny_experiment("s", data={"dataset": "npz", "path": "d.npz"})
+    relative = validate_spec(exp, base_dir=tmp_path)
+    assert relative.experiments[0].data.path == str((tmp_path / "d.npz").resolve())
+    frozen = validate_spec(relative.experiments[0].model_dump(mode="json"), base_dir=Path("/"))
+    from_sub = validate_spec(
+        {**exp, "data": {**exp["data"], "path": "../d.npz"}}, base_dir=tmp_path / "sub"
+    )
+    assert relative.group_keys == frozen.group_keys == from_sub.group_keys

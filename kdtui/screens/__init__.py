@@ -19,7 +19,7 @@ from textual.suggester import SuggestFromList
 from textual.widgets import Button, Input, Label, Static
 
 from kdtui import launcher
-from kdtui.spec import SpecError, validate_spec
+from kdtui.spec import SpecError
 from kdtui.store import StoreError
 
 if TYPE_CHECKING:
@@ -167,18 +167,8 @@ class RunActions:
 
     @work(thread=True, group="store-write")
     def _more_seeds(self, run_id: str, seeds_text: str) -> None:
-        store = self.app.store
         try:
-            experiment = store.read_spec(run_id)["experiment"]
-            experiment["seeds"] = parse_ints(seeds_text)
-            loaded = validate_spec(
-                experiment,
-                source=run_id,
-                default_name=experiment["name"],
-                store_lookup=launcher.store_lookup(store),
-            )
-            run_ids = launcher.enqueue(store, loaded)
-            launcher.start_runs(store, run_ids)  # the queue runner, in its own session
+            run_ids = launcher.more_seeds(self.app.store, run_id, parse_ints(seeds_text))
         except SpecError as exc:
             problems = "\n".join(map(str, exc.problems))
             self.app.call_from_thread(

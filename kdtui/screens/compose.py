@@ -23,6 +23,7 @@ from textual import events, on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.css.query import NoMatches
 from textual.message import Message
 from textual.timer import Timer
 from textual.widget import Widget
@@ -617,8 +618,13 @@ class ComposeScreen(LiveScreen):
 
     # ------------------------------------------------------------------ editing
 
-    def form_value(self) -> dict[str, Any]:
-        return self.query_one("#root", ModelBox).value()
+    def form_value(self) -> dict[str, Any] | None:
+        """The form as a spec dict, or None while part of it is still being mounted (a
+        loaded spec or a switched variant composes its children a frame later)."""
+        try:
+            return self.query_one("#root", ModelBox).value()
+        except NoMatches:
+            return None
 
     @on(Input.Changed)
     @on(Select.Changed)
@@ -630,7 +636,14 @@ class ComposeScreen(LiveScreen):
         self.checking = True
         if self._pending is not None:
             self._pending.stop()
-        self._pending = self.set_timer(CHECK_DELAY_S, lambda: self._check(self.form_value()))
+        self._pending = self.set_timer(CHECK_DELAY_S, self._check_form)
+
+    def _check_form(self) -> None:
+        raw = self.form_value()
+        if raw is None:
+            self._edited()  # still mounting: look again once it has settled
+        else:
+            self._check(raw)
 
     @on(events.DescendantFocus)
     def _show_help(self, event: events.DescendantFocus) -> None:
@@ -713,9 +726,10 @@ class ComposeScreen(LiveScreen):
     def action_launch(self) -> None:
         """Launch what the form holds now; the worker validates it once more first, so an
         edit made since the last check can never slip through."""
-        if self.problems == []:
+        raw = self.form_value()
+        if self.problems == [] and raw is not None:
             self.query_one("#launch", Button).disabled = True
-            self._launch(self.form_value())
+            self._launch(raw)
         else:
             self.app.notify("fix the problems first", severity="warning")
 
@@ -750,18 +764,20 @@ class ComposeScreen(LiveScreen):
         """Replace the form with ``experiment`` (a loaded file, or a run's frozen spec)."""
         if base_dir is not None:
             self.base_dir = base_dir
-        await self.query_one("#root").remove()
+        await self.query("#root").remove()
         await self.query_one("#form", VerticalScroll).mount(self._root(experiment))
         self._edited()
 
     @on(Button.Pressed, "#save")
     def action_save(self) -> None:
-        name = self.form_value().get("name") or "experiment"
-        default = str(self.base_dir / f"{name}.json")
+        raw = self.form_value()
+        if raw is None:
+            return  # still mounting; the key press is a frame early
+        default = str(self.base_dir / f"{raw.get('name') or 'experiment'}.json")
 
         def done(values: dict[str, str] | None) -> None:
             if values and values["path"].strip():
-                self._save(Path(values["path"].strip()).expanduser(), self.form_value())
+                self._save(Path(values["path"].strip()).expanduser(), raw)
 
         self.app.push_screen(Prompt("Save spec as", [Field("path", "file", default)]), done)
 
