@@ -146,7 +146,7 @@ def _history(rs: dict[str, Any]) -> tuple[list[dict[str, Any]], list[str]]:
     return events, log
 
 
-async def until(pilot: Pilot, check: Callable[[], Any], what: str, timeout: float = 5.0) -> Any:
+async def until(pilot: Pilot, check: Callable[[], Any], what: str, timeout: float = 15.0) -> Any:
     """Let the app run until ``check()`` is true (polls, workers and repaints included)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
