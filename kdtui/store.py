@@ -237,6 +237,7 @@ class Store:
         self.root = Path(root) if root is not None else default_workspace()
         self.index_path = self.root / "kdtui.json"
         self.lock_path = self.root / ".kdtui.lock"
+        self.todos_backup = self.root / "todos.json"
         self.cache_dir = self.root / "cache"
         self.lock_timeout_s = lock_timeout_s
         self.notices: list[str] = []  # what a recovery did, for the CLI/TUI to show
@@ -385,23 +386,30 @@ class Store:
     def add_todo(self, text: str, **fields: Any) -> dict[str, Any]:
         todo = {"id": secrets.token_hex(4), "text": text, "done": False, "created": time.time()}
         todo.update(fields)
-        with self._writing() as db:
-            table = db.table("todos")
+        with self._writing_todos() as table:
             todo.setdefault("order", max((d.get("order", 0) for d in table.all()), default=0) + 1)
             table.insert(Document(todo, doc_id=todo["id"]))
         return todo
 
     def update_todo(self, todo_id: str, **fields: Any) -> dict[str, Any] | None:
-        with self._writing() as db:
-            table = db.table("todos")
+        with self._writing_todos() as table:
             if table.get(doc_id=todo_id) is None:
                 return None
             table.update(fields, doc_ids=[todo_id])
             return table.get(doc_id=todo_id)
 
     def delete_todo(self, todo_id: str) -> bool:
+        with self._writing_todos() as table:
+            return bool(table.remove(doc_ids=[todo_id]))
+
+    @contextlib.contextmanager
+    def _writing_todos(self) -> Iterator[Table]:
+        """The todos table, copied to ``todos.json`` after each change: runs can be rebuilt
+        from their folders when the index is lost, todos only from this copy."""
         with self._writing() as db:
-            return bool(db.table("todos").remove(doc_ids=[todo_id]))
+            table = db.table("todos")
+            yield table
+            atomic_write(self.todos_backup, json.dumps({"todos": table.all()}).encode())
 
     # ------------------------------------------------------------------ integrity
 
@@ -410,9 +418,19 @@ class Store:
         aside = self.index_path.with_name(f"kdtui.json.corrupt-{time.strftime('%Y%m%d-%H%M%S')}")
         os.replace(self.index_path, aside)
         runs = self._summaries_from_folders()
-        self._db().table("runs").insert_multiple(Document(d, doc_id=d["run_id"]) for d in runs)
+        db = self._db()
+        db.table("runs").insert_multiple(Document(d, doc_id=d["run_id"]) for d in runs)
+        try:
+            todos = json.loads(self.todos_backup.read_text())["todos"]
+        except FileNotFoundError:
+            todos, kept = [], ""
+        except (ValueError, KeyError, TypeError) as exc:
+            todos, kept = [], f"; the todo list is lost ({self.todos_backup.name}: {exc})"
+        else:
+            kept = f" and {len(todos)} todo(s) from {self.todos_backup.name}"
+        db.table("todos").insert_multiple(Document(d, doc_id=d["id"]) for d in todos)
         self.notices.append(
-            f"the index was unreadable ({why}); moved it to {aside.name} and rebuilt {len(runs)} runs from their folders"
+            f"the index was unreadable ({why}); moved it to {aside.name} and rebuilt {len(runs)} runs from their folders{kept}"
         )
 
     def rebuild(self) -> str:

@@ -112,6 +112,8 @@ def test_corrupt_index_is_moved_aside_and_rebuilt(tmp_path):
     store.record_event("a", {"type": "epoch", "epoch": 1, "acc": 70.0})
     store.record_event("a", {"type": "end", "status": "done", "best_acc": 70.0, "last_acc": 70.0})
     store.add_todo("keep me")
+    store.update_todo(store.add_todo("and me")["id"], done=True)
+    store.delete_todo(store.add_todo("not me")["id"])
     raw = store.index_path.read_bytes()
     store.index_path.write_bytes(raw[: len(raw) // 2])
     fresh = Store(tmp_path)
@@ -121,6 +123,9 @@ def test_corrupt_index_is_moved_aside_and_rebuilt(tmp_path):
     assert runs["b"]["status"] == "queued"
     assert "rebuilt 2 runs" in fresh.notices[0]
     assert list(tmp_path.glob("kdtui.json.corrupt-*"))
+    # todos have no folders to be rebuilt from: they come back from their copy
+    assert [(t["text"], t["done"]) for t in fresh.todos()] == [("keep me", False), ("and me", True)]
+    assert "2 todo(s) from todos.json" in fresh.notices[0]
 
 
 def test_conditional_update(tmp_path):
