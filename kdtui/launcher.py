@@ -121,7 +121,8 @@ LAUNCH_FIELDS = ("executor", "sbatch")
 def more_seeds(store: Store, run_id: str, seeds: list[Any]) -> list[str]:
     """Queue more seeds of ``run_id``'s configuration and start them the way it was
     launched (locally, or by Slurm with the same sbatch options); returns the new ids.
-    Raises SpecError for bad seeds or a teacher that is gone from the store."""
+    Raises SpecError for bad seeds or a teacher that is gone from the store, ValueError for
+    seeds the group already has (a second run of a seed would count twice)."""
     from kdtui.spec import validate_spec  # pydantic stays out of `kdtui ls`'s import
 
     frozen = store.read_spec(run_id)
@@ -132,6 +133,10 @@ def more_seeds(store: Store, run_id: str, seeds: list[Any]) -> list[str]:
         default_name=experiment["name"],
         store_lookup=store_lookup(store),
     )
+    key = loaded.group_keys[experiment["name"]]
+    taken = {r.get("seed"): r["run_id"] for r in store.runs() if r.get("group_key") == key}
+    if again := [f"{s} ({taken[s]})" for s in seeds if s in taken]:
+        raise ValueError(f"the group already has seed(s) {', '.join(again)}; resume a run instead")
     launch = {k: v for k, v in frozen.items() if k in LAUNCH_FIELDS}
     run_ids = enqueue(store, loaded, launch=launch)
     start_runs(store, run_ids)
@@ -153,12 +158,28 @@ _ATTEMPT_FIELDS = (
 
 def requeue(store: Store, run_ids: list[str]) -> list[str]:
     """Put finished-but-not-done runs back in the queue and hand them to their executors
-    (resume picks up ``last.pt``); returns the ids that went back."""
-    again = []
+    (resume picks up ``last.pt``); returns the ids that went back. Students that failed
+    without starting because one of these teachers could not succeed go back too: their
+    failure was only the teacher's."""
     fields = {"status": "queued", **dict.fromkeys(_ATTEMPT_FIELDS)}
-    for run_id in run_ids:
-        if store.update(run_id, fields, if_status={"failed", "crashed", "cancelled"}):
-            again.append(run_id)
+    again = [
+        run_id
+        for run_id in run_ids
+        if store.update(run_id, fields, if_status={"failed", "crashed", "cancelled"})
+    ]
+    teachers = set(again)
+    while teachers:
+        runs = store.runs()
+        groups = {r["group_key"] for r in runs if r["run_id"] in teachers}
+        teachers = {
+            r["run_id"]
+            for r in runs
+            if r.get("status") == "failed"
+            and not r.get("started")
+            and any(n.get("group_key") in groups for n in r.get("needs") or [])
+            and store.update(r["run_id"], fields, if_status={"failed"})
+        }
+        again += sorted(teachers)
     start_runs(store, again)
     return again
 

@@ -401,3 +401,6 @@ def test_more_seeds_are_launched_like_the_run_they_extend(tmp_path, fake_slurm, 
         assert (spec["executor"], spec["sbatch"]) == ("slurm", original["sbatch"])
         assert spec["group_key"] == original["group_key"]
     assert [store.get(i)["executor"] for i in new] == ["slurm", "slurm"]
+    with pytest.raises(ValueError, match=r"already has seed\(s\) 1 "):
+        more_seeds(store, run_id, [1, 3])
+    assert len(store.runs()) == 3  # nothing queued

@@ -1,0 +1,40 @@
+"""Resume puts a run back in the queue, and with it the students its failure failed."""
+
+from __future__ import annotations
+
+import pytest
+from conftest import tiny_experiment
+
+from kdtui import launcher
+from kdtui.spec import validate_spec
+from kdtui.store import Store
+
+
+@pytest.fixture
+def store(tmp_path, monkeypatch) -> Store:
+    monkeypatch.setattr(launcher, "ensure_runner", lambda store: None)  # no processes
+    return Store(tmp_path / "ws")
+
+
+def test_resuming_a_teacher_requeues_the_students_it_failed(store: Store) -> None:
+    kd = {"loss": {"kd": {}}}
+    spec = validate_spec(
+        [
+            tiny_experiment("t", seeds=[0]),
+            tiny_experiment("s", seeds=[0], teachers=[{"experiment": "t"}], **kd),
+            tiny_experiment("s2", seeds=[0], teachers=[{"experiment": "s"}], **kd),
+            tiny_experiment("ran", seeds=[0], teachers=[{"experiment": "t"}], epochs=3, **kd),
+        ]
+    )
+    ids = dict(zip("t s s2 ran".split(), launcher.enqueue(store, spec), strict=True))
+    store.record_event(ids["t"], {"type": "end", "status": "cancelled", "reason": "asked"})
+    for name in ("s", "s2"):  # what the runner writes for a student whose teacher can't succeed
+        store.record_event(ids[name], {"type": "error", "message": "teacher 't' is cancelled"})
+    store.record_event(ids["ran"], {"type": "start", "pid": 1, "host": "elsewhere"})
+    store.record_event(ids["ran"], {"type": "error", "message": "its own bug"})
+
+    assert launcher.requeue(store, [ids["t"]]) == [ids["t"], ids["s"], ids["s2"]]
+    runs = {r["name"]: r for r in store.runs()}
+    assert [runs[n]["status"] for n in ("t", "s", "s2")] == ["queued"] * 3
+    assert runs["s"]["error"] is None
+    assert runs["ran"]["status"] == "failed"  # it ran and failed on its own: left alone
