@@ -26,7 +26,7 @@ def test_resuming_a_teacher_requeues_the_students_it_failed(store: Store) -> Non
             tiny_experiment("ran", seeds=[0], teachers=[{"experiment": "t"}], epochs=3, **kd),
         ]
     )
-    ids = dict(zip("t s s2 ran".split(), launcher.enqueue(store, spec), strict=True))
+    ids = dict(zip(["t", "s", "s2", "ran"], launcher.enqueue(store, spec), strict=True))
     store.record_event(ids["t"], {"type": "end", "status": "cancelled", "reason": "asked"})
     for name in ("s", "s2"):  # what the runner writes for a student whose teacher can't succeed
         store.record_event(ids[name], {"type": "error", "message": "teacher 't' is cancelled"})
