@@ -215,6 +215,9 @@ async def test_compose_validates_as_you_type_and_launches(
     store = build_workspace(tmp_path / "ws")
     app = make_app(store.root)
     async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: len(grid(app).order) == 11, "runs")
+        await pilot.press("enter")  # a run's detail left open on the runs stack
+        await until(pilot, lambda: isinstance(app.screen, RunDetailScreen), "a run's detail")
         await pilot.press("2")
         screen = app.screen
         assert isinstance(screen, ComposeScreen)
@@ -269,7 +272,10 @@ async def test_compose_validates_as_you_type_and_launches(
         await until(pilot, lambda: screen.problems == [], "a valid spec")
         assert "3 run(s)" in str(screen.query_one("#status").render())
         await pilot.press("ctrl+r")
-        await until(pilot, lambda: isinstance(app.screen, RunsScreen), "back on the runs")
+        await until(pilot, lambda: isinstance(app.screen, RunsScreen), "back on the runs list")
+        await until(
+            pilot, lambda: app.screen.query_one("#filter").value == "kd-from-store", "filter"
+        )
     new = [r for r in store.runs() if r["name"] == "kd-from-store"]
     assert sorted(r["seed"] for r in new) == [0, 1, 2]
     assert {r["status"] for r in new} == {"queued"}

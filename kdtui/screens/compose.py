@@ -745,14 +745,15 @@ class ComposeScreen(LiveScreen):
         except (StoreError, OSError) as exc:
             self.app.call_from_thread(self._launched, None, f"not launched: {exc}")
             return
-        self.app.call_from_thread(self._launched, run_ids, f"queued {len(run_ids)} run(s)")
+        name = str(loaded.experiments[0].name)
+        self.app.call_from_thread(self._launched, run_ids, f"queued {len(run_ids)} run(s)", name)
 
-    def _launched(self, run_ids: list[str] | None, message: str) -> None:
+    def _launched(self, run_ids: list[str] | None, message: str, name: str = "") -> None:
         self.query_one("#launch", Button).disabled = False
         self.app.notify(message, severity="information" if run_ids else "error")
         if run_ids:
             self.app.poll()
-            self.app.switch_mode("runs")
+            self.app.call_later(self.app.show_runs, name)  # the runs list, not a detail on top
 
     @on(Button.Pressed, "#new")
     def action_new(self) -> None:
