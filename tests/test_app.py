@@ -429,6 +429,12 @@ async def test_todo_add_edit_reorder_tick_delete(tmp_path: Path) -> None:
         )
         prompt.query_one("#field-text").value = "second"
         prompt.query_one("#field-group").value = "gaf-teacher"
+        prompt.query_one("#field-target").value = "abc"
+        await pilot.press("enter")  # refused in the dialog, which keeps what was typed
+        await until(pilot, lambda: prompt.query_one("#error").display, "the dialog's error")
+        assert "whole number" in str(prompt.query_one("#error").render())
+        assert app.screen is prompt and prompt.values()["text"] == "second"
+        prompt.query_one("#field-target").value = "3"
         await pilot.press("enter")
         await until(pilot, lambda: len(grid(app).order) == 2, "two items")
         assert grid_lines(grid(app))[1] == "☐ second gaf-teacher 0/3"

@@ -6,7 +6,7 @@ one background poll) and writes through workers, so no screen ever blocks on the
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -214,13 +214,22 @@ class Prompt(ModalScreen[dict[str, str] | None]):
     Prompt .row Label { width: 12; padding-top: 1; }
     Prompt .row Input { width: 1fr; }
     Prompt #note { color: $text-muted; }
+    Prompt #error { color: $error; display: none; }
     Prompt #buttons { height: auto; align-horizontal: right; }
     Prompt Button { margin-left: 1; }
     """
 
-    def __init__(self, title: str, fields: Sequence[Field], note: str = "") -> None:
+    def __init__(
+        self,
+        title: str,
+        fields: Sequence[Field],
+        note: str = "",
+        check: Callable[[dict[str, str]], str | None] | None = None,
+    ) -> None:
+        """``check`` returns what is wrong with the values, shown in the dialog, which then
+        stays open with everything typed so far; None lets them through."""
         super().__init__()
-        self.prompt_title, self.fields, self.note = title, list(fields), note
+        self.prompt_title, self.fields, self.note, self.check = title, list(fields), note, check
 
     def compose(self) -> ComposeResult:
         with Vertical() as box:
@@ -238,6 +247,7 @@ class Prompt(ModalScreen[dict[str, str] | None]):
                     )
             if self.note:
                 yield Static(self.note, id="note")
+            yield Static(id="error")
             with Horizontal(id="buttons"):
                 yield Button("Cancel", id="cancel")
                 yield Button("OK", id="ok", variant="primary")
@@ -252,7 +262,14 @@ class Prompt(ModalScreen[dict[str, str] | None]):
     @on(Input.Submitted)
     @on(Button.Pressed, "#ok")
     def submit(self) -> None:
-        self.dismiss(self.values())
+        values = self.values()
+        problem = self.check(values) if self.check else None
+        if problem:
+            error = self.query_one("#error", Static)
+            error.update(f"✗ {problem}")
+            error.display = True
+            return
+        self.dismiss(values)
 
     @on(Button.Pressed, "#cancel")
     def action_cancel(self) -> None:

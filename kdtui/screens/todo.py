@@ -129,14 +129,17 @@ class TodoScreen(LiveScreen):
             ),
         ]
 
+        def check(values: dict[str, str]) -> str | None:
+            target = values["target"].strip()
+            if values["group"].strip() and target and not (target.isdigit() and int(target) >= 1):
+                return "seeds: a whole number ≥ 1"
+            return None
+
         def done(values: dict[str, str] | None) -> None:
             if not values or not values["text"].strip():
                 return
             group = values["group"].strip() or None
             target = values["target"].strip()
-            if group and target and not (target.isdigit() and int(target) >= 1):
-                self.app.notify("seeds: a whole number ≥ 1", severity="error")
-                return
             fields = {
                 "text": values["text"].strip(),
                 "group": group,
@@ -146,7 +149,10 @@ class TodoScreen(LiveScreen):
 
         self.app.push_screen(
             Prompt(
-                title, fields, note="Linked items tick themselves once that many seeds are done."
+                title,
+                fields,
+                note="Linked items tick themselves once that many seeds are done.",
+                check=check,
             ),
             done,
         )
