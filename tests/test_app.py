@@ -197,6 +197,33 @@ async def test_failed_run_shows_its_reason(tmp_path: Path) -> None:
         assert "failed: diverged at epoch 4" in str(error.render())
 
 
+async def test_a_students_teacher_line_follows_its_status(tmp_path: Path) -> None:
+    store = Store(tmp_path / "ws")
+    spec = validate_spec(
+        [
+            tiny_experiment("t", seeds=[0]),
+            tiny_experiment("s", seeds=[0], teachers=[{"experiment": "t"}], loss={"kd": {}}),
+        ]
+    )
+    _, student = launcher.enqueue(store, spec)
+    app = make_app(store.root)
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: student in grid(app).cells, "the student")
+        app.open_run(student)
+        box = await until(
+            pilot,
+            lambda: isinstance(app.screen, RunDetailScreen) and app.screen.query_one("#teachers"),
+            "detail",
+        )
+
+        def line() -> str:
+            return " ".join(str(w.render()) for w in box.query(Static))
+
+        await until(pilot, lambda: "waits for teacher t seed 0" in line(), "waiting")
+        store.record_event(student, {"type": "error", "message": "teacher 't' seed 0 failed"})
+        await until(pilot, lambda: line() == "teacher t seed 0", "no longer waiting")
+
+
 # ---------------------------------------------------------------------- compose
 
 

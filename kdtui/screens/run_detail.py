@@ -57,7 +57,7 @@ class RunDetailScreen(RunActions, LiveScreen):
         self._reader: Worker | None = None
         self._events_size = -1
         self._log_offset: int | None = None
-        self._teachers: list[str] = []
+        self._teachers: tuple[list[str], bool] = ([], False)  # what the teachers row shows
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -119,9 +119,10 @@ class RunDetailScreen(RunActions, LiveScreen):
         waits for."""
         records = run.get("teacher_runs") or []
         links = [t["run_id"] for t in records if t.get("run_id")]
-        if links == self._teachers and self.query_one("#teachers").children:
+        waiting = run.get("status") == "queued"
+        if (links, waiting) == self._teachers and self.query_one("#teachers").children:
             return
-        self._teachers = links
+        self._teachers = (links, waiting)
         box = self.query_one("#teachers", Horizontal)
         box.remove_children()
         widgets: list[Any] = []
@@ -136,7 +137,8 @@ class RunDetailScreen(RunActions, LiveScreen):
         if not records:
             for need in run.get("needs") or []:
                 seed = f" seed {need['seed']}" if need.get("seed") is not None else ""
-                widgets.append(Static(f"waits for teacher {need.get('name')}{seed}"))
+                verb = "waits for teacher" if waiting else "teacher"  # failed before loading
+                widgets.append(Static(f"{verb} {need.get('name')}{seed}"))
         box.mount_all(widgets)
         box.display = bool(widgets)
 
