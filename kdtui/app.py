@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
+from rich.console import Group
+from rich.table import Table
 from rich.text import Text
 from textual import work
 from textual.app import App, ComposeResult, SystemCommand
@@ -86,7 +88,6 @@ class HelpScreen(ModalScreen[None]):
     def compose(self) -> ComposeResult:
         from kdtui.screens.run_detail import RunDetailScreen
 
-        text = Text()
         sections: list[tuple[str, str, Iterable[BindingType]]] = [
             ("Everywhere", "", KdApp.BINDINGS),
             *(
@@ -95,17 +96,22 @@ class HelpScreen(ModalScreen[None]):
             ),
             ("Run detail", "One run: curves, log, spec.", RunDetailScreen.BINDINGS),
         ]
+        parts: list[Any] = []
         for title, about, bindings in sections:
-            text.append(f"{title}\n", style="bold")
+            parts.append(Text(title, style="bold"))
             if about:
-                text.append(f"  {about}\n", style="italic")
+                parts.append(Text(f"  {about}", style="italic"))
+            # A grid, so a long description wraps under itself, never under the keys.
+            keys = Table.grid(padding=(0, 1))
+            keys.add_column(min_width=13, style="bold", no_wrap=True)
+            keys.add_column()
             for b in bindings:
                 if isinstance(b, Binding) and b.description:
-                    keys = b.key_display or ", ".join(k.strip() for k in b.key.split(","))
-                    text.append(f"  {keys:<12}", style="bold")
-                    text.append(f"{b.tooltip or b.description}\n")
-            text.append("\n")
-        text.append(MOUSE_HELP, style="italic")
+                    shown = b.key_display or ", ".join(k.strip() for k in b.key.split(","))
+                    keys.add_row(f"  {shown}", b.tooltip or b.description)
+            parts += [keys, Text()]
+        parts.append(Text(MOUSE_HELP, style="italic"))
+        text = Group(*parts)
         with VerticalScroll() as box:
             box.border_title = "kdtui keys"
             yield Static(text)
