@@ -12,10 +12,13 @@ Nothing here imports torch: the CLI and the TUI validate specs without it.
 from __future__ import annotations
 
 import difflib
+import functools
 import hashlib
 import json
 import math
 import re
+import zipfile
+import zlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,8 +32,10 @@ from pydantic import (
     Field,
     TypeAdapter,
     ValidationError,
+    field_validator,
     model_validator,
 )
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,79}$"
 Name = Annotated[
@@ -60,6 +65,11 @@ CIFAR10_LAYOUT = (
     "data_batch_1 ... data_batch_5 and test_batch, pickled dicts with b'data' (N, 3072) uint8 "
     "and b'labels'; kdtui never downloads it"
 )
+NPZ_LAYOUT = (
+    "expected an .npz with arrays X_train (N, C, L) and X_test (M, C, L) of finite numbers, "
+    "y_train (N,) and y_test (M,) of int or string labels, each test label also in y_train"
+)
+NPZ_KEYS = ("X_train", "y_train", "X_test", "y_test")
 IMAGE_FOLDER_LAYOUT = (
     "expected class-per-folder images: <path>/train/<class>/*.png|jpg and the same under "
     "<path>/test/ (or val/, valid/), as in CINIC-10; Tiny-ImageNet's val/ must first be sorted "
@@ -69,6 +79,17 @@ IMAGE_FOLDER_LAYOUT = (
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+
+def _field_error(model: type[BaseModel], field: str, message: str, value: Any) -> ValidationError:
+    """An error for a model validator to raise at one field's location: a check that needs
+    several fields is still reported at the field the user has to change, e.g.
+    ``student.dim``, not at ``student``. (pydantic prefixes the location of an error raised
+    as a ValidationError inside a validator; a plain ValueError stays at the model.)"""
+    details = InitErrorDetails(
+        type=PydanticCustomError("value_error", message), loc=(field,), input=value
+    )
+    return ValidationError.from_exception_data(model.__name__, [details])
 
 
 # --------------------------------------------------------------------------- data
@@ -169,15 +190,22 @@ class ImageView(_Strict):
     kind: Literal["image"]
 
 
+ViewKind = Literal["signal", "gaf", "mtf", "rp", "image"]
+_ViewObject = Annotated[
+    SignalView | GafView | MtfView | RpView | ImageView, Field(discriminator="kind")
+]
+
+
 def _view_shorthand(value: Any) -> Any:
     # "gaf" is accepted for {"kind": "gaf"}: the common case stays one word.
     return {"kind": value} if isinstance(value, str) else value
 
 
 ViewSpec = Annotated[
-    SignalView | GafView | MtfView | RpView | ImageView,
-    BeforeValidator(_view_shorthand),
-    Field(discriminator="kind"),
+    _ViewObject,
+    # json_schema_input_type: the JSON Schema (``kdtui schema``) must accept the shorthand
+    # too, or editors flag the README's and the examples' ``"view": "signal"``.
+    BeforeValidator(_view_shorthand, json_schema_input_type=ViewKind | _ViewObject),
 ]
 
 # --------------------------------------------------------------------------- models
@@ -195,17 +223,26 @@ class ModelSpec(_Strict):
     dropout: float = Field(0.0, ge=0, lt=1)
     view: ViewSpec = Field(default_factory=SignalView)
 
+    @field_validator("depth")
+    @classmethod
+    def _depth(cls, depth: int) -> int:
+        # A field validator, so that the problem is reported at ``student.depth``.
+        if (depth - 4) % 6:
+            raise ValueError(f"{depth} is not 6n+4 (e.g. 10, 16, 22, 28, 40)")
+        return depth
+
     @model_validator(mode="after")
     def _check(self) -> ModelSpec:
-        if (self.depth - 4) % 6:
-            raise ValueError(f"depth {self.depth} is not 6n+4 (e.g. 10, 16, 22, 28, 40)")
         wanted = 1 if self.view.kind == "signal" else 2
         if self.dim is None:
             self.dim = wanted
         elif self.dim != wanted:
-            raise ValueError(
+            raise _field_error(
+                ModelSpec,
+                "dim",
                 f"a {self.dim}-D model cannot read the {self.view.kind} view "
-                f"({'1-D signals' if wanted == 1 else '2-D images'})"
+                f"({'1-D signals' if wanted == 1 else '2-D images'})",
+                self.dim,
             )
         return self
 
@@ -249,7 +286,12 @@ class TeacherSpec(_Strict):
         if (self.experiment is None) == (self.checkpoint is None):
             raise ValueError("give exactly one of `experiment` or `checkpoint`")
         if self.checkpoint is not None and self.model is None:
-            raise ValueError("a checkpoint teacher needs `model` (its architecture and view)")
+            raise _field_error(
+                TeacherSpec,
+                "model",
+                "a checkpoint teacher needs `model` (its architecture and view)",
+                None,
+            )
         return self
 
 
@@ -475,11 +517,13 @@ class StepSchedule(_Strict):
     milestones: list[Annotated[int, Field(ge=1)]]
     gamma: float = Field(0.1, gt=0)
 
-    @model_validator(mode="after")
-    def _increasing(self) -> StepSchedule:
-        if any(b <= a for a, b in zip(self.milestones, self.milestones[1:], strict=False)):
+    @field_validator("milestones")
+    @classmethod
+    def _increasing(cls, milestones: list[int]) -> list[int]:
+        # A field validator, so that the problem is reported at ``schedule.milestones``.
+        if any(b <= a for a, b in zip(milestones, milestones[1:], strict=False)):
             raise ValueError("milestones must be strictly increasing")
-        return self
+        return milestones
 
 
 class ConstantSchedule(_Strict):
@@ -827,21 +871,31 @@ def _cross_checks(
     out.extend(_data_path_problems(exp.data.model_dump(), base_dir, f"{at}{dot}data.path"))
 
     n_channels = KNOWN_CHANNELS.get(exp.data.dataset)
+    length = KNOWN_LENGTHS.get(exp.data.dataset)
+    source = exp.data.dataset
+    if exp.data.dataset == "synthetic-har":
+        length = exp.data.length
+    elif isinstance(exp.data, NpzData):
+        # The file's own sizes, so that channels and image sizes are checked as for the
+        # built-in sets (an unreadable file was reported above and gives None here).
+        full = (base_dir / exp.data.path).expanduser()
+        npz = check_npz(full) if full.is_file() else NpzSummary(())
+        n_channels, length, source = npz.channels, npz.length, str(full)
     channels = getattr(exp.data, "channels", None)  # image datasets have no channel choice
     if channels is not None:
+        if not channels:
+            out.append(
+                Problem(
+                    f"{at}{dot}data.channels",
+                    "give at least one channel, or leave channels out for all",
+                )
+            )
         if len(set(channels)) != len(channels):
             out.append(Problem(f"{at}{dot}data.channels", "channels must not repeat"))
         if n_channels is not None and max(channels, default=0) >= n_channels:
             out.append(
-                Problem(
-                    f"{at}{dot}data.channels",
-                    f"{exp.data.dataset} has channels 0..{n_channels - 1}",
-                )
+                Problem(f"{at}{dot}data.channels", f"{source} has channels 0..{n_channels - 1}")
             )
-
-    length = KNOWN_LENGTHS.get(exp.data.dataset)
-    if exp.data.dataset == "synthetic-har":
-        length = exp.data.length
     out.extend(_image_size_problems(exp.student, length, f"{at}{dot}student"))
 
     if len(set(exp.seeds)) != len(exp.seeds):
@@ -908,12 +962,214 @@ def _data_path_problems(data: dict[str, Any], base_dir: Path, at: str) -> list[P
     if not isinstance(path, str):
         return []
     if kind == "npz":
-        return _missing_file(path, base_dir, at)
+        if missing := _missing_file(path, base_dir, at):
+            return missing
+        full = (base_dir / path).expanduser()
+        return [Problem(at, f"{full}: {why}; {NPZ_LAYOUT}") for why in check_npz(full).problems]
     if kind in IMAGE_DATASETS:
         full = (base_dir / path).expanduser()
         layout = CIFAR10_LAYOUT if kind == "cifar10" else IMAGE_FOLDER_LAYOUT
         return [] if full.is_dir() else [Problem(at, f"no such folder: {full}; {layout}")]
     return []
+
+
+# --------------------------------------------------------------------------- npz contents
+
+
+@dataclass(frozen=True)
+class NpzSummary:
+    """What validation learns from an .npz: its problems (none: the engine's load_npz will
+    accept it) and, when X_train's shape is readable, its channels and series length."""
+
+    problems: tuple[str, ...]
+    channels: int | None = None
+    length: int | None = None
+
+
+def check_npz(path: str | Path) -> NpzSummary:
+    """Check an .npz as the engine's load_npz will read it, without torch, so that a bad file
+    is refused before any run is queued rather than failing it at start.
+
+    Shapes and dtypes come from the arrays' .npy headers alone; the X arrays are streamed in
+    chunks for the finite check, and only the label arrays are read whole. The result is
+    cached by path, size and mtime: the composer validates at every keystroke, and a file
+    shared by several experiments is read once."""
+    full = Path(path).expanduser().resolve()
+    try:
+        stat = full.stat()
+    except OSError as exc:
+        return NpzSummary((f"cannot read the file ({exc.strerror})",))
+    return _check_npz_cached(str(full), stat.st_size, stat.st_mtime_ns)
+
+
+#: What reading an array out of an .npz raises when the archive or the array is damaged.
+_READ_ERRORS = (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error)
+
+
+@functools.lru_cache(maxsize=32)
+def _check_npz_cached(path: str, size: int, mtime_ns: int) -> NpzSummary:
+    del size, mtime_ns  # only part of the cache key: a rewritten file is checked again
+    try:
+        return _check_npz(Path(path))
+    except _READ_ERRORS as exc:
+        return NpzSummary((f"not a readable .npz archive ({exc})",))
+
+
+def _check_npz(path: Path) -> NpzSummary:
+    import numpy as np
+
+    with path.open("rb") as f:
+        head = f.read(6)
+    # numpy.load's own dispatch, but in words: on a file that is neither an archive nor an
+    # array, numpy.load blames pickling, which misleads.
+    if not head.startswith((b"PK\x03\x04", b"PK\x05\x06")):
+        single = head == b"\x93NUMPY"
+        why = (
+            "a single .npy array, not an .npz archive" if single else "not a readable .npz archive"
+        )
+        return NpzSummary((why,))
+    problems: list[str] = []
+    with zipfile.ZipFile(path) as archive:
+        members = {n.removesuffix(".npy"): n for n in archive.namelist()}
+        if missing := [k for k in NPZ_KEYS if k not in members]:
+            has = ", ".join(sorted(members)) or "nothing"
+            problems.append(f"missing {', '.join(missing)} (has {has})")
+        heads: dict[str, tuple[tuple[int, ...], Any]] = {}
+        for key in NPZ_KEYS:
+            if key not in members:
+                continue
+            try:
+                with archive.open(members[key]) as f:
+                    shape, dtype = _npy_header(f)
+            except _READ_ERRORS as exc:
+                problems.append(f"cannot read {key} ({exc})")
+                continue
+            if dtype.hasobject:
+                problems.append(
+                    f"{key} holds Python objects, which only pickle can read, and kdtui does not "
+                    "unpickle data files (they could run code): store numbers, and labels as ints "
+                    "or fixed-width strings"
+                )
+                continue
+            heads[key] = (shape, dtype)
+        good = _shape_problems(heads, problems)
+        for key in ("X_train", "X_test"):
+            if key not in good:
+                continue
+            shape, dtype = heads[key]
+            try:
+                with archive.open(members[key]) as f:
+                    _npy_header(f)  # to the data
+                    bad = _count_nonfinite(f, dtype, math.prod(shape))
+            except _READ_ERRORS as exc:
+                problems.append(f"cannot read {key} ({exc})")
+                continue
+            if bad:
+                problems.append(f"{key} has {bad} NaN or infinite values")
+        if {"y_train", "y_test"} <= good:
+            try:
+                labels = {}
+                for key in ("y_train", "y_test"):
+                    with archive.open(members[key]) as f:
+                        labels[key] = np.lib.format.read_array(f, allow_pickle=False)
+                        _read_to_end(f)
+            except _READ_ERRORS as exc:
+                problems.append(f"cannot read {key} ({exc})")
+            else:
+                problems.extend(_label_problems(labels["y_train"], labels["y_test"]))
+    if "X_train" not in good:
+        return NpzSummary(tuple(problems))
+    _, channels, length = heads["X_train"][0]
+    return NpzSummary(tuple(problems), channels=channels, length=length)
+
+
+def _npy_header(f: Any) -> tuple[tuple[int, ...], Any]:
+    """Shape and dtype from a .npy header, without reading the array."""
+    import numpy as np
+
+    version = np.lib.format.read_magic(f)
+    if version == (1, 0):
+        shape, _, dtype = np.lib.format.read_array_header_1_0(f)
+    elif version == (2, 0):
+        shape, _, dtype = np.lib.format.read_array_header_2_0(f)
+    else:  # 3.0 (utf-8 field names) has no public header reader: read the array
+        array = np.lib.format.read_array(f, allow_pickle=False)
+        shape, dtype = array.shape, array.dtype
+    return tuple(shape), dtype
+
+
+def _shape_problems(heads: dict[str, tuple[tuple[int, ...], Any]], problems: list[str]) -> set[str]:
+    """The engine's shape and dtype checks; returns the keys whose arrays passed them."""
+    good = set()
+    for key, (shape, dtype) in heads.items():
+        if key.startswith("X"):
+            if len(shape) != 3:
+                problems.append(f"{key} has shape {shape}, expected 3 dimensions (N, C, L)")
+            elif dtype.kind not in "iuf":
+                problems.append(f"{key} has dtype {dtype}, expected numbers")
+            elif shape[0] == 0:
+                problems.append(f"{key} is empty")
+            else:
+                good.add(key)
+        elif len(shape) != 1:
+            problems.append(f"{key} has shape {shape}, expected 1 dimension (N,)")
+        elif dtype.kind not in "iuUS":
+            problems.append(f"{key} has dtype {dtype}, expected integer or string labels")
+        else:
+            good.add(key)
+    for split in ("train", "test"):
+        x, y = f"X_{split}", f"y_{split}"
+        if {x, y} <= good and (n_x := heads[x][0][0]) != (n_y := heads[y][0][0]):
+            problems.append(f"{x} has {n_x} samples but {y} has {n_y}")
+    if {"X_train", "X_test"} <= good and heads["X_train"][0][1:] != heads["X_test"][0][1:]:
+        problems.append(
+            f"X_train has (C, L) = {heads['X_train'][0][1:]} but X_test has "
+            f"{heads['X_test'][0][1:]}"
+        )
+    return good
+
+
+def _count_nonfinite(f: Any, dtype: Any, count: int) -> int:
+    """NaN and infinite values in the array whose data ``f`` is at, read in chunks of about
+    4 MiB so that a large file is never held in memory whole."""
+    import numpy as np
+
+    step = max(1, (4 << 20) // dtype.itemsize)
+    bad = 0
+    while count:
+        n = min(step, count)
+        chunk = f.read(n * dtype.itemsize)
+        if len(chunk) != n * dtype.itemsize:
+            raise EOFError("the array's data is cut short")
+        if dtype.kind == "f":  # integers are always finite, but are read for the CRC
+            bad += int(np.count_nonzero(~np.isfinite(np.frombuffer(chunk, dtype=dtype))))
+        count -= n
+    _read_to_end(f)
+    return bad
+
+
+def _read_to_end(f: Any) -> None:
+    """Read a zip member to its end, where zipfile checks the CRC (as numpy.load does)."""
+    while f.read(1 << 20):
+        pass
+
+
+def _label_problems(y_train: Any, y_test: Any) -> list[str]:
+    """The engine's label checks: one kind of label, two classes, no test-only class."""
+    import numpy as np
+
+    y_train = y_train.astype(str) if y_train.dtype.kind == "S" else y_train
+    y_test = y_test.astype(str) if y_test.dtype.kind == "S" else y_test
+    if (y_train.dtype.kind == "U") != (y_test.dtype.kind == "U"):
+        return ["y_train and y_test mix string and integer labels"]
+    out = []
+    labels = np.unique(y_train)
+    if len(labels) < 2:
+        out.append(f"y_train has {len(labels)} distinct label(s), need at least 2 classes")
+    unseen = np.setdiff1d(np.unique(y_test), labels)
+    if len(unseen):
+        out.append(f"y_test has labels not in y_train: {', '.join(map(str, unseen[:10]))}")
+    return out
 
 
 def _view_problems(dataset: str, model: ModelSpec, at: str) -> list[Problem]:
@@ -1194,7 +1450,29 @@ def group_key(exp: Experiment, teachers: list[dict[str, Any]] | None = None) -> 
 
 
 def json_schema() -> dict[str, Any]:
-    """JSON Schema of one experiment (files may also hold a list or ``{"experiments": [...]}``)."""
-    schema = Experiment.model_json_schema()
-    schema["title"] = "kdtui experiment"
-    return schema
+    """JSON Schema of a spec file, in each form validate_spec reads: one experiment, a list
+    of them, or ``{"experiments": [...]}``; editors check the files against it, so it must
+    accept every file that validates (the checks across fields and files it cannot express)."""
+    experiment = Experiment.model_json_schema()
+    defs = experiment.pop("$defs", {})
+    experiment["title"] = "kdtui experiment"
+    defs["Experiment"] = experiment
+    ref = {"$ref": "#/$defs/Experiment"}
+    several = {"type": "array", "items": ref, "minItems": 1}
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "title": "kdtui spec",
+        "description": 'One experiment, a list of experiments, or {"experiments": [...]}; '
+        "each experiment needs a unique `name` when a file holds several.",
+        "anyOf": [
+            ref,
+            several,
+            {
+                "type": "object",
+                "properties": {"experiments": several},
+                "required": ["experiments"],
+                "additionalProperties": False,
+            },
+        ],
+        "$defs": defs,
+    }

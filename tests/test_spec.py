@@ -72,15 +72,16 @@ def test_typo_suggests_the_field():
 @pytest.mark.parametrize(
     ("change", "path", "words"),
     [
-        ({"student": {"depth": 15}}, "student", "6n+4"),
-        ({"student": {"dim": 2, "view": "signal"}}, "student", "cannot read"),
+        ({"student": {"depth": 15}}, "student.depth", "15 is not 6n+4"),
+        ({"student": {"dim": 2, "view": "signal"}}, "student.dim", "cannot read"),
         (
             {"student": {"view": {"kind": "gaf", "image_size": 128}}},
             "student.view.image_size",
             "larger than the series length",
         ),
         ({"data": {"dataset": "mnist"}}, "data", "unknown dataset 'mnist'"),
-        ({"schedule": {"kind": "step", "milestones": [5, 3]}}, "schedule", "increasing"),
+        ({"schedule": {"kind": "step", "milestones": [5, 3]}}, "schedule.milestones", "increasing"),
+        ({"data": {"dataset": "synthetic-har", "channels": []}}, "data.channels", "at least one"),
         (
             {"schedule": {"kind": "step", "milestones": [1, 9]}},
             "schedule.milestones",
@@ -126,9 +127,34 @@ def test_cycles_and_self_reference():
     assert any("its own teacher" in m for m in problems_of([c]))
 
 
+def test_model_problems_are_at_the_field_to_change():
+    """A check across fields is still reported at the field the user must edit, in every
+    experiment of a file and for teacher models too (not at ``experiments[1].student``)."""
+    bad = {"depth": 15, "width": 1, "view": "signal"}
+    exp = tiny_experiment(
+        "s",
+        student=bad,
+        teachers=[
+            {"checkpoint": "t.pt", "model": {**bad, "depth": 10, "dim": 2}},
+            {"checkpoint": "u.pt", "model": bad},
+        ],
+        loss={"kd": {}},
+    )
+    msgs = problems_of({"experiments": [tiny_experiment("a"), exp]})
+    assert "experiments[1].student.depth: 15 is not 6n+4 (e.g. 10, 16, 22, 28, 40)" in msgs
+    assert (
+        "experiments[1].teachers[1].model.depth: 15 is not 6n+4 (e.g. 10, 16, 22, 28, 40)" in msgs
+    )
+    dim = "experiments[1].teachers[0].model.dim: a 2-D model cannot read the signal view"
+    assert any(m.startswith(dim) for m in msgs), msgs
+    assert not any(m.split(":")[0].endswith(("student", "model")) for m in msgs), msgs
+
+
 def test_checkpoint_teacher_needs_model_and_file(tmp_path):
     exp = tiny_experiment("s", teachers=[{"checkpoint": "t.pt"}], loss={"kd": {}})
-    assert any("needs `model`" in m for m in problems_of(exp))
+    assert any(
+        m.startswith("teachers[0].model:") and "needs `model`" in m for m in problems_of(exp)
+    )
     exp["teachers"][0]["model"] = {"depth": 16, "width": 3}
     with pytest.raises(SpecError) as info:
         validate_spec(exp, base_dir=tmp_path)
@@ -186,8 +212,17 @@ def test_group_key_holds_input_files_by_where_they_are(tmp_path):
     """A relative path names the same file as the absolute one a run's frozen spec holds:
     re-validating that frozen spec (more seeds, edit as new) must land in the same group,
     and the same file named from another folder must too."""
+    import numpy as np
+
     (tmp_path / "sub").mkdir()
-    (tmp_path / "d.npz").write_bytes(b"x")
+    y = np.arange(8) % 2
+    np.savez(
+        tmp_path / "d.npz",
+        X_train=np.ones((8, 3, 64)),
+        y_train=y,
+        X_test=np.ones((8, 3, 64)),
+        y_test=y,
+    )
     exp = tiny_experiment("s", data={"dataset": "npz", "path": "d.npz"})
     relative = validate_spec(exp, base_dir=tmp_path)
     assert relative.experiments[0].data.path == str((tmp_path / "d.npz").resolve())

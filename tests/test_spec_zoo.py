@@ -177,4 +177,4 @@ def test_examples_validate_and_schema_lists_the_new_fields(workspace):
     schema = json.loads(run_cli("schema", workspace=workspace).stdout)
     loss = schema["$defs"]["LossSpec"]["properties"]
     assert {"kd", "at", "sp", "amd", "dask", "amc"} <= set(loss)
-    assert "augment" in schema["properties"]
+    assert "augment" in schema["$defs"]["Experiment"]["properties"]

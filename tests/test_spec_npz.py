@@ -1,0 +1,180 @@
+"""An npz is checked at validation as the engine will read it: a bad file queues no run."""
+
+from __future__ import annotations
+
+import os
+import zipfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from conftest import tiny_experiment
+
+from kdtui.engine.data import DataError, load_npz
+from kdtui.spec import NPZ_LAYOUT, SpecError, check_npz, validate_spec
+
+
+def good_arrays() -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(0)
+    return {
+        "X_train": rng.normal(size=(30, 2, 64)),
+        "y_train": np.array([0, 1, 2] * 10),
+        "X_test": rng.normal(size=(12, 2, 64)),
+        "y_test": np.array([0, 1] * 6),
+    }
+
+
+def spec_on(path: str, **data: Any) -> dict[str, Any]:
+    return tiny_experiment("x", data={"dataset": "npz", "path": path, **data})
+
+
+def problems_at(raw: Any, base_dir: Path) -> dict[str, list[str]]:
+    with pytest.raises(SpecError) as info:
+        validate_spec(raw, base_dir=base_dir)
+    out: dict[str, list[str]] = {}
+    for p in info.value.problems:
+        out.setdefault(p.path, []).append(p.message)
+    return out
+
+
+def saved(**change: Any) -> Callable[[Path], None]:
+    """Writes the good arrays with ``change`` applied (None drops a key)."""
+
+    def write(path: Path) -> None:
+        arrays = {k: v for k, v in {**good_arrays(), **change}.items() if v is not None}
+        np.savez(path, **arrays)
+
+    return write
+
+
+def write_bytes(data: bytes) -> Callable[[Path], None]:
+    return lambda path: path.write_bytes(data)
+
+
+def bad_crc(path: Path) -> None:
+    """A zip whose X_train data was altered after its CRC was written."""
+    saved()(path)
+    raw = bytearray(path.read_bytes())
+    with zipfile.ZipFile(path) as archive:
+        info = archive.getinfo("X_train.npy")
+    middle = info.header_offset + 30 + len(info.filename) + 2000  # inside X_train's data
+    raw[middle : middle + 8] = np.float64(7.0).tobytes()
+    path.write_bytes(bytes(raw))
+
+
+BAD_FILES = [
+    ("corrupt", write_bytes(b"garbage\n"), "not a readable .npz archive"),
+    (
+        "npy",
+        lambda p: (
+            np.save(p.with_suffix(".npy"), np.ones(3)) or os.replace(p.with_suffix(".npy"), p)
+        ),
+        "a single .npy array",
+    ),  # fmt: skip
+    (
+        "truncated",
+        lambda p: saved()(p) or p.write_bytes(p.read_bytes()[:500]),
+        "not a readable .npz archive",
+    ),  # fmt: skip
+    ("bad-crc", bad_crc, "cannot read X_train (Bad CRC-32"),
+    ("no-y_test", saved(y_test=None), "missing y_test (has X_test, X_train, y_train)"),
+    ("rank", saved(X_train=np.ones((30, 64))), "X_train has shape (30, 64), expected 3 dimensions"),
+    ("y-rank", saved(y_test=np.zeros((12, 1), int)), "y_test has shape (12, 1), expected 1"),
+    (
+        "lengths",
+        saved(y_train=np.array([0, 1, 2] * 9)),
+        "X_train has 30 samples but y_train has 27",
+    ),
+    (
+        "C-L",
+        saved(X_test=np.ones((12, 3, 64))),
+        "X_train has (C, L) = (2, 64) but X_test has (3, 64)",
+    ),
+    ("empty", saved(X_test=np.ones((0, 2, 64)), y_test=np.array([], int)), "X_test is empty"),
+    ("all-nan", saved(X_train=np.full((30, 2, 64), np.nan)), "X_train has 3840 NaN or infinite"),
+    ("inf", saved(X_test=np.full((12, 2, 64), np.inf)), "X_test has 1536 NaN or infinite"),
+    ("complex", saved(X_train=np.ones((30, 2, 64), complex)), "X_train has dtype complex128"),
+    ("float-labels", saved(y_train=np.ones(30)), "y_train has dtype float64, expected integer"),
+    (
+        "objects",
+        saved(y_train=np.array([0, "a", 2] * 10, dtype=object)),
+        "y_train holds Python objects",
+    ),  # fmt: skip
+    ("mixed", saved(y_train=np.array(["a", "b", "c"] * 10)), "mix string and integer labels"),
+    (
+        "one-class",
+        saved(y_train=np.zeros(30, int), y_test=np.zeros(12, int)),
+        "1 distinct label(s)",
+    ),  # fmt: skip
+    ("unseen", saved(y_test=np.array([0, 5] * 6)), "y_test has labels not in y_train: 5"),
+]
+
+
+@pytest.mark.parametrize(("name", "write", "words"), BAD_FILES, ids=[b[0] for b in BAD_FILES])
+def test_bad_npz_is_refused_at_its_path_naming_file_and_layout(tmp_path, name, write, words):
+    write(tmp_path / "d.npz")
+    got = problems_at(spec_on("d.npz"), tmp_path)
+    assert list(got) == ["data.path"], got
+    matching = [m for m in got["data.path"] if words in m]
+    assert len(matching) == 1, got
+    msg = matching[0]
+    assert msg.startswith(f"{tmp_path / 'd.npz'}: ") and msg.endswith(f"; {NPZ_LAYOUT}")
+    assert "allow_pickle" not in msg and "pickled" not in msg
+    # ... and the engine would have refused it too, at the start of a run
+    with pytest.raises(DataError):
+        load_npz(tmp_path / "d.npz")
+
+
+def test_good_npz_passes_both(tmp_path):
+    saved()(tmp_path / "plain.npz")
+    np.savez_compressed(tmp_path / "packed.npz", **good_arrays())
+    strings = {**good_arrays(), "y_train": np.array([b"a", b"b", b"c"] * 10)}
+    strings["y_test"] = np.array(["a", "b"] * 6)
+    np.savez(tmp_path / "strings.npz", **strings)
+    ints = {**good_arrays(), "X_train": np.ones((30, 2, 64), np.int16)}
+    np.savez(tmp_path / "ints.npz", **ints, extra=np.ones(2))
+    for name in ("plain", "packed", "strings", "ints"):
+        validate_spec(spec_on(f"{name}.npz"), base_dir=tmp_path)
+        load_npz(tmp_path / f"{name}.npz")
+
+
+def test_every_problem_of_a_file_is_reported(tmp_path):
+    saved(X_train=np.full((30, 2, 64), np.nan), y_test=np.array([0, 7] * 6), X_test=None)(
+        tmp_path / "d.npz"
+    )
+    got = problems_at(spec_on("d.npz"), tmp_path)["data.path"]
+    assert len(got) == 3, got
+    assert any("missing X_test" in m for m in got)
+    assert any("X_train has 3840 NaN" in m for m in got)
+    assert any("labels not in y_train: 7" in m for m in got)
+
+
+def test_unparsed_experiment_gets_the_content_check_too(tmp_path):
+    (tmp_path / "d.npz").write_text("garbage\n")
+    raw = [tiny_experiment("a"), {**spec_on("d.npz"), "name": "b", "epochs": "many"}]
+    got = problems_at(raw, tmp_path)
+    assert "not a readable .npz archive" in got["[1].data.path"][0]
+    assert "[1].epochs" in got
+
+
+def test_channels_and_image_size_are_checked_against_the_file(tmp_path):
+    saved()(tmp_path / "d.npz")  # 2 channels of length 64
+    validate_spec(spec_on("d.npz", channels=[1]), base_dir=tmp_path)
+    got = problems_at(spec_on("d.npz", channels=[0, 2]), tmp_path)
+    assert got == {"data.channels": [f"{tmp_path / 'd.npz'} has channels 0..1"]}
+    raw = spec_on("d.npz")
+    raw["student"] = {"depth": 10, "view": {"kind": "gaf", "image_size": 65}}
+    got = problems_at(raw, tmp_path)
+    assert got == {"student.view.image_size": ["65 is larger than the series length 64"]}
+
+
+def test_a_rewritten_file_is_checked_again(tmp_path):
+    path = tmp_path / "d.npz"
+    saved()(path)
+    assert check_npz(path).problems == ()
+    assert (check_npz(path).channels, check_npz(path).length) == (2, 64)
+    saved(y_test=None)(path)
+    os.utime(path, ns=(1, 1))  # a new mtime even where the clock is coarse
+    assert "missing y_test" in check_npz(path).problems[0]
