@@ -33,18 +33,29 @@ RUNNER_CONFIG = "runner.json"
 
 
 def store_lookup(store: Store):
-    """The spec validator's view of the store: a finished group by experiment name."""
+    """The spec validator's view of the store: a group by experiment name or group key.
+    A name that several groups share (an experiment changed and run again under its
+    name) is refused rather than guessed: a student must know which teacher it gets."""
     runs = None
 
     def lookup(name: str) -> StoreGroup | None:
         nonlocal runs
         if runs is None:
             runs = store.runs() if store.index_path.exists() else []
-        mine = [r for r in runs if r.get("name") == name and r.get("source") == "kdtui"]
+        mine = [
+            r
+            for r in runs
+            if name in (r.get("name"), r.get("group_key")) and r.get("source") == "kdtui"
+        ]
         done = [r for r in mine if r.get("status") == "done"]
         if not mine:
             return None
         latest = max(done or mine, key=lambda r: r.get("created", 0))
+        if len(keys := sorted({r["group_key"] for r in done or mine})) > 1:
+            raise LookupError(
+                f"{name!r} names {len(keys)} groups in the store ({', '.join(keys)}); "
+                f"give the group key of the one to use, e.g. {latest['group_key']!r} (the newest)"
+            )
         spec = store.read_spec(latest["run_id"])["experiment"]
         seeds = tuple(sorted({r["seed"] for r in done if r["group_key"] == latest["group_key"]}))
         from kdtui.spec import StoreGroup

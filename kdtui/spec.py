@@ -710,6 +710,8 @@ class StoreGroup:
     done_seeds: tuple[int, ...]
 
 
+#: A teacher reference (experiment name or group key) → its group in the store, or None;
+#: raises LookupError when a name is shared by several groups.
 StoreLookup = Callable[[str], "StoreGroup | None"]
 
 
@@ -1269,14 +1271,8 @@ def _raw_checks(
     teachers = item.get("teachers")
     for j, t in enumerate(teachers if isinstance(teachers, list) else []):
         ref = t.get("experiment") if isinstance(t, dict) else None
-        known = ref in raw_names or (store_lookup is not None and store_lookup(ref) is not None)
-        if isinstance(ref, str) and not known:
-            where = "this file or the store" if store_lookup else "this file"
-            out.append(
-                Problem(
-                    f"{at}{dot}teachers[{j}].experiment", f"no experiment named {ref!r} in {where}"
-                )
-            )
+        if isinstance(ref, str) and ref not in raw_names:
+            out += _store_reference(ref, store_lookup, f"{at}{dot}teachers[{j}].experiment")[1]
         if isinstance(t, dict) and isinstance(t.get("checkpoint"), str):
             out.extend(
                 _missing_file(t["checkpoint"], base_dir, f"{at}{dot}teachers[{j}].checkpoint")
@@ -1316,6 +1312,22 @@ def _checkpoint_problems(teacher: TeacherSpec, base_dir: Path, at: str) -> list[
     return []
 
 
+def _store_reference(
+    ref: str, store_lookup: StoreLookup | None, at: str
+) -> tuple[StoreGroup | None, list[Problem]]:
+    """A teacher named outside the file, looked up in the store: its group, or the problem
+    (not there, or a name that several groups share: the lookup raises LookupError)."""
+    if store_lookup is None:
+        return None, [Problem(at, f"no experiment named {ref!r} in this file")]
+    try:
+        group = store_lookup(ref)
+    except LookupError as exc:
+        return None, [Problem(at, str(exc))]
+    if group is None:
+        return None, [Problem(at, f"no experiment named {ref!r} in this file or the store")]
+    return group, []
+
+
 def _reference_problems(
     exp: Experiment,
     teacher: TeacherSpec,
@@ -1335,10 +1347,9 @@ def _reference_problems(
     elif ref in raw_names:
         return []  # that experiment has problems of its own, reported at its path
     else:
-        group = store_lookup(ref) if store_lookup else None
+        group, problems = _store_reference(ref, store_lookup, f"{at}.experiment")
         if group is None:
-            where = "this file or the store" if store_lookup else "this file"
-            return [Problem(f"{at}.experiment", f"no experiment named {ref!r} in {where}")]
+            return problems
         store_refs[ref] = group
         student = ModelSpec.model_validate(group.student)
         data, seeds = group.data, set(group.done_seeds)
