@@ -4,6 +4,8 @@ engine processes started by the queue runner."""
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import sys
 import time
 from enum import Enum
@@ -19,16 +21,18 @@ from kdtui import launcher
 from kdtui.clikit import (
     STATUS_STYLE,
     Workspace,
+    check_workspace,
     err,
     fmt_acc,
     fmt_age,
     open_store,
     out,
+    plural,
     print_grid,
 )
 from kdtui.notes_cli import notes_app, record, todo_import
 from kdtui.results import GroupRow, csv_table, group_rows, latex_table, markdown_table
-from kdtui.store import TERMINAL, Store, StoreError, default_workspace
+from kdtui.store import STATUSES, TERMINAL, Store, StoreError, default_workspace
 from kdtui.todo_cli import todo_app
 
 app = typer.Typer(
@@ -115,7 +119,9 @@ def run(
     try:
         loaded = load_spec(spec, store_lookup=launcher.store_lookup(store))
     except SpecError as exc:
-        err.print(f"[red]invalid spec[/] {escape(exc.source)}: {len(exc.problems)} problem(s)")
+        err.print(
+            f"[red]invalid spec[/] {escape(exc.source)}: {plural(len(exc.problems), 'problem')}"
+        )
         for problem in exc.problems:
             err.print(f"  {escape(str(problem))}")
         raise typer.Exit(2) from None
@@ -131,6 +137,8 @@ def run(
         ex: launcher.Executor
         if executor == "local":
             gpu_ids = [g.strip() for g in gpus.split(",") if g.strip()] if gpus else None
+            if gpu_ids:
+                check_gpus(gpu_ids)
             ex = launcher.LocalExecutor(jobs, gpu_ids, per_gpu)
         else:
             opts = SlurmOptions.load(
@@ -147,11 +155,10 @@ def run(
         raise typer.Exit(2) from None
     run_ids = launcher.enqueue(store, loaded, ex)
     ex.start(store, run_ids)
-    n_exp = len(loaded.experiments)
     job_ids = [r["job_id"] for r in store.runs() if r["run_id"] in run_ids and r.get("job_id")]
     out.print(
-        f"queued {len(run_ids)} runs ({n_exp} experiment{'s' * (n_exp != 1)}) in {store.root}"
-        + (f" as Slurm jobs {', '.join(job_ids)}" if job_ids else "")
+        f"queued {plural(len(run_ids), 'run')} ({plural(len(loaded.experiments), 'experiment')})"
+        f" in {store.root}" + (f" as Slurm jobs {', '.join(job_ids)}" if job_ids else "")
     )
     if detach:
         out.print(
@@ -169,6 +176,29 @@ def run(
     for r in bad:
         err.print(f"[red]{r['status']}[/] {r['run_id']}: {escape(str(r.get('error') or ''))}")
     raise typer.Exit(1 if bad else 0)
+
+
+def check_gpus(wanted: list[str]) -> None:
+    """Refuse GPUs this machine does not show: the runner would silently train on CPU (or
+    on fewer GPUs). Raises ExecutorError naming what is visible."""
+    from kdtui.runner import discover_gpus  # nvidia-smi or CUDA_VISIBLE_DEVICES, no torch
+
+    visible = discover_gpus()
+    missing = [g for g in wanted if g not in visible]
+    if not missing:
+        return
+    asked = f"--gpus {','.join(wanted)}"
+    if visible:
+        raise launcher.ExecutorError(
+            f"{asked}: GPU {', '.join(missing)} not visible (visible: {', '.join(visible)})"
+        )
+    if os.environ.get("CUDA_VISIBLE_DEVICES") is not None:
+        why = "CUDA_VISIBLE_DEVICES empty"
+    elif shutil.which("nvidia-smi") is None:
+        why = "nvidia-smi not found"
+    else:
+        why = "nvidia-smi lists none"
+    raise launcher.ExecutorError(f"{asked}: no GPU visible ({why})")
 
 
 def follow(store: Store, run_ids: list[str]) -> None:
@@ -216,7 +246,7 @@ def leave_or_cancel(store: Store, run_ids: list[str]) -> None:
             cancel = False
     if cancel:
         stopped = launcher.stop_runs(store, run_ids)
-        out.print(f"cancelling {len(stopped)} runs")
+        out.print(f"cancelling {plural(len(stopped), 'run')}")
     else:
         out.print(
             "the runs keep going in the background: [bold]kdtui ls[/] to watch, [bold]kdtui stop[/] to cancel"
@@ -233,18 +263,24 @@ def ls(
     workspace: Workspace = None,
 ) -> None:
     """List runs: status, group, seed, epoch, accuracy, device, age, reason."""
-    store = open_store(workspace)
-    runs = store.runs() if store.index_path.exists() else []
-    if status:
-        runs = [r for r in runs if r.get("status") == status]
-    if fmt == "json":
-        sys.stdout.write(json.dumps(runs) + "\n")
-        return
-    if fmt != "table":
+    if fmt not in ("table", "json"):
         err.print(f"[red]error:[/] unknown format {fmt!r} (table, json)")
         raise typer.Exit(2)
+    if status is not None and status not in STATUSES:
+        err.print(f"[red]error:[/] unknown status {status!r} ({', '.join(STATUSES)})")
+        raise typer.Exit(2)
+    store = open_store(workspace)
+    every = store.runs() if store.index_path.exists() else []
+    runs = [r for r in every if status is None or r.get("status") == status]
+    if fmt == "json":
+        sys.stdout.write(json.dumps([rounded_accs(r) for r in runs]) + "\n")
+        return
     if not runs:
-        out.print("no runs yet: [bold]kdtui run examples/quickstart.json[/]")
+        out.print(
+            f"no {status} runs"
+            if every
+            else "no runs yet: [bold]kdtui run examples/quickstart.json[/]"
+        )
         return
     rows, styles = [], []
     for r in runs:
@@ -261,6 +297,15 @@ def ls(
         styles.append(STATUS_STYLE.get(s))
     headers = ["run", "status", "seed", "epoch", "acc", "best", "device", "age", "note"]
     print_grid(headers, rows, right={2, 3, 4, 5}, styles=styles)
+
+
+def rounded_accs(run: dict[str, Any]) -> dict[str, Any]:
+    """The summary with accuracies to 6 decimals: they are float32 in the engine, and
+    30.000001907348633 is noise, not precision."""
+    return {
+        k: round(v, 6) if isinstance(v, float) and (k == "acc" or k.endswith("_acc")) else v
+        for k, v in run.items()
+    }
 
 
 @app.command()
@@ -425,7 +470,7 @@ def resume(
     )
     again = launcher.requeue(store, [r["run_id"] for r in targets])
     out.print(
-        f"resuming {len(again)} run(s)"
+        f"resuming {plural(len(again), 'run')}"
         if again
         else "nothing to resume (only crashed, failed or cancelled runs resume)"
     )
@@ -454,7 +499,7 @@ def _default(ctx: typer.Context, workspace: Workspace = None) -> None:
     if ctx.invoked_subcommand is None:
         from kdtui.app import run_app  # the TUI, imported only when asked for
 
-        run_app(workspace or default_workspace())
+        run_app(check_workspace(workspace or default_workspace()))
 
 
 def main() -> None:

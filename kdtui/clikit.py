@@ -15,7 +15,32 @@ from rich.style import Style
 from kdtui.store import Store, default_workspace
 
 out = Console(highlight=False)
-err = Console(stderr=True, highlight=False)
+# soft_wrap: an error stays one line when piped (greppable); a terminal wraps it itself
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+def _given(ctx: typer.Context, name: str) -> bool:
+    """Whether ``name`` was typed on this context's command line (not env var, not default).
+    By the source's name: typer vendors click, so its ParameterSource is not importable."""
+    source = ctx.get_parameter_source(name)
+    return source is not None and source.name == "COMMANDLINE"
+
+
+def _resolve_workspace(
+    ctx: typer.Context, param: typer.CallbackParam, value: Path | None
+) -> Path | None:
+    """A subcommand's --workspace, else the one given before it (``kdtui -w DIR ls``), else
+    KDTUI_WORKSPACE or nothing (``default_workspace``). Every command's option runs this,
+    so the top-level option reaches them all, sub-apps included."""
+    if param.name is None or _given(ctx, param.name):
+        return value
+    parent = ctx.parent
+    while parent is not None:
+        if param.name in parent.params and _given(parent, param.name):
+            return parent.params[param.name]
+        parent = parent.parent
+    return value
+
 
 Workspace = Annotated[
     Path | None,
@@ -25,6 +50,7 @@ Workspace = Annotated[
         envvar="KDTUI_WORKSPACE",
         help="Workspace folder (default ./runs).",
         show_default=False,
+        callback=_resolve_workspace,
     ),
 ]
 STATUS_STYLE = {
@@ -37,9 +63,29 @@ STATUS_STYLE = {
 }
 
 
+def plural(n: int, word: str, many: str | None = None) -> str:
+    """``1 run``, ``2 runs``; ``many`` for irregular plurals."""
+    return f"{n} {word if n == 1 else many or word + 's'}"
+
+
+def check_workspace(root: Path) -> Path:
+    """Exit 2 unless ``root`` is, or can become, a folder: a file there (or in its path)
+    would otherwise surface as a NotADirectoryError traceback, or as an empty workspace."""
+    for path in (root, *root.parents):
+        if path.exists():
+            if not path.is_dir():
+                where = "" if path == root else f" ({path} is a file)"
+                err.print(
+                    f"[red]error:[/] workspace {escape(str(root))} is not a directory{escape(where)}"
+                )
+                raise typer.Exit(2)
+            break
+    return root
+
+
 def open_store(workspace: Path | None, reconcile: bool = True) -> Store:
     """The workspace's store, with crashed runs detected and any recovery announced."""
-    store = Store(workspace or default_workspace())
+    store = Store(check_workspace(workspace or default_workspace()))
     if reconcile and store.index_path.exists():
         for line in store.reconcile():
             err.print(f"[magenta]reconciled[/] {escape(line)}")

@@ -17,6 +17,7 @@ import bisect
 import hashlib
 import html
 import json
+import math
 import re
 import shutil
 import time
@@ -56,6 +57,18 @@ _CHECKBOX = re.compile(r"\[(?P<mark>[ xX])\]\s*")
 
 class NotesError(Exception):
     """A notes file that cannot be read or used as asked."""
+
+
+def accuracy_problem(value: float, text: str | None = None) -> str | None:
+    """Why ``value`` cannot be stored as an accuracy (None when it can): a nan or inf
+    (``1e400`` overflows) would poison every statistic of its group, and a value outside
+    [0, 100] is no accuracy, whether written in % or as a fraction."""
+    shown = text if text is not None else f"{value:g}"
+    if not math.isfinite(value):
+        return f"{shown} is not a finite number"
+    if not 0 <= value <= 100:
+        return f"{shown} is not an accuracy (0 to 100, in % or as a fraction)"
+    return None
 
 
 # ---------------------------------------------------------------------- parsed structure
@@ -499,8 +512,11 @@ def read_notes(path: Path, labels: Iterable[str] = DEFAULT_LABELS) -> Notes:
 
 
 def format_average(values: list[float], precision: int = 4) -> str:
-    """``mean ± std (n=k)`` with the sample std; a single value has no spread to show."""
+    """``mean ± std (n=k)`` with the sample std; a single value has no spread to show.
+    A nan or inf is left out (``n`` counts the values used); with none left, ``–``."""
     s = Stats.of(values)
+    if s.mean is None:
+        return "–"
     if s.std is None:
         return f"{s.mean:.{precision}f} (n={s.n})"
     return f"{s.mean:.{precision}f} ± {s.std:.{precision}f} (n={s.n})"
@@ -515,6 +531,7 @@ class Filled:
     average: str | None  # the average line's new value, or None when left alone
     note: str  # why a block was left alone, or ""
     changed: bool
+    left_out: tuple[str, ...] = ()  # numbers as written that the average leaves out (inf)
 
 
 def _fractions(values: list[float]) -> bool | None:
@@ -549,7 +566,8 @@ def fill(
         written: list[tuple[int, str, str]] = []
         values = list(block.numbers)
         for k, seed in enumerate(block.seeds):
-            if seed.kind == "blank" and k in wanted:
+            # "nan" written into the notes would no longer parse as a number
+            if seed.kind == "blank" and k in wanted and math.isfinite(wanted[k][0]):
                 value, origin = wanted[k]
                 text = _like_block(value, block, precision)
                 written.append((k, text, origin))
@@ -558,6 +576,8 @@ def fill(
         note, avg = "", None
         if not values:
             note = "no numbers yet, left alone"
+        elif not any(math.isfinite(v) for v in values):
+            note = "no finite numbers, left alone"
         elif block.average is None:
             note = "no average line"
         else:
@@ -565,7 +585,10 @@ def fill(
             if avg != block.average.text:
                 edits.append((block.average.slot, avg))
         changed = bool(written) or (avg is not None and avg != block.average.text)
-        report.append(Filled(block, tuple(written), avg, note, changed))
+        left_out = tuple(
+            s.text for s in block.seeds if s.value is not None and not math.isfinite(s.value)
+        )
+        report.append(Filled(block, tuple(written), avg, note, changed, left_out))
     data = notes.data
     for slot, text in sorted(edits, key=lambda e: e[0].start, reverse=True):
         data = data[: slot.start] + (slot.pad + text).encode() + data[slot.end :]
@@ -597,15 +620,24 @@ def values_from_store(
     """For each block with blank seeds, the finished runs of its group in the store, by
     seed (seed k fills blank item k). The group is the one named like the block (or given
     by ``mapping``); this file's own imported runs do not count. Returns the values and one
-    line per block that could not be matched."""
+    line per problem: a block that could not be matched, a ``mapping`` entry naming no
+    block of the notes or no group of the store, a nan or inf seed (left blank)."""
+    everything = store.runs()
     own = _source_prefix(path)
-    runs = [r for r in store.runs() if not str(r.get("source", "")).startswith(own)]
+    runs = [r for r in everything if not str(r.get("source", "")).startswith(own)]
     rows = group_rows(runs)
     by_run = {
         (r["group_key"], r.get("seed")): r["run_id"] for r in runs if r.get("status") == "done"
     }
     values: dict[str, dict[int, tuple[float, str]]] = {}
     problems = []
+    # A typo in the mapping would otherwise only show as a blank that stays blank.
+    known = {r.get("name") for r in everything} | {r.get("group_key") for r in everything}
+    unknown = sorted({v for v in (mapping or {}).values() if v not in known})
+    for target in unknown:
+        problems.append(f"--map names group {target!r}, which is nowhere in the store")
+    for name in sorted(set(mapping or {}) - {b.name for b in notes.blocks}):
+        problems.append(f"--map names block {name!r}, which is not in the notes")
     for block in notes.blocks:
         if not block.blanks:
             continue
@@ -619,13 +651,19 @@ def values_from_store(
             continue
         row = next((r for r in rows if r.group_key in keys), None)
         if row is None:
-            if block.name in (mapping or {}):
+            if block.name in (mapping or {}) and target not in unknown:
                 problems.append(f"line {block.line} {block.name}: no group {target!r} in the store")
             continue
         by_seed = row.best_by_seed if metric == "best" else row.last_by_seed
+        blank = {k for k, s in enumerate(block.seeds) if s.kind == "blank"}
+        for seed in sorted(blank & {k for k, v in by_seed.items() if not math.isfinite(v)}):
+            problems.append(
+                f"line {block.line} {block.name}: seed {seed} is {by_seed[seed]} in the store, left blank"
+            )
         values[block.name] = {
             seed: (value, by_run.get((row.group_key, seed), row.group_key))
             for seed, value in by_seed.items()
+            if math.isfinite(value)
         }
     return values, problems
 
@@ -706,23 +744,47 @@ class Imported:
     changed: int
     unchanged: int
     removed: int
+    skipped: tuple[Skipped, ...] = ()  # numbers not imported, and why
 
 
 def import_notes(store: Store, path: Path, notes: Notes) -> Imported:
     """Every number of every block becomes a finished run of the block's group. Run ids
     come from the file, the block name and the seed index, so importing again updates
-    those runs, and runs of this file whose number is gone (blanked, block renamed) go."""
+    those runs, and runs of this file whose number is gone (blanked, block renamed) go.
+
+    A number is skipped (and reported) when it is no accuracy (nan, inf, outside 0–100),
+    or when the store already holds that seed of the group from elsewhere (a recorded
+    value, a trained run, another file): after ``fill --from-store`` wrote it into the
+    notes, importing it back would count the same seed twice."""
     prefix = _source_prefix(path)
-    existing = {r["run_id"]: r for r in store.runs() if str(r.get("source", "")).startswith(prefix)}
+    runs = store.runs()
+    existing = {r["run_id"]: r for r in runs if str(r.get("source", "")).startswith(prefix)}
+    elsewhere: dict[tuple[Any, Any], dict[str, Any]] = {}
+    for r in sorted(runs, key=lambda r: r.get("created") or 0):  # the latest one is named
+        if r.get("status") == "done" and r["run_id"] not in existing:
+            elsewhere[(r.get("group_key"), r.get("seed"))] = r
     file_hash = hashlib.sha256(str(path.resolve()).encode())
     created = time.time()
     writes, wanted, unchanged = [], set(), 0
+    skipped: list[Skipped] = []
     for block in notes.blocks:
         tag = file_hash.copy()
         tag.update(b"\0" + block.name.encode())
         stem = "-".join(p for p in ("notes", _slug(block.name, 40), tag.hexdigest()[:10]) if p)
+        group_key = group_key_for(block.name)
         for seed, item in enumerate(block.seeds):
             if item.value is None:
+                continue
+            problem = accuracy_problem(item.value, item.text)
+            if problem:
+                skipped.append(Skipped(item.line, block.name, f"seed {seed}: {problem}"))
+                continue
+            other = elsewhere.get((group_key, seed))
+            if other is not None:
+                reason = (
+                    f"seed {seed} of {block.name} is already in the store as run {other['run_id']}"
+                )
+                skipped.append(Skipped(item.line, None, reason))
                 continue
             run_id = f"{stem}-s{seed}"
             wanted.add(run_id)
@@ -740,7 +802,7 @@ def import_notes(store: Store, path: Path, notes: Notes) -> Imported:
                 _external_run(
                     run_id,
                     name=block.name,
-                    group_key=group_key_for(block.name),
+                    group_key=group_key,
                     seed=seed,
                     value=item.value,
                     source=source,
@@ -758,7 +820,7 @@ def import_notes(store: Store, path: Path, notes: Notes) -> Imported:
         for run_id in gone:
             shutil.rmtree(store.run_dir(run_id), ignore_errors=True)
     added = sum(spec["run_id"] not in existing for spec, _, _ in writes)
-    return Imported(added, len(writes) - added, unchanged, len(gone))
+    return Imported(added, len(writes) - added, unchanged, len(gone), tuple(skipped))
 
 
 def record(
@@ -767,7 +829,11 @@ def record(
     """Add one outside result by hand to the group named (or keyed) ``group``: an existing
     group keeps its labels; a new name starts an outside group like an imported block.
     Recording the same group and seed again replaces the value. Returns the run summary and
-    a warning when the value's scale (percent or fraction) differs from the group's."""
+    a warning when the value's scale (percent or fraction) differs from the group's.
+    A value that is no accuracy (nan, inf, outside 0–100) is refused with a NotesError."""
+    problem = accuracy_problem(value)
+    if problem:
+        raise NotesError(problem)
     runs = store.runs()
     keys = sorted({r["group_key"] for r in runs if group in (r.get("name"), r.get("group_key"))})
     if len(keys) > 1:

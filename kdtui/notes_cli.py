@@ -19,6 +19,7 @@ from kdtui.notes import (
     DEFAULT_LABELS,
     Notes,
     NotesError,
+    accuracy_problem,
     fill,
     import_notes,
     import_todos,
@@ -94,10 +95,16 @@ def import_cmd(notes_file: NotesFile, label: Labels = None, workspace: Workspace
     """Import every result block as a group of finished runs (one per number).
 
     Importing the same file again updates those runs in place, and drops the runs of
-    numbers that are no longer in it."""
+    numbers that are no longer in it. A number that is no accuracy, or a seed the store
+    already holds from elsewhere (a recorded value, a trained run), is skipped and listed."""
     notes = _read(notes_file, label)
     if _no_blocks(notes_file, notes):
         return
+    store = open_store(workspace)
+    try:  # the store first: output piped into `head` may end the process at any print
+        done = import_notes(store, notes_file, notes)
+    except StoreError as exc:
+        raise _fail(str(exc)) from None
     n_numbers = sum(len(b.numbers) for b in notes.blocks)
     n_blanks = sum(b.blanks for b in notes.blocks)
     _say(
@@ -115,11 +122,12 @@ def import_cmd(notes_file: NotesFile, label: Labels = None, workspace: Workspace
         table.add_row(str(b.line), escape(b.name), str(len(b.numbers)), str(b.blanks), escape(avg))
     out.print(table)
     _print_skipped(notes)
-    store = open_store(workspace)
-    try:
-        done = import_notes(store, notes_file, notes)
-    except StoreError as exc:
-        raise _fail(str(exc)) from None
+    if done.skipped:
+        n = len(done.skipped)
+        _say(f"skipped {n} number{'s' * (n != 1)}:")
+    for s in done.skipped:
+        title = f"{s.title}: " if s.title else ""
+        _say(f"  line {s.line}  {escape(title + s.reason)}")
     _say(
         f"runs in {escape(str(store.root))}: {done.added} added, {done.changed} changed, "
         f"{done.unchanged} unchanged, {done.removed} removed"
@@ -185,6 +193,8 @@ def fill_cmd(
         what = f.note or f.average or ""
         if f.average and old and old != f.average:
             what += f" (was {old})"
+        if f.left_out:
+            what += f"; left out, not finite: {', '.join(f.left_out)}"
         state = "" if f.changed or f.note else "  [dim]unchanged[/]"
         _say(f"  line {f.block.line}  {escape(f.block.name)}: {escape(what)}{state}")
         for seed, text, origin in f.seeds:
@@ -264,6 +274,9 @@ def record(
         number = float(value.strip().rstrip("%"))
     except ValueError:
         raise _fail(f"not a number: {value!r}") from None
+    problem = accuracy_problem(number, value.strip())  # before a workspace is created
+    if problem:
+        raise _fail(problem)
     store = open_store(workspace)
     try:
         run, warning = record_result(store, group, number, seed=seed, note=note)

@@ -10,9 +10,10 @@ import csv
 import io
 import math
 import statistics
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from kdtui.store import ACTIVE
 
@@ -26,11 +27,23 @@ class Stats:
     max: float | None
 
     @classmethod
-    def of(cls, values: list[float]) -> Stats:
+    def of(cls, values: Iterable[float]) -> Stats:
+        """Statistics of the finite values: a nan or inf (a diverged run, a bad import) is
+        left out rather than turning every number of the group into nan, or crashing
+        ``statistics``. ``n`` counts the values used."""
+        values = [v for v in values if math.isfinite(v)]
         if not values:
             return cls(0, None, None, None, None)
+        try:
+            mean = statistics.fmean(values)
+        except OverflowError:  # fsum of huge values; the exact mean still fits a float
+            mean = float(statistics.mean(values))
         std = statistics.stdev(values) if len(values) > 1 else None
-        return cls(len(values), statistics.fmean(values), std, min(values), max(values))
+        return cls(len(values), mean, std, min(values), max(values))
+
+    def rounded(self, ndigits: int = 6) -> dict[str, Any]:
+        """For JSON: accuracies are float32 on the GPU, and 30.000001907348633 is noise."""
+        return {k: _round(v, ndigits) for k, v in asdict(self).items()}
 
     def mean_pm_std(self, digits: int = 2) -> str:
         if self.mean is None:
@@ -49,7 +62,9 @@ class GroupRow:
     best_by_seed: dict[int, float] = field(default_factory=dict)
     last_by_seed: dict[int, float] = field(default_factory=dict)
     pending_seeds: list[int] = field(default_factory=list)  # queued or running
-    failed_seeds: list[int] = field(default_factory=list)  # no done run, last one failed
+    # No done run with an accuracy; the last run failed, crashed or was cancelled.
+    failed_seeds: list[int] = field(default_factory=list)
+    ended: dict[int, str] = field(default_factory=dict)  # failed seed → that run's status
     first_created: float = 0.0
 
     @property
@@ -64,16 +79,28 @@ class GroupRow:
     def n(self) -> int:
         return len(self.best_by_seed)
 
+    @property
+    def nonfinite_seeds(self) -> list[int]:
+        """Done seeds whose accuracy is nan or inf: left out of the statistics."""
+        return sorted(s for s, v in self.best_by_seed.items() if not math.isfinite(v))
+
     def status_note(self) -> str:
-        """What is missing, so a partial mean is never mistaken for a final one."""
+        """What is missing, so a partial mean is never mistaken for a final one: seeds still
+        to come, then the ended ones by what happened (failed, crashed, cancelled)."""
         parts = []
         if self.pending_seeds:
             parts.append(f"{len(self.pending_seeds)} running/queued")
-        if self.failed_seeds:
-            parts.append(f"{len(self.failed_seeds)} failed")
+        ended = Counter(self.ended.get(s, "failed") for s in self.failed_seeds)
+        order = {status: i for i, status in enumerate(ENDED_ORDER)}
+        for status in sorted(ended, key=lambda st: (order.get(st, len(order)), st)):
+            parts.append(f"{ended[status]} {ENDED_NAMES.get(status, status)}")
+        if self.nonfinite_seeds:
+            parts.append(f"{len(self.nonfinite_seeds)} not finite")
         return ", ".join(parts)
 
     def to_json(self) -> dict[str, Any]:
+        """The group for ``--format json``: numbers rounded to 6 decimals, and a nan or inf
+        seed as null (JSON has no such numbers)."""
         return {
             "group_key": self.group_key,
             "name": self.name,
@@ -82,13 +109,36 @@ class GroupRow:
             "dataset": self.dataset,
             "n": self.n,
             "seeds": sorted(self.best_by_seed),
-            "best_acc": asdict(self.best),
-            "last_acc": asdict(self.last),
-            "best_by_seed": {str(k): v for k, v in sorted(self.best_by_seed.items())},
-            "last_by_seed": {str(k): v for k, v in sorted(self.last_by_seed.items())},
+            "best_acc": self.best.rounded(),
+            "last_acc": self.last.rounded(),
+            "best_by_seed": {str(k): _round(v) for k, v in sorted(self.best_by_seed.items())},
+            "last_by_seed": {str(k): _round(v) for k, v in sorted(self.last_by_seed.items())},
             "pending_seeds": sorted(self.pending_seeds),
             "failed_seeds": sorted(self.failed_seeds),
         }
+
+
+# Ended seeds without a result, named by what happened, in this order in a note.
+ENDED_ORDER = ("failed", "crashed", "cancelled", "done")
+ENDED_NAMES = {"done": "without accuracy", "None": "without status"}
+
+
+def _round(value: float | int | None, ndigits: int = 6) -> float | int | None:
+    """A number for JSON: rounded, and None for nan/inf (not valid JSON)."""
+    if isinstance(value, float):
+        return round(value, ndigits) if math.isfinite(value) else None
+    return value
+
+
+def _accuracy(value: Any) -> float | None:
+    """An accuracy from the store as a float; a value that is no number at all (a hand-
+    edited index) becomes nan, so it shows up instead of crashing the table."""
+    if value is None:
+        return None
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return math.nan
 
 
 def group_rows(
@@ -118,13 +168,16 @@ def group_rows(
             latest[(key, seed)] = run
     for (key, seed), run in latest.items():
         row, status = rows[key], run.get("status")
-        if status == "done" and run.get("best_acc") is not None:
-            row.best_by_seed[seed] = float(run["best_acc"])
-            row.last_by_seed[seed] = float(run.get("last_acc", run["best_acc"]))
+        best = _accuracy(run.get("best_acc"))
+        if status == "done" and best is not None:
+            last = _accuracy(run.get("last_acc"))
+            row.best_by_seed[seed] = best
+            row.last_by_seed[seed] = best if last is None else last
         elif status in ACTIVE:
             row.pending_seeds.append(seed)
         else:
             row.failed_seeds.append(seed)
+            row.ended[seed] = str(status)
     names: dict[str, int] = {}
     for row in rows.values():
         names[row.name] = names.get(row.name, 0) + 1
@@ -136,6 +189,34 @@ def group_rows(
 
 def _fmt(value: float | None, digits: int, missing: str = "–") -> str:
     return missing if value is None or math.isnan(value) else f"{value:.{digits}f}"
+
+
+@dataclass(frozen=True)
+class Summary:
+    """A group's statistics as text, shared by ``kdtui table``'s exports and the app's
+    Results screen so both show the same numbers and name what is missing the same way."""
+
+    mean: str  # "mean ± std" of the finished seeds, or ``missing``
+    min: str
+    max: str
+    note: str  # status_note(): seeds pending, failed, cancelled, not finite
+    pending: bool  # seeds still queued or running: the mean is not final yet
+
+
+def summarize(
+    row: GroupRow, metric: Literal["best", "last"] = "best", digits: int = 2, missing: str = "–"
+) -> Summary:
+    """Mean ± std, min and max over the seeds that finished, whatever happened to the
+    others: a failed or cancelled seed is named in ``note``, it does not hide the rest."""
+    stats = row.best if metric == "best" else row.last
+    mean = stats.mean_pm_std(digits) if stats.mean is not None else missing
+    return Summary(
+        mean,
+        _fmt(stats.min, digits, missing),
+        _fmt(stats.max, digits, missing),
+        row.status_note(),
+        bool(row.pending_seeds),
+    )
 
 
 EXPORT_HEAD = (
@@ -154,19 +235,19 @@ EXPORT_HEAD = (
 
 def export_cells(r: GroupRow, digits: int = 2, missing: str = "–") -> list[str]:
     """One group as the cells of ``EXPORT_HEAD``: every text export formats its numbers here."""
-    b, last = r.best, r.last
+    b, last = summarize(r, "best", digits, missing), summarize(r, "last", digits, missing)
     seeds = ", ".join(f"{v:.{digits}f}" for _, v in sorted(r.best_by_seed.items()))
     return [
         r.name,
         r.label,
         r.loss,
         str(r.n),
-        b.mean_pm_std(digits),
-        _fmt(b.min, digits, missing),
-        _fmt(b.max, digits, missing),
-        last.mean_pm_std(digits),
+        b.mean,
+        b.min,
+        b.max,
+        last.mean,
         seeds or missing,
-        r.status_note(),
+        b.note,
     ]
 
 

@@ -1,13 +1,14 @@
 """The TODO checklist: ``kdtui todo add/ls/done/rm``, and what the TUI's TODO screen shows.
 
-An item is free text, or linked to a group (an experiment name) with a seed target. A
-linked item's progress is counted from the store each time it is shown — the distinct
-seeds of that name with a finished run — and it counts as done once the target is met,
-so it ticks itself without anyone writing to the store.
+An item is free text, or linked to a group (an experiment name or group key) with a seed
+target. A linked item's progress is counted from the store each time it is shown — the
+distinct seeds of that name or key with a finished run — and it counts as done once the
+target is met, so it ticks itself without anyone writing to the store.
 """
 
 from __future__ import annotations
 
+import difflib
 import json
 import sys
 from collections.abc import Iterable
@@ -41,11 +42,13 @@ class TodoItem:
 
 
 def done_seeds(runs: Iterable[dict[str, Any]]) -> dict[str, set[int]]:
-    """Experiment name → seeds with a finished (done) run."""
+    """Experiment name, and group key, → seeds with a finished (done) run: an item may be
+    linked by either."""
     out: dict[str, set[int]] = {}
     for r in runs:
         if r.get("status") == "done":
-            out.setdefault(r.get("name", ""), set()).add(r.get("seed", 0))
+            for key in {r.get("name", ""), r.get("group_key") or ""} - {""}:
+                out.setdefault(key, set()).add(r.get("seed", 0))
     return out
 
 
@@ -88,22 +91,45 @@ def find_todo(store: Store, ref: str) -> dict[str, Any]:
     return hits[0]
 
 
+def check_group(store: Store, group: str) -> None:
+    """Exit 2 unless ``group`` names a run or a group key of the store: a typo would make
+    an item that never ticks."""
+    runs = store.runs() if store.index_path.exists() else []
+    if any(group in (r.get("name"), r.get("group_key")) for r in runs):
+        return
+    names = sorted({r["name"] for r in runs if r.get("name")})
+    close = difflib.get_close_matches(group, names, n=5, cutoff=0.6)
+    hint = f" (close: {', '.join(close)})" if close else " (no runs yet)" if not runs else ""
+    err.print(
+        f"[red]error:[/] --group {escape(repr(group))} matches no experiment name or group key"
+        f" in {escape(str(store.root))}{escape(hint)}; --new links a group not run yet"
+    )
+    raise typer.Exit(2)
+
+
 @todo_app.command("add")
 def add(
     text: Annotated[str, typer.Argument(help="What to do.")],
     group: Annotated[
-        str | None, typer.Option("--group", "-g", help="Link to an experiment name.")
+        str | None,
+        typer.Option("--group", "-g", help="Link to an experiment name or group key."),
     ] = None,
     target: Annotated[
         int | None, typer.Option("--target", "-n", min=1, help="Seeds to finish (default 3).")
     ] = None,
+    new: Annotated[
+        bool,
+        typer.Option("--new", help="With --group: a group with no runs yet (no name check)."),
+    ] = False,
     workspace: Workspace = None,
 ) -> None:
     """Add an item; with --group it ticks itself once that many seeds are done."""
-    if target is not None and not group:
-        err.print("[red]error:[/] --target needs --group")
+    if (target is not None or new) and not group:
+        err.print(f"[red]error:[/] {'--target' if target is not None else '--new'} needs --group")
         raise typer.Exit(2)
     store = open_store(workspace, reconcile=False)
+    if group and not new:
+        check_group(store, group)
     fields = {"group": group, "target": target or 3} if group else {}
     todo = store.add_todo(text, **fields)
     out.print(f"added {todo['id']}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -34,6 +35,34 @@ def test_invalid_spec_exits_2_with_every_problem_and_writes_nothing(write_spec, 
     ):
         assert needle in result.stderr, result.stderr
     assert not workspace.exists()
+
+
+def test_errors_stay_one_line_when_piped(write_spec, tmp_path):
+    """A narrow terminal size must not hard-wrap piped errors: they are grepped."""
+    view = {"kind": "gaf", "method": "sum", "image_size": 16}
+    spec = write_spec(tiny_experiment("t", student={"depth": 10, "width": 1, "view": view}))
+    env = dict(os.environ, COLUMNS="40", NO_COLOR="1", KDTUI_WORKSPACE=str(tmp_path / "ws"))
+    result = subprocess.run(
+        [sys.executable, "-m", "kdtui", "run", str(spec)], capture_output=True, text=True, env=env
+    )
+    assert result.returncode == 2
+    line = "  student.view.method: Input should be 'summation' or 'difference'"
+    assert line in result.stderr.splitlines(), result.stderr
+
+
+def test_top_level_workspace_from_the_shell(write_spec, tmp_path):
+    """``kdtui --workspace DIR CMD``, as typed: the top-level option reaches the command."""
+    env = {k: v for k, v in os.environ.items() if k != "KDTUI_WORKSPACE"}
+    ws = tmp_path / "ws1"
+
+    def kdtui(*args: str) -> subprocess.CompletedProcess:
+        cmd = [sys.executable, "-m", "kdtui", "--workspace", str(ws), *args]
+        return subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=tmp_path)
+
+    assert kdtui("todo", "add", "hello").returncode == 0
+    assert kdtui("record", "kd", "70").returncode == 0
+    assert [r["name"] for r in json.loads(kdtui("ls", "-f", "json").stdout)] == ["kd"]
+    assert not (tmp_path / "runs").exists() and (ws / "kdtui.json").exists()
 
 
 @pytest.mark.slow
@@ -88,7 +117,9 @@ def test_teacher_and_kd_student_end_to_end(write_spec, cleanup_processes):
 def test_schema_is_json_schema(workspace):
     result = run_cli("schema", workspace=workspace)
     schema = json.loads(result.stdout)
-    assert schema["type"] == "object" and "student" in schema["properties"]
+    # the experiment's schema: the root, or a definition the spec file's forms refer to
+    experiment = schema.get("$defs", {}).get("Experiment", schema)
+    assert experiment["type"] == "object" and "student" in experiment["properties"]
 
 
 def test_ls_on_empty_workspace_is_friendly(workspace):

@@ -4,6 +4,8 @@ without touching any other byte, results imported into and filled from the store
 from __future__ import annotations
 
 import json
+import math
+import os
 import shutil
 from pathlib import Path
 
@@ -417,3 +419,154 @@ def test_real_cli_missing_file_is_one_line_and_exit_2(tmp_path: Path):
     assert result.returncode == 2
     assert result.stderr == f"error: {tmp_path / 'nope.md'}: no such file\n"
     assert not (tmp_path / "ws").exists()
+
+
+# ---------------------------------------------------------------------- bad values, duplicates
+
+
+@pytest.mark.parametrize("value", [math.nan, math.inf, -math.inf, 150.0, -5.0, 100.5])
+def test_record_refuses_what_is_no_accuracy(tmp_path: Path, value: float):
+    store = Store(tmp_path / "ws")
+    with pytest.raises(NotesError, match="not a finite number|not an accuracy"):
+        record(store, "grpA", value)
+    assert store.runs() == []
+    record(store, "grpA", 0.0)  # the ends of the range are fine
+    record(store, "grpA", 100.0)
+
+
+def test_cli_record_refuses_nan_in_one_line(cli, workspace: Path):
+    for value in ("nan", "150", "inf"):
+        result = cli("record", "grpA", value)
+        assert result.exit_code == 2, result.output
+        assert result.output.count("\n") == 1 and "error:" in result.output
+    result = cli("record", "grpA", "1e400")
+    assert result.output == "error: 1e400 is not a finite number\n"
+    assert cli("record", "grpA", "--", "-5").exit_code == 2
+    assert not workspace.exists()  # refused before any store is opened
+    assert "no results yet" in cli("table").output
+
+
+def test_import_skips_numbers_that_are_no_accuracy_and_imports_the_rest(
+    cli, tmp_path: Path, workspace: Path
+):
+    notes_path = tmp_path / "n.md"
+    notes_path.write_text("### blk\n\n- 1e400\n- 50\n- 150\n- 52\n- Average :\n")
+    result = cli("notes", "import", str(notes_path))
+    assert result.exit_code == 0, result.output
+    assert "skipped 2 numbers:" in result.output
+    assert "line 3  blk: seed 0: 1e400 is not a finite number" in result.output
+    assert "line 5  blk: seed 2: 150 is not an accuracy" in result.output
+    assert ": 2 added, 0 changed, 0 unchanged, 0 removed" in result.output
+    (row,) = group_rows(Store(workspace).runs())
+    assert row.best_by_seed == {1: 50.0, 3: 52.0}
+    for fmt in ("table", "json", "csv"):
+        assert cli("table", "--format", fmt).exit_code == 0
+    filled_out = cli("notes", "fill", str(notes_path))
+    assert filled_out.exit_code == 0, filled_out.output
+    assert "left out, not finite: 1e400" in filled_out.output
+    assert "- Average : 84.0000 ± 57.1664 (n=3)\n" in notes_path.read_text()
+
+
+def test_fill_from_a_store_holding_nan_leaves_that_seed_blank(tmp_path: Path):
+    store = Store(tmp_path / "ws")
+    record(store, "grpA", 50.0, seed=0)
+    record(store, "grpA", 60.0, seed=1)
+    (doc,) = [r for r in store.runs() if r["seed"] == 1]
+    store.put_runs([doc | {"best_acc": math.nan, "last_acc": math.nan}])  # an older kdtui
+    notes = parse(b"### grpA\n\n- \n- \n- Average :\n")
+    values, problems = values_from_store(store, tmp_path / "n.md", notes)
+    assert problems == ["line 1 grpA: seed 1 is nan in the store, left blank"]
+    new, _ = fill(notes, seed_values=values)
+    assert new == b"### grpA\n\n- 50.0000\n- \n- Average : 50.0000 (n=1)\n"
+    # fill itself never writes a nan into the notes, whoever hands it the values
+    new, _ = fill(notes, seed_values={"grpA": {0: (math.nan, "x"), 1: (61.0, "y")}})
+    assert new == b"### grpA\n\n- \n- 61.0000\n- Average : 61.0000 (n=1)\n"
+
+
+def test_readme_round_trip_imports_no_second_run_for_a_filled_seed(
+    cli, tmp_path: Path, workspace: Path
+):
+    notes_path = tmp_path / "notes.md"
+    shutil.copy(EXAMPLE, notes_path)
+    name = "T1 : WRN28-3(sig), T2 : WRN28-3(GAF)"
+    assert cli("notes", "import", str(notes_path)).exit_code == 0
+    assert cli("record", name, "69.8120").exit_code == 0
+    assert cli("notes", "fill", "--from-store", str(notes_path)).exit_code == 0
+    again = cli("notes", "import", str(notes_path))
+    assert again.exit_code == 0, again.output
+    recorded = "record-T1-WRN28-3-sig-T2-WRN28-3-GAF-73c95bc9db-s0"
+    assert f"line 59  seed 0 of {name} is already in the store as run {recorded}" in again.output
+    assert ": 0 added, 0 changed, 12 unchanged, 0 removed" in again.output
+    runs = [r for r in Store(workspace).runs() if r["name"] == name]
+    assert [(r["run_id"], r["seed"]) for r in runs] == [(recorded, 0)]
+
+
+def test_import_updates_its_own_runs_but_not_a_seed_held_elsewhere(tmp_path: Path):
+    store = Store(tmp_path / "ws")
+    notes_path = tmp_path / "n.md"
+    notes_path.write_text("### grp\n\n- 50\n- 51\n- Average :\n")
+    assert import_notes(store, notes_path, parse(notes_path.read_bytes())).added == 2
+    notes_path.write_text("### grp\n\n- 50.5\n- 51\n- 52\n- Average :\n")
+    record(store, "grp", 60.0, seed=2)  # seed 2 comes from elsewhere first
+    done = import_notes(store, notes_path, parse(notes_path.read_bytes()))
+    assert (done.added, done.changed, done.unchanged, done.removed) == (0, 1, 1, 0)
+    assert [s.reason for s in done.skipped] == [
+        "seed 2 of grp is already in the store as run record-grp-for_key-s2".replace(
+            "for_key", group_key_for("grp")[-10:]
+        )
+    ]
+    (row,) = group_rows(store.runs())
+    assert row.best_by_seed == {0: 50.5, 1: 51.0, 2: 60.0}
+    # another file with the same block name is another source too
+    other = tmp_path / "other.md"
+    other.write_text("### grp\n\n- 70\n- Average :\n")
+    done = import_notes(store, other, parse(other.read_bytes()))
+    assert done.added == 0 and "already in the store" in done.skipped[0].reason
+
+
+def test_import_writes_the_store_before_printing(tmp_path: Path):
+    """`kdtui notes import notes.md | head -3`: the reader goes away before the report."""
+    import subprocess
+    import sys
+
+    notes_path = tmp_path / "notes.md"
+    shutil.copy(EXAMPLE, notes_path)
+    read, write = os.pipe()
+    os.close(read)  # every write to stdout fails with EPIPE, from the first byte on
+    env = dict(os.environ, KDTUI_WORKSPACE=str(tmp_path / "ws"), NO_COLOR="1")
+    subprocess.run(
+        [sys.executable, "-m", "kdtui", "notes", "import", str(notes_path)],
+        stdout=write,
+        stderr=subprocess.DEVNULL,
+        env=env,
+        timeout=120,
+        check=False,
+    )
+    os.close(write)
+    assert len(Store(tmp_path / "ws").runs()) == 12
+
+
+def test_fill_from_store_warns_about_map_names_it_cannot_find(cli, tmp_path: Path, workspace: Path):
+    notes_path = tmp_path / "notes.md"
+    shutil.copy(EXAMPLE, notes_path)
+    cli("record", "two-teachers-28-3", "69.8")
+    mapping = tmp_path / "map.json"
+    mapping.write_text(
+        json.dumps(
+            {
+                "T1 : WRN28-3(sig), T2 : WRN28-3(GAF)": "two-teachers-28-3",
+                "WRN16-1(sig) from scratch": "no-such-group",  # a block with no blanks
+                "no such block": "two-teachers-28-3",
+            }
+        )
+    )
+    result = cli("notes", "fill", str(notes_path), "--from-store", "--map", str(mapping))
+    assert result.exit_code == 0, result.output
+    assert "--map names group 'no-such-group', which is nowhere in the store" in result.output
+    assert "--map names block 'no such block', which is not in the notes" in result.output
+    assert "    - 69.8000\n" in notes_path.read_text()  # the rest is still done
+    notes = parse(notes_path.read_bytes())
+    _, problems = values_from_store(
+        Store(workspace), notes_path, notes, {"WRN16-3(GAF) teacher": "typo"}
+    )
+    assert problems == ["--map names group 'typo', which is nowhere in the store"]

@@ -28,7 +28,8 @@ def test_add_list_tick_and_remove(tmp_path: Path) -> None:
     code, out = todo("add", "write the AT section", workspace=ws)
     assert code == 0 and out.startswith("added ")
     free_id = out.split()[1]
-    code, out = todo("add", "GAF teacher", "--group", "gaf-teacher", "--target", "2", workspace=ws)
+    code, out = todo("add", "GAF teacher", "--group", "gaf-teacher", "--target", "2", "--new",
+                     workspace=ws)  # fmt: skip
     assert code == 0
     code, out = todo("ls", workspace=ws)
     assert "write the AT section" in out and "GAF teacher" in out and "0/2" in out
@@ -52,6 +53,7 @@ def test_errors_exit_2(tmp_path: Path) -> None:
     ws = tmp_path / "ws"
     assert todo("done", "nope", workspace=ws)[0] == 2
     assert todo("add", "x", "--target", "3", workspace=ws)[0] == 2  # a target needs a group
+    assert todo("add", "x", "--new", workspace=ws)[0] == 2  # so does --new
     assert todo("ls", "--format", "yaml", workspace=ws)[0] == 2
     assert "nothing to do" in todo("ls", workspace=ws)[1]
 
@@ -70,3 +72,31 @@ def test_linked_items_tick_themselves_once_enough_seeds_are_done() -> None:
     runs[3]["status"] = "done"
     (item,) = todo_items(todos, runs)
     assert item.done and not item.ticked and item.progress_text == "3/3"
+
+
+def test_a_group_must_name_runs_of_the_store(tmp_path: Path) -> None:
+    ws = tmp_path / "ws"
+    code, out = todo("add", "x", "--group", "nonexist", "--target", "3", workspace=ws)
+    assert code == 2 and "'nonexist' matches no experiment name or group key" in out
+    assert "(no runs yet)" in out and not ws.exists()
+
+    assert runner.invoke(app, ["record", "kd-teacher", "70", "-w", str(ws)]).exit_code == 0
+    code, out = todo("add", "x", "--group", "kd-teachr", workspace=ws)
+    assert code == 2 and "(close: kd-teacher)" in out and "--new" in out
+    assert Store(ws).todos() == []
+
+    assert todo("add", "by name", "--group", "kd-teacher", workspace=ws)[0] == 0
+    (key,) = {r["group_key"] for r in Store(ws).runs()}
+    assert todo("add", "by key", "--group", key, "-n", "1", workspace=ws)[0] == 0
+    assert todo("add", "later", "--group", "not-run-yet", "--new", workspace=ws)[0] == 0
+    items = json.loads(todo("ls", "-f", "json", workspace=ws)[1])
+    assert [(i["text"], i["progress"], i["done"]) for i in items] == [
+        ("by name", 1, False),
+        ("by key", 1, True),  # a group key counts its seeds like a name does
+        ("later", 0, False),
+    ]
+
+
+def test_group_help_says_name_or_key() -> None:
+    result = runner.invoke(app, ["todo", "add", "--help"], env={"COLUMNS": "200"})
+    assert "experiment name or group key" in result.output

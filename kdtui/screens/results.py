@@ -1,12 +1,15 @@
 """Results: one row per group (configuration), each seed in its own column, mean ± std.
 
-The numbers come from ``kdtui.results`` (the same as ``kdtui table``). A group with seeds
-still running, or failed, shows what is missing in place of its mean, so a partial average
-is never read as the final one. The export is ``results.markdown_table`` of the selection.
+The numbers and notes come from ``kdtui.results.summarize`` (the same as ``kdtui table``).
+A group with seeds still running shows what is missing in place of its mean, so a partial
+average is never read as the final one; seeds that failed or were cancelled will not
+come, so the mean of the finished ones is shown, with what happened to the others next to
+it. The export is ``results.markdown_table`` of the selection.
 """
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -18,7 +21,7 @@ from textual.binding import Binding, BindingType
 from textual.widgets import Footer, Header, Input, Static
 
 from kdtui.clikit import fmt_acc
-from kdtui.results import GroupRow, Stats, group_rows, markdown_table
+from kdtui.results import GroupRow, group_rows, markdown_table, summarize
 from kdtui.screens import LiveScreen, SortByColumn
 from kdtui.widgets import Column, Grid, Tone
 
@@ -26,8 +29,17 @@ if TYPE_CHECKING:
     from kdtui.app import Snapshot
 
 
+# Between a mean and the note on the seeds left out of it: "80.58 ± 0.53 · 1 failed".
+NOTE_SEP = " · "
+CANCELLED = "⊘"  # a seed cell: cancelled, told apart from ✗ failed or crashed
+
+
 def _mean_tone(text: str) -> Tone | None:
-    return None if "±" in text else "warning"
+    return None if "±" in text and NOTE_SEP not in text else "warning"
+
+
+def _seed_tone(text: str) -> Tone | None:
+    return {"✗": "error", CANCELLED: "muted"}.get(text)
 
 
 # Numbers first, descriptions last: in 80 columns the models are what gets cut, not the means.
@@ -45,26 +57,32 @@ LAST = [
 
 
 def seed_cell(row: GroupRow, seed: int, values: dict[int, float]) -> str:
+    """A seed's accuracy (nan or inf as such), … still to come, ✗ failed, ⊘ cancelled."""
     if seed in values:
         return fmt_acc(values[seed])
     if seed in row.pending_seeds:
         return "…"
-    return "✗" if seed in row.failed_seeds else ""
+    if seed in row.failed_seeds:
+        return CANCELLED if row.ended.get(seed) == "cancelled" else "✗"
+    return ""
 
 
 def row_cells(row: GroupRow, seeds: list[int], best: bool, marked: bool) -> tuple[str, ...]:
-    stats: Stats = row.best if best else row.last
+    summary = summarize(row, "best" if best else "last")
     values = row.best_by_seed if best else row.last_by_seed
-    note = row.status_note()
-    mean = note if note else stats.mean_pm_std()
+    if summary.pending or not row.n:  # a partial mean would be read as the final one
+        mean, lo, hi = summary.note or "–", "–", "–"
+    else:
+        mean = summary.mean + (NOTE_SEP + summary.note if summary.note else "")
+        lo, hi = summary.min, summary.max
     return (
         "✓" if marked else "",
         row.name,
         str(row.n),
         *(seed_cell(row, s, values) for s in seeds),
         mean,
-        fmt_acc(stats.min) if not note else "–",
-        fmt_acc(stats.max) if not note else "–",
+        lo,
+        hi,
         f"{row.label} · {row.loss}",
     )
 
@@ -73,7 +91,7 @@ def sort_key(column: str, best: bool) -> Callable[[GroupRow], Any]:
     """Numbers sort as numbers; a group with nothing to show sorts last."""
 
     def num(value: float | None) -> float:
-        return -1.0 if value is None else value
+        return -1.0 if value is None or not math.isfinite(value) else value
 
     if column.startswith("s") and column[1:].isdigit():
         seed = int(column[1:])
@@ -165,7 +183,11 @@ class ResultsScreen(SortByColumn, LiveScreen):
         seeds = sorted(
             {s for r in rows for s in (*r.best_by_seed, *r.pending_seeds, *r.failed_seeds)}
         )
-        columns = FIRST + [Column(f"s{s}", f"s{s}", justify="right") for s in seeds] + LAST
+        columns = (
+            FIRST
+            + [Column(f"s{s}", f"s{s}", justify="right", tone=_seed_tone) for s in seeds]
+            + LAST
+        )
         if [c.key for c in columns] != [c.key for c in self._columns]:
             self._columns = columns
             grid.set_columns(columns)
