@@ -81,8 +81,9 @@ class GroupRow:
 
     @property
     def nonfinite_seeds(self) -> list[int]:
-        """Done seeds whose accuracy is nan or inf: left out of the statistics."""
-        return sorted(s for s, v in self.best_by_seed.items() if not math.isfinite(v))
+        """Done seeds with a nan or inf accuracy (best or last): left out of the statistics."""
+        values = (*self.best_by_seed.items(), *self.last_by_seed.items())
+        return sorted({s for s, v in values if not math.isfinite(v)})
 
     def status_note(self) -> str:
         """What is missing, so a partial mean is never mistaken for a final one: seeds still
