@@ -15,6 +15,7 @@ import contextlib
 import fcntl
 import json
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -247,9 +248,12 @@ class LocalExecutor:
         writes a ``cancelled`` end event); the runner SIGKILLs after a grace time."""
         if run["status"] == "queued":
             return cancel_queued(store, run["run_id"])
-        if run.get("pid") and procs.is_alive(run["pid"], run.get("pid_start")):
+        if run.get("host") != socket.gethostname():
+            return True  # never signal a pid of another host: its engine reads the request
+        pid, started = run.get("pid") or 0, run.get("pid_start")
+        if pid > 1 and started is not None and procs.is_alive(pid, started):
             with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(run["pid"], 15)
+                os.killpg(pid, 15)
             return True
         return False
 

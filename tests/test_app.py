@@ -140,12 +140,34 @@ async def test_stop_resume_and_more_seeds(tmp_path: Path, runner_calls: list[Pat
         await pilot.press("m")
         prompt = await until(pilot, lambda: isinstance(app.screen, Prompt) and app.screen, "prompt")
         assert prompt.values() == {"seeds": "1, 2, 3"}
+        prompt.query_one("#field-seeds").value = "0, 1"
+        await pilot.press("enter")  # seed 0 is there already: said in the dialog
+        await until(pilot, lambda: prompt.query_one("#error").display, "the dialog's error")
+        prompt.query_one("#field-seeds").value = "1, 2, 3"
         await pilot.press("enter")
         await until(pilot, lambda: len(grid(app).order) == 4, "three more runs")
         await until(pilot, lambda: len(runner_calls) == 2, "the runner asked for again")
     runs = store.runs()
     assert sorted(r["seed"] for r in runs) == [0, 1, 2, 3]
     assert {r["group_key"] for r in runs} == {runs[0]["group_key"]}  # the same group
+
+
+async def test_stopping_a_running_run_asks_first(tmp_path: Path) -> None:
+    store = Store(tmp_path / "ws")
+    (run_id,) = one_run(store, "grp")
+    store.record_event(run_id, {"type": "start", "pid": 1, "host": "elsewhere", "epochs": 3})
+    app = make_app(store.root)
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: row_of(app, run_id).startswith("running"), "the run")
+        await pilot.press("s")
+        await until(pilot, lambda: isinstance(app.screen, Prompt), "the question")
+        await pilot.press("escape")  # no: nothing asked of the run
+        await pilot.pause(0.2)
+        assert not store.get(run_id).get("cancel_requested")
+        await pilot.press("s")
+        await until(pilot, lambda: isinstance(app.screen, Prompt), "the question")
+        await pilot.press("enter")
+        await until(pilot, lambda: store.get(run_id).get("cancel_requested"), "the stop asked")
 
 
 async def test_run_detail_follows_the_log_and_links_teachers(tmp_path: Path) -> None:

@@ -38,3 +38,23 @@ def test_resuming_a_teacher_requeues_the_students_it_failed(store: Store) -> Non
     assert [runs[n]["status"] for n in ("t", "s", "s2")] == ["queued"] * 3
     assert runs["s"]["error"] is None
     assert runs["ran"]["status"] == "failed"  # it ran and failed on its own: left alone
+
+
+def test_stop_signals_only_an_engine_of_this_host_it_can_identify(store, monkeypatch) -> None:
+    import os
+    import socket
+
+    signalled: list[int] = []
+    monkeypatch.setattr(os, "killpg", lambda pid, sig: signalled.append(pid))
+    ids = launcher.enqueue(store, validate_spec(tiny_experiment("r", seeds=[0, 1, 2])))
+    me = socket.gethostname()
+    starts = [
+        {"pid": os.getpid(), "host": "elsewhere"},  # another host: never by pid
+        {"pid": 1, "host": me},  # no start time recorded: cannot tell it is ours
+        {"pid": os.getpid(), "host": me, "pid_start": launcher.procs.start_time(os.getpid())},
+    ]
+    for run_id, start in zip(ids, starts, strict=True):
+        store.record_event(run_id, {"type": "start", **start})
+    assert launcher.stop_runs(store, ids) == [ids[0], ids[2]]
+    assert signalled == [os.getpid()]
+    assert all(store.get(i)["cancel_requested"] for i in ids)

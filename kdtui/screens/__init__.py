@@ -111,8 +111,21 @@ class RunActions:
         raise NotImplementedError
 
     def action_stop(self) -> None:
-        if run := self.selected_run():
+        """A queued run is cancelled at once; a running one, hours into training, only after
+        a confirmation (enter), since students waiting for it fail with it."""
+        run = self.selected_run()
+        if run is None:
+            return
+        if run.get("status") != "running":
             self._stop(run["run_id"])
+            return
+
+        def done(values: dict[str, str] | None) -> None:
+            if values is not None:
+                self._stop(run["run_id"])
+
+        note = "It ends as cancelled after its current batch; r resumes it from last.pt."
+        self.app.push_screen(Prompt(f"Stop {run['run_id']}?", [], note=note), done)
 
     def action_resume(self) -> None:
         if run := self.selected_run():
@@ -130,6 +143,10 @@ class RunActions:
         start = max(used, default=-1) + 1
         suggestion = ", ".join(str(s) for s in range(start, start + 3))
 
+        def check(values: dict[str, str]) -> str | None:
+            again = [s for s in parse_ints(values["seeds"]) if s in used]
+            return f"the group already has seed(s) {again}" if again else None
+
         def done(values: dict[str, str] | None) -> None:
             if values:
                 self._more_seeds(run["run_id"], values["seeds"])
@@ -139,6 +156,7 @@ class RunActions:
                 f"More seeds for {run['name']}",
                 [Field("seeds", "seeds", suggestion)],
                 note=f"seeds so far: {', '.join(map(str, sorted(used)))}",
+                check=check,
             ),
             done,
         )
