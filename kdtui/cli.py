@@ -259,7 +259,9 @@ def leave_or_cancel(store: Store, run_ids: list[str]) -> None:
 @app.command("ls")
 def ls(
     fmt: Annotated[str, typer.Option("--format", "-f", help="table or json.")] = "table",
-    status: Annotated[str | None, typer.Option(help="Only runs with this status.")] = None,
+    status: Annotated[
+        str | None, typer.Option(help=f"Only runs with this status: {', '.join(STATUSES)}.")
+    ] = None,
     workspace: Workspace = None,
 ) -> None:
     """List runs: status, group, seed, epoch, accuracy, device, age, reason."""
