@@ -7,6 +7,7 @@ from __future__ import annotations
 import difflib
 import os
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -19,6 +20,7 @@ from kdtui.notes import (
     DEFAULT_LABELS,
     Notes,
     NotesError,
+    Skipped,
     accuracy_problem,
     fill,
     import_notes,
@@ -74,10 +76,15 @@ def _read(path: Path, labels: list[str] | None) -> Notes:
 
 
 def _print_skipped(notes: Notes) -> None:
-    if notes.skipped:
-        n = len(notes.skipped)
-        _say(f"skipped {n} list{'s' * (n != 1)} that look{'s' * (n == 1)} like results:")
-    for s in notes.skipped:
+    n = len(notes.skipped)
+    _print_skips(f"{n} list{'s' * (n != 1)} that look{'s' * (n == 1)} like results", notes.skipped)
+
+
+def _print_skips(what: str, skipped: Sequence[Skipped]) -> None:
+    """``skipped WHAT:`` and a line each (file line, block title, why)."""
+    if skipped:
+        _say(f"skipped {what}:")
+    for s in skipped:
         title = f"{s.title}: " if s.title else ""
         _say(f"  line {s.line}  {escape(title + s.reason)}")
 
@@ -122,12 +129,8 @@ def import_cmd(notes_file: NotesFile, label: Labels = None, workspace: Workspace
         table.add_row(str(b.line), escape(b.name), str(len(b.numbers)), str(b.blanks), escape(avg))
     out.print(table)
     _print_skipped(notes)
-    if done.skipped:
-        n = len(done.skipped)
-        _say(f"skipped {n} number{'s' * (n != 1)}:")
-    for s in done.skipped:
-        title = f"{s.title}: " if s.title else ""
-        _say(f"  line {s.line}  {escape(title + s.reason)}")
+    n = len(done.skipped)
+    _print_skips(f"{n} number{'s' * (n != 1)}", done.skipped)
     _say(
         f"runs in {escape(str(store.root))}: {done.added} added, {done.changed} changed, "
         f"{done.unchanged} unchanged, {done.removed} removed"
