@@ -4,6 +4,7 @@ engine processes started by the queue runner."""
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 import sys
@@ -302,12 +303,18 @@ def ls(
 
 
 def rounded_accs(run: dict[str, Any]) -> dict[str, Any]:
-    """The summary with accuracies to 6 decimals: they are float32 in the engine, and
-    30.000001907348633 is noise, not precision."""
-    return {
-        k: round(v, 6) if isinstance(v, float) and (k == "acc" or k.endswith("_acc")) else v
-        for k, v in run.items()
-    }
+    """The summary as JSON wants it: accuracies to 6 decimals (they are float32 in the
+    engine, and 30.000001907348633 is noise, not precision), and a number that is not
+    finite (a diverged run's loss) as null, since NaN is not JSON."""
+
+    def clean(k: str, v: Any) -> Any:
+        if not isinstance(v, float):
+            return v
+        if not math.isfinite(v):
+            return None
+        return round(v, 6) if k == "acc" or k.endswith("_acc") else v
+
+    return {k: clean(k, v) for k, v in run.items()}
 
 
 @app.command()

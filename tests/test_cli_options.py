@@ -151,9 +151,12 @@ def test_ls_status_is_checked_and_an_empty_filter_says_so(here: Path) -> None:
 def test_ls_json_rounds_accuracies_to_6_decimals(here: Path) -> None:
     ws = here / "ws"
     run = record(ws, "kd", "30.000001907348633")  # float32 noise, as the engine reports it
-    Store(ws).update(run["run_id"], {"acc": 68.20625305175781, "nll": 0.123456789123})
+    Store(ws).update(
+        run["run_id"], {"acc": 68.20625305175781, "nll": 0.123456789123, "ece": float("nan")}
+    )
     text = invoke("ls", "--format", "json", "-w", str(ws)).stdout
-    (listed,) = json.loads(text)
+    (listed,) = json.loads(text, parse_constant=lambda c: pytest.fail(f"{c} is not JSON"))
+    assert listed["ece"] is None
     assert listed["best_acc"] == listed["last_acc"] == 30.000002  # as `kdtui table -f json`
     assert listed["acc"] == 68.206253 and "30.000001907348633" not in text
     assert listed["nll"] == 0.123456789123  # only accuracies are rounded
