@@ -574,3 +574,17 @@ async def test_a_check_landing_mid_rebuild_is_dropped(tmp_path: Path) -> None:
         await screen.load_experiment(experiment)
         await until(pilot, lambda: (screen.form_value() or {}).get("name") == "reloaded", "load")
         assert await wait_checked(pilot, screen) == []
+
+
+async def test_a_problem_of_the_whole_spec_is_shown_once(tmp_path: Path) -> None:
+    app = make_app(tmp_path / "ws")
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("2")
+        screen = app.screen
+        await wait_checked(pilot, screen)
+        await screen.load_experiment({**tiny_experiment("t"), "foo": 1})
+        await until(pilot, lambda: screen.problems, "the problem")
+        shown = [
+            str(w.render()) for w in screen.query(Static) if "unknown field" in str(w.render())
+        ]
+        assert shown == ["✗ foo: unknown field", "✗ 1 problem(s): foo: unknown field"]

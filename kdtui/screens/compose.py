@@ -158,6 +158,7 @@ class FieldRow(FormNode):
     FieldRow { layout: grid; grid-size: 2; grid-columns: 16 1fr; grid-rows: auto; }
     FieldRow > Label { color: $text-muted; }
     FieldRow > .problems { column-span: 2; }
+    FieldRow > Checkbox { width: 5; }
     """
     problems_at = -1  # after the editor
 
@@ -690,7 +691,8 @@ class ComposeScreen(LiveScreen):
             at = next(path for path in _parents(p.path) if path in nodes)
             found.setdefault(at, []).append(p.message if at == p.path else str(p))
         for path, node in nodes.items():
-            node.show_problems(found.get(path, []))
+            if path:  # the spec's own problems are shown once, above the form
+                node.show_problems(found.get(path, []))
         root = self.query_one("#root-problems", Static)
         root_text = "\n".join(f"✗ {m}" for m in found.get("", []))
         if root.content != root_text:  # every update of a Static re-lays out the form
