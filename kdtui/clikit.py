@@ -95,7 +95,10 @@ def open_store(workspace: Path | None, reconcile: bool = True) -> Store:
 
 
 def fmt_acc(value: Any) -> str:
-    return "–" if value is None else f"{value:.2f}"
+    """An accuracy as shown in tables; what is not a number (a hand-edited index) as is."""
+    if value is None:
+        return "–"
+    return f"{value:.2f}" if isinstance(value, int | float) else str(value)
 
 
 def fmt_age(ts: float | None, now: float | None = None) -> str:

@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from kdtui import launcher, runner
 from kdtui.cli import app
-from kdtui.clikit import plural
+from kdtui.clikit import fmt_acc, plural
 from kdtui.store import Store
 
 cli = CliRunner()
@@ -215,3 +215,9 @@ def test_an_error_stays_on_one_line_when_piped(here: Path) -> None:
     result = invoke("ls", "--status", status, "-w", "ws")
     assert result.exit_code == 2
     assert len(result.stderr.splitlines()) == 1, result.stderr
+
+
+def test_accuracies_that_are_no_number_are_shown_as_they_are() -> None:
+    assert [fmt_acc(v) for v in (None, 68.2063, 70, "n/a", float("nan"))] == [
+        "–", "68.21", "70.00", "n/a", "nan",
+    ]  # fmt: skip
