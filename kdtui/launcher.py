@@ -12,6 +12,7 @@ the right one. Nothing here imports torch.
 from __future__ import annotations
 
 import contextlib
+import copy
 import fcntl
 import json
 import os
@@ -33,6 +34,11 @@ RUNNER_LOCK = "runner.lock"
 RUNNER_CONFIG = "runner.json"
 
 
+def _names_key(ref: str, key: str) -> bool:
+    """A group key, or its first 6+ characters as tables show it (``[761168]``)."""
+    return len(ref) >= 6 and key.startswith(ref)
+
+
 def store_lookup(store: Store):
     """The spec validator's view of the store: a group by experiment name or group key.
     A name that several groups share (an experiment changed and run again under its
@@ -46,7 +52,8 @@ def store_lookup(store: Store):
         mine = [
             r
             for r in runs
-            if name in (r.get("name"), r.get("group_key")) and r.get("source") == "kdtui"
+            if r.get("source") == "kdtui"
+            and (r.get("name") == name or _names_key(name, r.get("group_key") or ""))
         ]
         done = [r for r in mine if r.get("status") == "done"]
         if not mine:
@@ -126,6 +133,26 @@ def enqueue(
     return [rs["run_id"] for rs in run_specs]
 
 
+def run_experiment(store: Store, frozen: dict[str, Any]) -> dict[str, Any]:
+    """A run's frozen experiment, to run again (more seeds, edit as new). A teacher named
+    by an experiment name that no longer finds the group the run trained with (the name
+    now names a newer group too) is pinned to that group's key."""
+    experiment = copy.deepcopy(frozen["experiment"])
+    trained = {n.get("name"): n["group_key"] for n in frozen.get("needs") or []}
+    lookup = store_lookup(store)
+    for teacher in experiment.get("teachers") or []:
+        ref = teacher.get("experiment")
+        if ref not in trained:
+            continue
+        try:
+            found = lookup(ref)
+        except LookupError:
+            found = None
+        if found is None or found.group_key != trained[ref]:
+            teacher["experiment"] = trained[ref]
+    return experiment
+
+
 #: What a run's spec.json records about its launch (the executors' ``frozen()``).
 LAUNCH_FIELDS = ("executor", "sbatch")
 
@@ -138,7 +165,7 @@ def more_seeds(store: Store, run_id: str, seeds: list[Any]) -> list[str]:
     from kdtui.spec import validate_spec  # pydantic stays out of `kdtui ls`'s import
 
     frozen = store.read_spec(run_id)
-    experiment = {**frozen["experiment"], "seeds": seeds}
+    experiment = {**run_experiment(store, frozen), "seeds": seeds}
     loaded = validate_spec(
         experiment,
         source=run_id,

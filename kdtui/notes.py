@@ -845,6 +845,12 @@ def record(
     if seed is None:
         used = {r.get("seed") for r in members}
         seed = next(s for s in range(len(used) + 1) if s not in used)
+    held = [r for r in members if r.get("seed") == seed and r.get("source") != "record"]
+    if held:  # only a value recorded by hand is replaced by another
+        raise NotesError(
+            f"seed {seed} of {group!r} is run {held[0]['run_id']} "
+            f"(from {held[0].get('source')}); record another seed"
+        )
     like = max(members, key=lambda r: r.get("created", 0)) if members else {}
     name = like.get("name", group)
     run_id = "-".join(p for p in ("record", _slug(name, 40), key[-10:], f"s{seed}") if p)

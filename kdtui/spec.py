@@ -551,7 +551,11 @@ class Experiment(_Strict):
     schedule: ScheduleSpec = Field(default_factory=lambda: CosineSchedule(kind="cosine"))
     epochs: int = Field(200, ge=1, le=100_000)
     batch_size: int = Field(64, ge=2)
-    seeds: list[Annotated[int, Field(ge=0)]] = Field(default_factory=lambda: [0, 1, 2])
+    seeds: list[Annotated[int, Field(ge=0)]] = Field(
+        default_factory=lambda: [0, 1, 2],
+        min_length=1,
+        json_schema_extra={"uniqueItems": True},  # repeats are refused by a validator below
+    )
     device: str = Field(
         "auto",
         pattern=r"^(auto|cpu|cuda(:\d+)?)$",

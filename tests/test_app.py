@@ -143,6 +143,9 @@ async def test_stop_resume_and_more_seeds(tmp_path: Path, runner_calls: list[Pat
         prompt.query_one("#field-seeds").value = "0, 1"
         await pilot.press("enter")  # seed 0 is there already: said in the dialog
         await until(pilot, lambda: prompt.query_one("#error").display, "the dialog's error")
+        prompt.query_one("#field-seeds").value = "5, 5"
+        await pilot.press("enter")
+        await until(pilot, lambda: "twice" in str(prompt.query_one("#error").render()), "twice")
         prompt.query_one("#field-seeds").value = "1, 2, 3"
         await pilot.press("enter")
         await until(pilot, lambda: len(grid(app).order) == 4, "three more runs")

@@ -269,6 +269,8 @@ def test_record_starts_or_joins_a_group_and_replaces_a_seed(tmp_path: Path):
     assert run2["run_id"] == run["run_id"]
     (row,) = [r for r in group_rows(store.runs()) if r.name == name]
     assert row.best_by_seed == {0: 68.2063, 1: 68.441, 2: 68.5}
+    with pytest.raises(NotesError, match="seed 0 of .* is run notes-"):
+        record(store, name, 12.5, seed=0)  # an imported (or trained) seed is not overwritten
     new, _ = record(store, "brand new", 70.0)
     assert new["seed"] == 0 and new["source"] == "record"
     _, warning = record(store, "WRN16-3(GAF) teacher", 74.05)

@@ -90,6 +90,8 @@ def test_each_form_and_shorthand_matches(validator):
         tiny_experiment("a", student={"depth": 10, "view": "sgnal"}),  # unknown view kind
         tiny_experiment("a", student={"depth": 10, "view": {"kind": "gaf", "size": 3}}),
         [tiny_experiment("a", optim={"lr": 0.1, "weight_dacay": 0})],
+        tiny_experiment("a", seeds=[0, 0]),  # a seed twice
+        tiny_experiment("a", seeds=[]),
         {"experiments": [tiny_experiment("a")], "version": 2},  # unknown top-level field
         {"experiments": []},
         [],

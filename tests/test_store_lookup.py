@@ -34,3 +34,29 @@ def test_a_name_two_groups_share_is_refused_and_a_group_key_picks_one(tmp_path) 
     loaded = validate_spec(student, store_lookup=launcher.store_lookup(store))
     (run,) = launcher.plan(loaded)
     assert run["needs"][0]["group_key"] == first
+
+
+def test_a_students_runs_keep_their_teacher_when_its_name_moves_on(tmp_path, monkeypatch) -> None:
+    monkeypatch.setattr(launcher, "ensure_runner", lambda store: None)  # no processes
+    store = Store(tmp_path / "ws")
+    first = _done_group(store)
+    teachers = [{"experiment": "t", "pick": "best"}]
+    student = tiny_experiment("s", seeds=[0], teachers=teachers, loss={"kd": {}})
+    (run_id,) = launcher.enqueue(
+        store, validate_spec(student, store_lookup=launcher.store_lookup(store))
+    )
+    frozen = store.read_spec(run_id)
+    assert launcher.run_experiment(store, frozen)["teachers"][0]["experiment"] == "t"
+    _done_group(store, epochs=3)  # "t" now names two groups
+    assert launcher.run_experiment(store, frozen)["teachers"][0]["experiment"] == first
+    (more,) = launcher.more_seeds(store, run_id, [1])
+    assert store.get(more)["group_key"] == store.get(run_id)["group_key"]
+    assert store.read_spec(more)["needs"][0]["group_key"] == first
+
+
+def test_a_group_key_may_be_shortened_as_tables_show_it(tmp_path) -> None:
+    store = Store(tmp_path / "ws")
+    key = _done_group(store)
+    lookup = launcher.store_lookup(store)
+    assert lookup(key[:6]).group_key == key
+    assert lookup(key[:5]) is None  # too short to be taken for a key

@@ -144,8 +144,12 @@ class RunActions:
         suggestion = ", ".join(str(s) for s in range(start, start + 3))
 
         def check(values: dict[str, str]) -> str | None:
-            again = [s for s in parse_ints(values["seeds"]) if s in used]
-            return f"the group already has seed(s) {again}" if again else None
+            seeds = parse_ints(values["seeds"])
+            if again := [s for s in seeds if s in used]:
+                return f"the group already has seed(s) {again}"
+            if len(set(map(str, seeds))) < len(seeds):
+                return "a seed is given twice"
+            return None  # anything else wrong is the validator's to say
 
         def done(values: dict[str, str] | None) -> None:
             if values:

@@ -852,7 +852,7 @@ class ComposeScreen(LiveScreen):
     def load_run(self, run_id: str) -> None:
         """Edit a run's frozen experiment as a new one (teachers stay as they were)."""
         try:
-            experiment = self.app.store.read_spec(run_id)["experiment"]
+            experiment = launcher.run_experiment(self.app.store, self.app.store.read_spec(run_id))
         except (OSError, ValueError, KeyError, StoreError) as exc:
             self.app.call_from_thread(
                 self.app.notify, f"cannot read {run_id}: {exc}", severity="error"
