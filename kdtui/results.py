@@ -17,6 +17,8 @@ from typing import Any, Literal
 
 from kdtui.store import ACTIVE
 
+Metric = Literal["best", "last"]  # the best epoch's accuracy, or the last epoch's
+
 
 @dataclass(frozen=True)
 class Stats:
@@ -79,15 +81,19 @@ class GroupRow:
     def n(self) -> int:
         return len(self.best_by_seed)
 
-    @property
-    def nonfinite_seeds(self) -> list[int]:
-        """Done seeds with a nan or inf accuracy (best or last): left out of the statistics."""
-        values = (*self.best_by_seed.items(), *self.last_by_seed.items())
+    def nonfinite_seeds(self, metric: Metric | None = None) -> list[int]:
+        """Done seeds with a nan or inf accuracy, left out of the statistics: of ``metric``
+        (best or last epoch), or of either when both are shown."""
+        by_seed = {"best": self.best_by_seed, "last": self.last_by_seed}
+        values = [
+            v for m in ((metric,) if metric else ("best", "last")) for v in by_seed[m].items()
+        ]
         return sorted({s for s, v in values if not math.isfinite(v)})
 
-    def status_note(self) -> str:
+    def status_note(self, metric: Metric | None = None) -> str:
         """What is missing, so a partial mean is never mistaken for a final one: seeds still
-        to come, then the ended ones by what happened (failed, crashed, cancelled)."""
+        to come, then the ended ones by what happened (failed, crashed, cancelled), then
+        the seeds of ``metric`` (or of either) left out for not being finite."""
         parts = []
         if self.pending_seeds:
             parts.append(f"{len(self.pending_seeds)} running/queued")
@@ -95,8 +101,8 @@ class GroupRow:
         order = {status: i for i, status in enumerate(ENDED_ORDER)}
         for status in sorted(ended, key=lambda st: (order.get(st, len(order)), st)):
             parts.append(f"{ended[status]} {ENDED_NAMES.get(status, status)}")
-        if self.nonfinite_seeds:
-            parts.append(f"{len(self.nonfinite_seeds)} not finite")
+        if nonfinite := self.nonfinite_seeds(metric):
+            parts.append(f"{len(nonfinite)} not finite")
         return ", ".join(parts)
 
     def to_json(self) -> dict[str, Any]:
@@ -205,7 +211,7 @@ class Summary:
 
 
 def summarize(
-    row: GroupRow, metric: Literal["best", "last"] = "best", digits: int = 2, missing: str = "–"
+    row: GroupRow, metric: Metric = "best", digits: int = 2, missing: str = "–"
 ) -> Summary:
     """Mean ± std, min and max over the seeds that finished, whatever happened to the
     others: a failed or cancelled seed is named in ``note``, it does not hide the rest."""
@@ -215,7 +221,7 @@ def summarize(
         mean,
         _fmt(stats.min, digits, missing),
         _fmt(stats.max, digits, missing),
-        row.status_note(),
+        row.status_note(metric),
         bool(row.pending_seeds),
     )
 

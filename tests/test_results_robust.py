@@ -69,7 +69,7 @@ POISONED = [
 
 def test_every_export_survives_non_finite_values_and_shows_them():
     (row,) = group_rows(POISONED)
-    assert row.n == 5 and row.nonfinite_seeds == [1, 2, 3]
+    assert row.n == 5 and row.nonfinite_seeds() == [1, 2, 3]
     assert (row.best.n, row.best.mean, row.last.mean) == (2, 100.0, 100.0)
     assert row.status_note() == "3 not finite"
     md = markdown_table([row]).splitlines()[2]
@@ -91,6 +91,9 @@ def test_a_nan_last_accuracy_alone_is_flagged_too():
     (row,) = group_rows([run(0, 50.0, last_acc=math.nan), run(1, 52.0)])
     assert (row.best.n, row.last.n, row.last.mean) == (2, 1, 52.0)
     assert row.status_note() == "1 not finite"
+    # each table counts only the seeds its own mean leaves out
+    assert row.status_note("best") == "" and row.status_note("last") == "1 not finite"
+    assert summarize(row, "best").note == "" and summarize(row, "last").note == "1 not finite"
 
 
 @pytest.mark.parametrize("fmt", ["table", "json", "markdown", "csv", "latex"])
