@@ -243,7 +243,14 @@ EXPORT_HEAD = (
 def export_cells(r: GroupRow, digits: int = 2, missing: str = "–") -> list[str]:
     """One group as the cells of ``EXPORT_HEAD``: every text export formats its numbers here."""
     b, last = summarize(r, "best", digits, missing), summarize(r, "last", digits, missing)
-    seeds = ", ".join(f"{v:.{digits}f}" for _, v in sorted(r.best_by_seed.items()))
+    done = sorted(r.best_by_seed.items())
+    # Seeds 0..n-1 read by position; any other set names each seed, so a failed or
+    # cancelled seed left out cannot shift the others.
+    named = [s for s, _ in done] != list(range(len(done)))
+    seeds = ", ".join(
+        (f"s{s}=" if named else "") + (_fmt(v, digits, missing) if math.isfinite(v) else missing)
+        for s, v in done
+    )
     return [
         r.name,
         r.label,
@@ -254,7 +261,7 @@ def export_cells(r: GroupRow, digits: int = 2, missing: str = "–") -> list[str
         b.max,
         last.mean,
         seeds or missing,
-        b.note,
+        r.status_note(),  # the export shows best and last: what either leaves out
     ]
 
 

@@ -74,14 +74,14 @@ def test_every_export_survives_non_finite_values_and_shows_them():
     assert row.status_note() == "3 not finite"
     md = markdown_table([row]).splitlines()[2]
     assert "| 100.00 ± 70.71 | 50.00 | 150.00 |" in md
-    assert "150.00, nan, inf, nan, 50.00 | 3 not finite |" in md
+    assert "150.00, –, –, –, 50.00 | 3 not finite |" in md  # as the terminal shows them
     (line,) = csv.DictReader(io.StringIO(csv_table([row])))
     assert (line["best_mean"], line["best_max"], line["note"]) == (
         "100.0000",
         "150.0000",
         "3 not finite",
     )
-    assert "nan, inf" in latex_table([row])
+    assert "150.00, --, --, --, 50.00" in latex_table([row])  # LaTeX dashes
     doc = json.loads(json.dumps(row.to_json(), allow_nan=False))  # strict JSON
     assert doc["best_by_seed"] == {"0": 150.0, "1": None, "2": None, "3": None, "4": 50.0}
     assert doc["best_acc"]["n"] == 2 and doc["best_acc"]["mean"] == 100.0
@@ -181,3 +181,10 @@ async def test_results_screen_opens_on_a_store_with_nan_and_a_cancelled_seed(
         cells = {key: " ".join(grid.cells[key]) for key in grid.order}
         assert "100.00 ± 70.71 · 2 not finite" in cells["key-g"]
         assert "55.00 ± – · 1 cancelled" in cells["key-h"]
+
+
+def test_exported_seeds_name_themselves_when_one_is_missing():
+    (row,) = group_rows([run(0, 80.0), run(1, 82.5), run(2, 81.0)])
+    assert export_cells(row)[8] == "80.00, 82.50, 81.00"  # 0..n-1: read by position
+    (row,) = group_rows([run(1, 82.5), run(2, 81.0)])  # seed 0 failed or was cancelled
+    assert export_cells(row)[8] == "s1=82.50, s2=81.00"
