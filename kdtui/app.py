@@ -228,6 +228,10 @@ class KdApp(App[None]):
             if now - self._reconciled > RECONCILE_EVERY_S and store.index_path.exists():
                 self._reconciled = now
                 store.reconcile()
+                if waiting := launcher.revive_runner(store):
+                    self.call_from_thread(
+                        self.notify, f"restarted the queue runner: {waiting} queued runs"
+                    )
         except (StoreError, OSError) as exc:
             # A writer holding the lock, or a file mid-recovery: try again next tick.
             if not worker.is_cancelled:
@@ -312,4 +316,7 @@ class KdApp(App[None]):
 
 def run_app(workspace: Path) -> None:
     """``kdtui`` with no command: open the app on a workspace."""
-    KdApp(Path(workspace)).run()
+    app = KdApp(Path(workspace))
+    app.run()
+    if app.return_code:  # a crash was printed on exit: say so to the shell too
+        raise SystemExit(app.return_code)

@@ -26,6 +26,7 @@ from kdtui.clikit import (
     err,
     fmt_acc,
     fmt_age,
+    fmt_epoch,
     open_store,
     out,
     plural,
@@ -58,9 +59,9 @@ def find_runs(store: Store, refs: list[str]) -> list[dict[str, Any]]:
             r for r in runs if r["run_id"].startswith(ref)
         ]
         if len(hits) != 1:
-            err.print(
-                f"[red]error:[/] {escape(ref)!s} matches {'no run' if not hits else f'{len(hits)} runs'}"
-            )
+            ids = ", ".join(r["run_id"] for r in hits[:5]) + (", …" if len(hits) > 5 else "")
+            what = f"{len(hits)} runs ({ids}): give more of the id" if hits else "no run"
+            err.print(f"[red]error:[/] {escape(ref)!s} matches {escape(what)}")
             raise typer.Exit(2)
         found.append(hits[0])
     return found
@@ -139,7 +140,9 @@ def run(
         if executor == "local":
             gpu_ids = [g.strip() for g in gpus.split(",") if g.strip()] if gpus else None
             if gpu_ids:
-                check_gpus(gpu_ids)
+                check_gpus(gpu_ids, f"--gpus {','.join(gpu_ids)}")
+            elif per_gpu is not None:  # runs per GPU, on a machine that may show none
+                check_gpus([], "--per-gpu")
             ex = launcher.LocalExecutor(jobs, gpu_ids, per_gpu)
         else:
             opts = SlurmOptions.load(
@@ -154,6 +157,8 @@ def run(
     except launcher.ExecutorError as exc:
         err.print(f"[red]error:[/] {escape(str(exc))}")
         raise typer.Exit(2) from None
+    if again := launcher.seeds_in_store(store, loaded):
+        err.print(f"[yellow]note:[/] {escape(launcher.rerun_note(again))}")
     run_ids = launcher.enqueue(store, loaded, ex)
     ex.start(store, run_ids)
     job_ids = [r["job_id"] for r in store.runs() if r["run_id"] in run_ids and r.get("job_id")]
@@ -179,16 +184,15 @@ def run(
     raise typer.Exit(1 if bad else 0)
 
 
-def check_gpus(wanted: list[str]) -> None:
+def check_gpus(wanted: list[str], asked: str) -> None:
     """Refuse GPUs this machine does not show: the runner would silently train on CPU (or
     on fewer GPUs). Raises ExecutorError naming what is visible."""
     from kdtui.runner import discover_gpus  # nvidia-smi or CUDA_VISIBLE_DEVICES, no torch
 
     visible = discover_gpus()
     missing = [g for g in wanted if g not in visible]
-    if not missing:
+    if visible and not missing:
         return
-    asked = f"--gpus {','.join(wanted)}"
     if visible:
         raise launcher.ExecutorError(
             f"{asked}: GPU {', '.join(missing)} not visible (visible: {', '.join(visible)})"
@@ -293,7 +297,7 @@ def ls(
             note = f"Slurm: {r['slurm_reason']}"
         rows.append([
             r["run_id"], s, str(r.get("seed", "")),
-            f"{r.get('epoch') or 0}/{r.get('epochs') or '?'}",
+            fmt_epoch(r),
             fmt_acc(r.get("acc")), fmt_acc(r.get("best_acc")),
             str(r.get("device") or "–"), fmt_age(r.get("created")), str(note),
         ])  # fmt: skip
@@ -347,6 +351,7 @@ def show(
         "nll",
         "ece",
         "error",
+        "source",
     ):
         if r.get(key) is not None:
             out.print(f"  {key:<11} {escape(str(r[key]))}")
@@ -355,6 +360,11 @@ def show(
             f"  teacher     {escape(t['model'])} weight {t['weight']:g} ← {escape(t.get('run_id') or t['checkpoint'])}"
         )
     run_dir = store.run_dir(r["run_id"])
+    spec_path = run_dir / "spec.json"
+    frozen = json.loads(spec_path.read_text()) if spec_path.exists() else {}
+    for key, value in (frozen.get("external") or {}).items():  # where an outside result is from
+        if value is not None:
+            out.print(f"  {key:<11} {escape(str(value))}")
     out.print(f"  folder      {run_dir}")
     epochs = [e for e in store.events(r["run_id"]) if e.get("type") == "epoch"]
     if epochs:
@@ -372,9 +382,8 @@ def show(
                 f"{e['seconds']:.2f}",
             )
         out.print(table)
-    spec_path = run_dir / "spec.json"
-    if spec_path.exists():
-        out.print_json(json.dumps(json.loads(spec_path.read_text())["experiment"]))
+    if frozen:
+        out.print_json(json.dumps(frozen["experiment"]))
 
 
 def print_rows(rows: list[GroupRow]) -> None:
@@ -458,7 +467,7 @@ def stop(
         else find_runs(store, runs or [])
     )
     stopped = launcher.stop_runs(store, [r["run_id"] for r in targets])
-    out.print(f"cancelling {len(stopped)} run(s)" if stopped else "nothing to stop")
+    out.print(f"cancelling {plural(len(stopped), 'run')}" if stopped else "nothing to stop")
 
 
 @app.command()
@@ -499,8 +508,11 @@ def doctor(workspace: Workspace = None) -> None:
         raise typer.Exit(1) from None
     for line in store.reconcile():
         out.print(f"reconciled {escape(line)}")
-    alive = launcher.runner_alive(store)
-    out.print(f"queue runner: {'running' if alive else 'not running'}")
+    if waiting := launcher.revive_runner(store):
+        out.print(f"queue runner: restarted ({plural(waiting, 'queued run')} waited for it)")
+    else:
+        alive = launcher.runner_alive(store)
+        out.print(f"queue runner: {'running' if alive else 'not running'}")
 
 
 @app.callback(invoke_without_command=True)

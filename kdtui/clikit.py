@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.style import Style
 
+from kdtui import launcher
 from kdtui.store import Store, default_workspace
 
 out = Console(highlight=False)
@@ -89,6 +90,8 @@ def open_store(workspace: Path | None, reconcile: bool = True) -> Store:
     if reconcile and store.index_path.exists():
         for line in store.reconcile():
             err.print(f"[magenta]reconciled[/] {escape(line)}")
+    if reconcile and (waiting := launcher.revive_runner(store)):
+        err.print(f"[magenta]restarted[/] the queue runner: {plural(waiting, 'run')} waited for it")
     for notice in store.notices:
         err.print(f"[yellow]kdtui:[/] {escape(notice)}")
     return store
@@ -99,6 +102,13 @@ def fmt_acc(value: Any) -> str:
     if value is None:
         return "–"
     return f"{value:.2f}" if isinstance(value, int | float) else str(value)
+
+
+def fmt_epoch(run: dict[str, Any]) -> str:
+    """Training progress, ``3/30``; an outside result (notes, record) trained nowhere: –."""
+    if run.get("source", "kdtui") != "kdtui":
+        return "–"
+    return f"{run.get('epoch') or 0}/{run.get('epochs') or '?'}"
 
 
 def fmt_age(ts: float | None, now: float | None = None) -> str:

@@ -25,7 +25,14 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from kdtui import __version__, procs
-from kdtui.store import ACTIVE, Store, atomic_write, initial_summary, new_run_id
+from kdtui.store import (
+    ACTIVE,
+    Store,
+    atomic_write,
+    initial_summary,
+    need_group,
+    new_run_id,
+)
 
 if TYPE_CHECKING:  # the spec models cost ~0.15 s to import: only `kdtui run` needs them
     from kdtui.spec import Experiment, LoadedSpec, StoreGroup
@@ -113,6 +120,26 @@ def plan(spec: LoadedSpec) -> list[dict[str, Any]]:
             )
             created += 1e-6  # keeps file order when sorting by creation time
     return out
+
+
+def seeds_in_store(store: Store, loaded: LoadedSpec) -> dict[str, list[int]]:
+    """Per experiment, the seeds its group already has done, queued or running runs of:
+    launching them trains them again, and a seed's latest run is the one that counts."""
+    have: dict[str, set[Any]] = {}
+    for r in store.runs() if store.index_path.exists() else []:
+        if r.get("status") in ACTIVE or r.get("status") == "done":
+            have.setdefault(r.get("group_key", ""), set()).add(r.get("seed"))
+    again = {
+        str(exp.name): sorted(set(exp.seeds) & have.get(loaded.group_keys[str(exp.name)], set()))
+        for exp in loaded.experiments
+    }
+    return {name: seeds for name, seeds in again.items() if seeds}
+
+
+def rerun_note(again: dict[str, list[int]]) -> str:
+    """``seeds_in_store`` in words, for the CLI and the composer alike."""
+    what = "; ".join(f"{name} seed(s) {', '.join(map(str, s))}" for name, s in again.items())
+    return f"already in the store, trained again (the latest run counts): {what}"
 
 
 def enqueue(
@@ -209,13 +236,15 @@ def requeue(store: Store, run_ids: list[str]) -> list[str]:
     teachers = set(again)
     while teachers:
         runs = store.runs()
-        groups = {r["group_key"] for r in runs if r["run_id"] in teachers}
         teachers = {
             r["run_id"]
             for r in runs
             if r.get("status") == "failed"
             and not r.get("started")
-            and any(n.get("group_key") in groups for n in r.get("needs") or [])
+            # a same-seed student only when its own seed of the teacher goes back
+            and any(
+                t["run_id"] in teachers for n in r.get("needs") or [] for t in need_group(n, runs)
+            )
             and store.update(r["run_id"], fields, if_status={"failed"})
         }
         again += sorted(teachers)
@@ -352,6 +381,25 @@ def runner_alive(store: Store) -> bool:
             return True
         fcntl.flock(fh, fcntl.LOCK_UN)
         return False
+
+
+def revive_runner(store: Store) -> int:
+    """Start the queue runner again when local runs wait in the queue but no runner is
+    alive (it was killed, or the machine rebooted), so no queued run is stranded; returns
+    how many runs it was started for (0: nothing to do)."""
+    if not store.index_path.exists():
+        return 0
+    waiting = [
+        r
+        for r in store.runs()
+        if r.get("status") == "queued"
+        and r.get("executor", "local") == "local"
+        and not r.get("cancel_requested")
+    ]
+    if not waiting or runner_alive(store):
+        return 0
+    ensure_runner(store)
+    return len(waiting)
 
 
 def ensure_runner(store: Store) -> bool:

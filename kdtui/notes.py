@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from kdtui.results import Stats, group_rows
-from kdtui.store import Store, atomic_write, fold_event, initial_summary
+from kdtui.store import Store, atomic_write, close_names, fold_event, initial_summary
 
 DEFAULT_LABELS = (
     "Average",
@@ -46,7 +46,7 @@ DEFAULT_LABELS = (
 )
 EXTERNAL_DATASET = "external"
 
-_NUMBER = re.compile(r"[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?\s*%?")
+_NUMBER = re.compile(r"[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?\s*%?", re.ASCII)
 _MD_ITEM = re.compile(r"(?P<indent>[ \t]*)(?P<marker>[-*+]|\d{1,9}[.)])(?P<gap>[ \t]|$)")
 _HEADING = re.compile(r" {0,3}(?P<hashes>#{1,6})(?:[ \t]+(?P<text>.*?))?(?:[ \t]+#+)?[ \t]*$")
 _FENCE = re.compile(r" {0,3}(?:`{3,}|~{3,})")
@@ -57,6 +57,13 @@ _CHECKBOX = re.compile(r"\[(?P<mark>[ xX])\]\s*")
 
 class NotesError(Exception):
     """A notes file that cannot be read or used as asked."""
+
+
+def parse_number(text: str) -> float | None:
+    """The number a notes author wrote ("68.2", "0.682", "68.2 %"), or None. Stricter than
+    ``float``: "1_0", "nan" and "inf" are no accuracies anyone writes."""
+    text = text.strip()
+    return float(text.rstrip("% \t")) if _NUMBER.fullmatch(text) else None
 
 
 def accuracy_problem(value: float, text: str | None = None) -> str | None:
@@ -95,7 +102,7 @@ class Item:
 
     @property
     def value(self) -> float | None:
-        return float(self.text.rstrip("% \t")) if self.kind == "number" else None
+        return parse_number(self.text) if self.kind == "number" else None
 
 
 @dataclass(frozen=True)
@@ -116,6 +123,17 @@ class Block:
     @property
     def blanks(self) -> int:
         return sum(s.kind == "blank" for s in self.seeds)
+
+    @property
+    def mixed_scale(self) -> str | None:
+        """Why the numbers look like fractions and percentages side by side (0.69 next to
+        68.2), which would make their average mean nothing; None when they agree."""
+        shown = [(s.value, s.text) for s in self.seeds if s.value is not None]
+        small = [t for v, t in shown if 0 < v < 1]  # 0 and 1 read the same either way
+        large = [t for v, t in shown if 1 < v <= 100]
+        if small and large:
+            return f"{small[0]} next to {large[0]}: fractions and percentages mixed?"
+        return None
 
 
 @dataclass(frozen=True)
@@ -825,12 +843,14 @@ def import_notes(store: Store, path: Path, notes: Notes) -> Imported:
 
 def record(
     store: Store, group: str, value: float, *, seed: int | None = None, note: str | None = None
-) -> tuple[dict[str, Any], str | None]:
+) -> tuple[dict[str, Any], list[str]]:
     """Add one outside result by hand to the group named (or keyed) ``group``: an existing
     group keeps its labels; a new name starts an outside group like an imported block.
     Recording the same group and seed again replaces the value. Returns the run summary and
-    a warning when the value's scale (percent or fraction) differs from the group's.
-    A value that is no accuracy (nan, inf, outside 0–100) is refused with a NotesError."""
+    the warnings a user should see: a value on another scale (percent or fraction) than
+    the group's, a new group whose name looks like an existing one (a typo?), a value
+    put beside seeds that kdtui trained. A value that is no accuracy (nan, inf, outside
+    0–100) is refused with a NotesError."""
     problem = accuracy_problem(value)
     if problem:
         raise NotesError(problem)
@@ -842,6 +862,11 @@ def record(
         )
     key = keys[0] if keys else group_key_for(group)
     members = [r for r in runs if r.get("group_key") == key]
+    warnings = []
+    if not members and (close := close_names(group, runs)):
+        warnings.append(f"{group!r} is a new group (close: {', '.join(close)})")
+    if seed is None and any(r.get("source", "kdtui") == "kdtui" for r in members):
+        warnings.append(f"{group!r} has runs trained by kdtui: this value joins their mean")
     if seed is None:
         used = {r.get("seed") for r in members}
         seed = next(s for s in range(len(used) + 1) if s not in used)
@@ -873,11 +898,12 @@ def record(
         for r in members
         if r.get("status") == "done" and r.get("best_acc") is not None and r["seed"] != seed
     ]
-    warning = None
     if _fractions(others) not in (None, _fractions([value])):
         kind = "fractions" if _fractions(others) else "percentages"
-        warning = f"the other results of this group are {kind}; is {value:g} on the same scale?"
-    return run[2], warning
+        warnings.append(
+            f"the other results of this group are {kind}; is {value:g} on the same scale?"
+        )
+    return run[2], warnings
 
 
 # ---------------------------------------------------------------------- TODO import

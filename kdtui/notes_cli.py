@@ -26,6 +26,7 @@ from kdtui.notes import (
     import_notes,
     import_todos,
     load_mapping,
+    parse_number,
     read_notes,
     values_from_store,
 )
@@ -90,6 +91,11 @@ def _print_skips(what: str, skipped: Sequence[Skipped]) -> None:
 
 
 def _no_blocks(path: Path, notes: Notes) -> bool:
+    """Say so when the file has no result blocks; else warn of blocks whose numbers mix
+    fractions and percentages (imported and averaged as written, the user decides)."""
+    for b in notes.blocks:
+        if b.mixed_scale:
+            err.print(f"[yellow]warning:[/] line {b.line}  {escape(b.name)}: {b.mixed_scale}")
     if notes.blocks:
         return False
     _say(f"no result blocks in {escape(str(path))}. {BLOCK_HELP}")
@@ -273,23 +279,22 @@ def record(
     workspace: Workspace = None,
 ) -> None:
     """Add an outside result by hand: a finished run of GROUP with this accuracy."""
-    try:
-        number = float(value.strip().rstrip("%"))
-    except ValueError:
-        raise _fail(f"not a number: {value!r}") from None
+    number = parse_number(value)
+    if number is None:
+        raise _fail(f"not a number: {value!r}")
     problem = accuracy_problem(number, value.strip())  # before a workspace is created
     if problem:
         raise _fail(problem)
     store = open_store(workspace)
     try:
-        run, warning = record_result(store, group, number, seed=seed, note=note)
+        run, warnings = record_result(store, group, number, seed=seed, note=note)
     except (NotesError, StoreError) as exc:
         raise _fail(str(exc)) from None
     _say(
         f"recorded {escape(value.strip())} as seed {run['seed']} of {escape(run['name'])} "
         f"(group {run['group_key'][:12]}, run {run['run_id']})"
     )
-    if warning:
+    for warning in warnings:
         err.print(f"[yellow]warning:[/] {escape(warning)}")
 
 

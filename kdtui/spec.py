@@ -691,7 +691,10 @@ def _message(err: dict[str, Any]) -> str:
         and err["loc"]
         and err["loc"][-1] in ("name", "experiment")
     ):
-        return f"{err['input']!r} is not a valid name: use letters, digits and . _ + - only"
+        return (
+            f"{err['input']!r} is not a valid name: a letter or digit first, then letters,"
+            " digits and . _ + - (80 at most)"
+        )
     msg = err["msg"]
     return msg.removeprefix("Value error, ")
 
@@ -888,26 +891,9 @@ def _cross_checks(
         npz = check_npz(full) if full.is_file() else NpzSummary(())
         n_channels, length, source = npz.channels, npz.length, str(full)
     channels = getattr(exp.data, "channels", None)  # image datasets have no channel choice
-    if channels is not None:
-        if not channels:
-            out.append(
-                Problem(
-                    f"{at}{dot}data.channels",
-                    "give at least one channel, or leave channels out for all",
-                )
-            )
-        if len(set(channels)) != len(channels):
-            out.append(Problem(f"{at}{dot}data.channels", "channels must not repeat"))
-        if n_channels is not None and max(channels, default=0) >= n_channels:
-            out.append(
-                Problem(f"{at}{dot}data.channels", f"{source} has channels 0..{n_channels - 1}")
-            )
+    out.extend(_list_problems(channels, f"{at}{dot}data.channels", "channel", n_channels, source))
     out.extend(_image_size_problems(exp.student, length, f"{at}{dot}student"))
-
-    if len(set(exp.seeds)) != len(exp.seeds):
-        out.append(Problem(f"{at}{dot}seeds", "seeds must not repeat"))
-    if not exp.seeds:
-        out.append(Problem(f"{at}{dot}seeds", "give at least one seed"))
+    out.extend(_list_problems(exp.seeds, f"{at}{dot}seeds", "seed"))
 
     milestones = getattr(exp.schedule, "milestones", None)
     if milestones and milestones[-1] > exp.epochs:
@@ -1269,9 +1255,17 @@ def _raw_checks(
     a user fixing one typo should not then meet a second round of errors."""
     dot = "." if at else ""
     out: list[Problem] = []
+    if _all_ints(seeds := item.get("seeds")):
+        out.extend(_list_problems(seeds, f"{at}{dot}seeds", "seed"))
     data = item.get("data")
     if isinstance(data, dict):
         out.extend(_data_path_problems(data, base_dir, f"{at}{dot}data.path"))
+        if _all_ints(channels := data.get("channels")):
+            dataset = data.get("dataset")
+            n_channels = KNOWN_CHANNELS.get(dataset) if isinstance(dataset, str) else None
+            out.extend(
+                _list_problems(channels, f"{at}{dot}data.channels", "channel", n_channels, dataset)
+            )
     teachers = item.get("teachers")
     for j, t in enumerate(teachers if isinstance(teachers, list) else []):
         ref = t.get("experiment") if isinstance(t, dict) else None
@@ -1281,6 +1275,28 @@ def _raw_checks(
             out.extend(
                 _missing_file(t["checkpoint"], base_dir, f"{at}{dot}teachers[{j}].checkpoint")
             )
+    return out
+
+
+def _all_ints(value: Any) -> bool:
+    return isinstance(value, list) and all(type(v) is int for v in value)
+
+
+def _list_problems(
+    values: list[int] | None, at: str, what: str, count: int | None = None, source: Any = None
+) -> list[Problem]:
+    """Seeds or channels: at least one, none twice and, where ``count`` is known, each
+    below it (``source`` names whose channels they are)."""
+    if values is None:  # channels left out: all of them
+        return []
+    if not values:
+        more = ", or leave channels out for all" if what == "channel" else ""
+        return [Problem(at, f"give at least one {what}{more}")]
+    out = []
+    if len(set(values)) != len(values):
+        out.append(Problem(at, f"{what}s must not repeat"))
+    if count is not None and max(values) >= count:
+        out.append(Problem(at, f"{source} has {what}s 0..{count - 1}"))
     return out
 
 

@@ -21,6 +21,7 @@ small summary per run, folded from the same events by ``fold_event``.
 from __future__ import annotations
 
 import contextlib
+import difflib
 import fcntl
 import json
 import os
@@ -536,6 +537,12 @@ Verdict = tuple[dict[str, Any], dict[str, Any] | None]
 def end_event(status: str, reason: str, at: float | None = None) -> dict[str, Any]:
     """The end event that reconcile writes for an engine that could not write its own."""
     return {"type": "end", "status": status, "reason": reason, "time": at or time.time()}
+
+
+def close_names(name: str, runs: list[dict[str, Any]]) -> list[str]:
+    """Experiment names of the store that look like ``name`` (a typo's likely meaning)."""
+    names = sorted({r["name"] for r in runs if r.get("name")})
+    return difflib.get_close_matches(name, names, n=5, cutoff=0.6)
 
 
 def need_group(need: dict[str, Any], runs: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -8,7 +8,6 @@ target is met, so it ticks itself without anyone writing to the store.
 
 from __future__ import annotations
 
-import difflib
 import json
 import sys
 from collections.abc import Iterable
@@ -20,7 +19,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from kdtui.clikit import Workspace, err, open_store, out
-from kdtui.store import Store
+from kdtui.store import Store, close_names
 
 todo_app = typer.Typer(help="The checklist of experiments still to run.", no_args_is_help=True)
 
@@ -97,8 +96,7 @@ def check_group(store: Store, group: str) -> None:
     runs = store.runs() if store.index_path.exists() else []
     if any(group in (r.get("name"), r.get("group_key")) for r in runs):
         return
-    names = sorted({r["name"] for r in runs if r.get("name")})
-    close = difflib.get_close_matches(group, names, n=5, cutoff=0.6)
+    close = close_names(group, runs)
     hint = f" (close: {', '.join(close)})" if close else " (no runs yet)" if not runs else ""
     err.print(
         f"[red]error:[/] --group {escape(repr(group))} matches no experiment name or group key"

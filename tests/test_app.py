@@ -36,6 +36,7 @@ SIZE = (80, 24)
 def _no_crash_detection(monkeypatch: pytest.MonkeyPatch) -> None:
     for key, value in STALE_ENV.items():
         monkeypatch.setenv(key, value)
+    monkeypatch.setattr(launcher, "revive_runner", lambda store: 0)  # queued runs stay so
 
 
 @pytest.fixture
@@ -134,6 +135,12 @@ async def test_stop_resume_and_more_seeds(tmp_path: Path, runner_calls: list[Pat
         await until(pilot, lambda: run_id in grid(app).cells, "the run")
         await pilot.press("s")
         await until(pilot, lambda: row_of(app, run_id).startswith("cancelled"), "cancelled")
+        await pilot.press("enter")  # its detail draws "cancelled" in the theme's muted tone
+        detail = await until(
+            pilot, lambda: isinstance(app.screen, RunDetailScreen) and app.screen, "detail"
+        )
+        assert str(detail.query_one("#summary").render()).startswith("cancelled")
+        await pilot.press("escape")
         await pilot.press("r")
         await until(pilot, lambda: row_of(app, run_id).startswith("queued"), "queued again")
         await until(pilot, lambda: runner_calls == [store.root], "the runner asked for")
@@ -153,6 +160,28 @@ async def test_stop_resume_and_more_seeds(tmp_path: Path, runner_calls: list[Pat
     runs = store.runs()
     assert sorted(r["seed"] for r in runs) == [0, 1, 2, 3]
     assert {r["group_key"] for r in runs} == {runs[0]["group_key"]}  # the same group
+
+
+async def test_more_seeds_of_a_same_seed_student_offers_its_teachers_seeds(
+    tmp_path: Path, runner_calls: list[Path]
+) -> None:
+    store = Store(tmp_path / "ws")
+    kd = {"loss": {"kd": {}}, "teachers": [{"experiment": "t", "pick": "same-seed"}]}
+    loaded = validate_spec(
+        [tiny_experiment("t", seeds=[0, 1, 2, 3]), tiny_experiment("stu", seeds=[0], **kd)]
+    )
+    *_, student = launcher.enqueue(store, loaded)
+    app = make_app(store.root)
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: student in grid(app).cells, "the student")
+        await pilot.press("slash", *"stu", "enter", "m")
+        prompt = await until(pilot, lambda: isinstance(app.screen, Prompt) and app.screen, "prompt")
+        assert prompt.values() == {"seeds": "1, 2, 3"}  # not 4: the teacher has no seed 4
+        assert "same-seed teacher has 0, 1, 2, 3" in str(prompt.query_one("#note").render())
+        prompt.query_one("#field-seeds").value = "1, 4"
+        await pilot.press("enter")
+        await until(pilot, lambda: "no seed(s) [4]" in str(prompt.query_one("#error").render()),
+                    "the teacher's missing seed")  # fmt: skip
 
 
 async def test_stopping_a_running_run_asks_first(tmp_path: Path) -> None:
@@ -324,7 +353,7 @@ async def test_compose_validates_as_you_type_and_launches(
         kd.query_one("Checkbox").focus()
         await pilot.press("space")
         await until(pilot, lambda: screen.problems == [], "a valid spec")
-        assert "3 run(s)" in str(screen.query_one("#status").render())
+        assert "3 runs, one per seed" in str(screen.query_one("#status").render())
         await pilot.press("ctrl+r")
         await until(pilot, lambda: isinstance(app.screen, RunsScreen), "back on the runs list")
         await until(
@@ -358,6 +387,39 @@ async def test_edit_a_run_as_a_new_experiment(tmp_path: Path) -> None:
         assert value["loss"]["kd"] == {"weight": 0.7, "T": 4.0}
         assert value["seeds"] == [0, 1, 2]
         assert await wait_checked(pilot, screen) == []  # a finished teacher group: valid
+        # launched unchanged, it would train the group's seeds again: said before launch
+        status = screen.query_one("#status")
+        await until(pilot, lambda: status.has_class("-warn"), "the warning")
+        assert "kd-gaf-to-signal seed(s) 0, 1, 2" in str(status.render())
+
+
+async def test_new_asks_before_it_drops_edits_and_the_preview_follows_a_resize(
+    tmp_path: Path,
+) -> None:
+    app = make_app(tmp_path / "ws")
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("2")
+        screen = app.screen
+        await wait_checked(pilot, screen)
+        await pilot.press("ctrl+n")  # nothing edited: no question
+        await pilot.pause(0.2)
+        assert app.screen is screen
+        field(screen, "name").editor.value = "mine"
+        await until(pilot, lambda: (screen.form_value() or {}).get("name") == "mine", "edited")
+        await wait_checked(pilot, screen)
+        await pilot.resize_terminal(140, 40)  # the preview appears, showing the edit
+        await until(pilot, lambda: '"mine"' in str(screen.query_one("#json").render()), "preview")
+        await pilot.press("ctrl+n")
+        await until(pilot, lambda: isinstance(app.screen, Prompt), "the question")
+        await pilot.press("escape")  # no: the edit stays
+        await pilot.pause(0.2)
+        assert screen.form_value()["name"] == "mine"
+        await pilot.press("ctrl+n")
+        await until(pilot, lambda: isinstance(app.screen, Prompt), "the question")
+        await pilot.press("enter")
+        await until(
+            pilot, lambda: (screen.form_value() or {}).get("name") == "my-experiment", "template"
+        )
 
 
 async def test_compose_save_and_load(tmp_path: Path) -> None:
@@ -492,6 +554,8 @@ async def test_todo_add_edit_reorder_tick_delete(tmp_path: Path) -> None:
         await pilot.press("enter")
         await until(pilot, lambda: len(grid(app).order) == 2, "two items")
         assert grid_lines(grid(app))[1] == "☐ second gaf-teacher 0/3"
+        # an empty workspace has no such runs: linked all the same, with a word (a typo?)
+        assert any("no runs named gaf-teacher" in n.message for n in app._notifications)
         await pilot.press("down", "K")
         await until(pilot, lambda: grid_lines(grid(app))[0].startswith("☐ second"), "moved up")
         assert grid(app).cursor == 0  # the cursor moved with it

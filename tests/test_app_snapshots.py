@@ -18,6 +18,7 @@ import pytest
 from textual.pilot import Pilot
 from tuikit import NOW, SCREENS, STALE_ENV, build_workspace, show
 
+from kdtui import launcher
 from kdtui.app import KdApp
 
 SIZES = {"80x24": (80, 24), "wide": (140, 40)}
@@ -29,6 +30,7 @@ def demo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """The demo workspace as ./ws, so the header shows the same path on every machine."""
     for key, value in STALE_ENV.items():
         monkeypatch.setenv(key, value)
+    monkeypatch.setattr(launcher, "revive_runner", lambda store: 0)  # queued runs stay so
     monkeypatch.chdir(tmp_path)
     build_workspace(Path("ws"))
     return Path("ws")

@@ -30,6 +30,7 @@ def here(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 def no_runner(monkeypatch: pytest.MonkeyPatch) -> None:
     """``kdtui run`` queues its runs but starts no queue runner (nothing trains)."""
     monkeypatch.setattr(launcher.LocalExecutor, "start", lambda self, store, run_ids: None)
+    monkeypatch.setattr(launcher, "ensure_runner", lambda store: False)  # nor does `ls` then
 
 
 def invoke(*args: str):
@@ -189,6 +190,10 @@ def test_run_refuses_gpus_that_are_not_visible(
     assert result.exit_code == 2 and "no GPU visible (nvidia-smi not found)" in result.stderr
     assert not ws.exists()  # nothing queued
 
+    result = invoke("run", str(spec), "--per-gpu", "2", "--detach", "-w", str(ws))
+    assert result.exit_code == 2 and "--per-gpu: no GPU visible" in result.stderr
+    assert not ws.exists()  # nothing queued
+
     monkeypatch.setattr(runner, "discover_gpus", lambda: ["0", "1"])
     result = run_gpus("1")
     assert result.exit_code == 0, result.output
@@ -200,6 +205,38 @@ def test_run_says_its_counts_in_proper_plurals(here: Path, no_runner: None) -> N
     assert one.exit_code == 0 and one.stdout.startswith("queued 1 run (1 experiment) in a")
     two = invoke("run", str(spec_file(here, seeds=[0, 1])), "--detach", "-w", "b")
     assert two.stdout.startswith("queued 2 runs (1 experiment) in b")
+
+
+def test_run_says_which_seeds_the_store_has_already(here: Path, no_runner: None) -> None:
+    spec = spec_file(here, seeds=[0, 1])
+    first = invoke("run", str(spec), "--detach", "-w", "ws")
+    assert first.exit_code == 0 and "note:" not in first.stderr
+    again = invoke("run", str(spec_file(here, seeds=[1, 2])), "--detach", "-w", "ws")
+    assert again.exit_code == 0, again.output
+    assert "note: already in the store, trained again (the latest run counts): kd seed(s) 1" in (
+        again.stderr
+    )
+
+
+def test_outside_results_show_no_epochs_and_show_says_their_note(here: Path) -> None:
+    ws = here / "ws"
+    result = invoke("record", "paper", "71.2", "--note", "table 3 of the paper", "-w", str(ws))
+    assert result.exit_code == 0, result.output
+    listing = invoke("ls", "-w", str(ws)).stdout
+    assert "paper" in listing and "0/?" not in listing  # trained nowhere: no epochs
+    (run,) = Store(ws).runs()
+    shown = invoke("show", run["run_id"], "-w", str(ws)).stdout
+    assert "source      record" in shown and "note        table 3 of the paper" in shown
+
+
+def test_an_ambiguous_run_prefix_names_its_matches(here: Path) -> None:
+    ws = here / "ws"
+    for seed in (0, 1):
+        record(ws, "twin", "50", seed=seed)
+    result = invoke("show", "record-twin", "-w", str(ws))
+    assert result.exit_code == 2
+    assert "record-twin matches 2 runs (record-twin-" in result.stderr
+    assert "give more of the id" in result.stderr
 
 
 def test_plural() -> None:

@@ -142,6 +142,21 @@ def test_truncated_index_is_rebuilt_by_the_next_ls(write_spec, cleanup_processes
     assert "rebuilt 2 runs" in run_cli("doctor", workspace=ws).stdout
 
 
+def test_a_queue_whose_runner_was_killed_is_picked_up_by_the_next_ls(cleanup_processes):
+    ws = cleanup_processes
+    from kdtui import launcher
+    from kdtui.spec import validate_spec
+
+    store = Store(ws)
+    ids = launcher.enqueue(store, validate_spec(tiny_experiment("stranded", seeds=[0, 1])))
+    launcher.stop_runs(store, [ids[1]])  # cancelled: waits for nothing
+    assert not launcher.runner_alive(store)  # as after a reboot: queued, no runner
+    result = run_cli("ls", workspace=ws)
+    assert "restarted the queue runner: 1 run waited for it" in result.stderr
+    wait_for(lambda: store.get(ids[0])["status"] == "done", timeout=120, what="the run done")
+    assert "restarted" not in run_cli("ls", workspace=ws).stderr  # nothing waits now
+
+
 def test_student_of_a_failed_teacher_fails_with_the_reason(write_spec, cleanup_processes, tmp_path):
     ws = cleanup_processes
     # the teacher diverges in its first epoch: a failure no spec check can foresee

@@ -10,8 +10,10 @@ import shutil
 from pathlib import Path
 
 import pytest
+from conftest import tiny_experiment
 from typer.testing import CliRunner
 
+from kdtui import launcher
 from kdtui.cli import app
 from kdtui.notes import (
     DEFAULT_LABELS,
@@ -26,6 +28,7 @@ from kdtui.notes import (
     values_from_store,
 )
 from kdtui.results import group_rows
+from kdtui.spec import validate_spec
 from kdtui.store import RUN_ID_PATTERN, Store, resolve_need
 
 EXAMPLE = Path(__file__).parent.parent / "examples" / "notes.md"
@@ -263,18 +266,30 @@ def test_record_starts_or_joins_a_group_and_replaces_a_seed(tmp_path: Path):
     store = Store(tmp_path / "ws")
     import_notes(store, EXAMPLE, parse(EXAMPLE.read_bytes()))
     name = "T : WRN16-3(GAF), S : WRN16-1(sig) result"
-    run, warning = record(store, name, 68.3391)
-    assert run["seed"] == 2 and run["group_key"] == group_key_for(name) and warning is None
+    run, warnings = record(store, name, 68.3391)
+    assert run["seed"] == 2 and run["group_key"] == group_key_for(name) and warnings == []
     run2, _ = record(store, name, 68.5, seed=2, note="again")
     assert run2["run_id"] == run["run_id"]
     (row,) = [r for r in group_rows(store.runs()) if r.name == name]
     assert row.best_by_seed == {0: 68.2063, 1: 68.441, 2: 68.5}
     with pytest.raises(NotesError, match="seed 0 of .* is run notes-"):
         record(store, name, 12.5, seed=0)  # an imported (or trained) seed is not overwritten
-    new, _ = record(store, "brand new", 70.0)
-    assert new["seed"] == 0 and new["source"] == "record"
-    _, warning = record(store, "WRN16-3(GAF) teacher", 74.05)
-    assert warning and "fractions" in warning
+    new, warnings = record(store, "brand new", 70.0)
+    assert new["seed"] == 0 and new["source"] == "record" and warnings == []
+    _, warnings = record(store, "WRN16-3(GAF) teacher", 74.05)
+    assert len(warnings) == 1 and "fractions" in warnings[0]
+    _, warnings = record(store, "WRN16-3(GAF) teachr", 0.7)  # a typo starts a new group: said
+    assert warnings == ["'WRN16-3(GAF) teachr' is a new group (close: WRN16-3(GAF) teacher)"]
+
+
+def test_record_beside_trained_seeds_says_it_joins_their_mean(tmp_path: Path):
+    store = Store(tmp_path / "ws")
+    (run_id,) = launcher.enqueue(store, validate_spec(tiny_experiment("trained", seeds=[0])))
+    store.record_event(run_id, {"type": "end", "status": "done", "best_acc": 70.0, "acc": 70.0})
+    run, warnings = record(store, "trained", 71.0)
+    assert run["seed"] == 1
+    assert warnings == ["'trained' has runs trained by kdtui: this value joins their mean"]
+    assert record(store, "trained", 72.0, seed=2)[1] == []  # a seed given: the user means it
 
 
 def test_recorded_results_are_never_picked_as_teachers(tmp_path: Path):
@@ -437,7 +452,7 @@ def test_record_refuses_what_is_no_accuracy(tmp_path: Path, value: float):
 
 
 def test_cli_record_refuses_nan_in_one_line(cli, workspace: Path):
-    for value in ("nan", "150", "inf"):
+    for value in ("nan", "150", "inf", "1_0", "７０"):  # float() would take the last two
         result = cli("record", "grpA", value)
         assert result.exit_code == 2, result.output
         assert result.output.count("\n") == 1 and "error:" in result.output
@@ -467,6 +482,19 @@ def test_import_skips_numbers_that_are_no_accuracy_and_imports_the_rest(
     assert filled_out.exit_code == 0, filled_out.output
     assert "left out, not finite: 1e400" in filled_out.output
     assert "- Average : 84.0000 ± 57.1664 (n=3)\n" in notes_path.read_text()
+
+
+def test_fractions_next_to_percentages_are_warned_of_not_refused(
+    cli, tmp_path: Path, workspace: Path
+):
+    notes_path = tmp_path / "n.md"
+    notes_path.write_text("### mixed\n\n- 68.2\n- 0.69\n- Average :\n\n### fine\n\n- 0.7\n- 1\n")
+    warning = "warning: line 1  mixed: 0.69 next to 68.2: fractions and percentages mixed?"
+    for command in ("import", "fill"):
+        result = cli("notes", command, str(notes_path))
+        assert result.exit_code == 0, result.output
+        assert result.output.count("warning:") == 1 and warning in result.output
+    assert len(Store(workspace).runs()) == 4  # imported as written: the user decides
 
 
 def test_fill_from_a_store_holding_nan_leaves_that_seed_blank(tmp_path: Path):

@@ -40,6 +40,25 @@ def test_resuming_a_teacher_requeues_the_students_it_failed(store: Store) -> Non
     assert runs["ran"]["status"] == "failed"  # it ran and failed on its own: left alone
 
 
+def test_resuming_one_teacher_seed_requeues_only_that_seed_of_a_same_seed_student(
+    store: Store,
+) -> None:
+    spec = validate_spec(
+        [
+            tiny_experiment("t", seeds=[0, 1]),
+            tiny_experiment("s", seeds=[0, 1], teachers=[{"experiment": "t", "pick": "same-seed"}],
+                            loss={"kd": {}}),
+        ]
+    )  # fmt: skip
+    t0, t1, s0, s1 = launcher.enqueue(store, spec)
+    for teacher in (t0, t1):
+        store.record_event(teacher, {"type": "end", "status": "cancelled", "reason": "asked"})
+    for student in (s0, s1):
+        store.record_event(student, {"type": "error", "message": "teacher 't' is cancelled"})
+    assert launcher.requeue(store, [t0]) == [t0, s0]
+    assert store.get(s1)["status"] == "failed"  # its teacher seed 1 is still cancelled
+
+
 def test_stop_signals_only_an_engine_of_this_host_it_can_identify(store, monkeypatch) -> None:
     import os
     import socket

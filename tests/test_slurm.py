@@ -341,7 +341,7 @@ def test_stop_cancels_a_running_and_a_pending_job(cluster, workspace, write_spec
 
     runs = wait_for(waiting, timeout=90, what="teacher training, student pending")
     assert runs["student"]["status"] == "queued" and runs["student"]["slurm_reason"] == "Dependency"
-    assert "cancelling 2 run(s)" in run_cli("stop", "--all", workspace=workspace).stdout
+    assert "cancelling 2 runs" in run_cli("stop", "--all", workspace=workspace).stdout
     store = Store(workspace)
     wait_for(lambda: {r["status"] for r in store.runs()} == {"cancelled"}, timeout=30,
              what="both cancelled")  # fmt: skip

@@ -63,6 +63,23 @@ def test_every_problem_reported_with_its_path(tmp_path):
     assert "no experiment named 'nope'" in got["experiments[1].teachers[0].experiment"]
 
 
+def test_list_checks_run_beside_field_errors():
+    """Seeds and channels are checked even when another field of the experiment is wrong:
+    fixing the typo must not uncover a second round of errors."""
+    exp = tiny_experiment("s", seeds=[0, 0], epochs="many")
+    exp["data"] = {"dataset": "basicmotions", "channels": [0, 9]}
+    got = problems_of(exp)
+    assert got[0].startswith("epochs:") and got[1:] == [
+        "seeds: seeds must not repeat",
+        "data.channels: basicmotions has channels 0..5",
+    ]
+    exp.update(epochs=2, seeds=[0, 1])  # parsed: the same checks, the same words
+    exp["data"]["channels"] = []
+    assert problems_of(exp) == [
+        "data.channels: give at least one channel, or leave channels out for all"
+    ]
+
+
 def test_typo_suggests_the_field():
     raw = tiny_experiment("x", optim={"lr": 0.1, "weight_dacay": 1e-4})
     (msg,) = problems_of(raw)

@@ -19,8 +19,9 @@ from textual.suggester import SuggestFromList
 from textual.widgets import Button, Input, Label, Static
 
 from kdtui import launcher
+from kdtui.clikit import plural
 from kdtui.spec import SpecError
-from kdtui.store import StoreError
+from kdtui.store import StoreError, need_group
 
 if TYPE_CHECKING:
     from kdtui.app import KdApp, Snapshot
@@ -142,11 +143,26 @@ class RunActions:
         used = {r.get("seed", 0) for r in snapshot.runs if r.get("group_key") == run["group_key"]}
         start = max(used, default=-1) + 1
         suggestion = ", ".join(str(s) for s in range(start, start + 3))
+        note = f"seeds so far: {', '.join(map(str, sorted(used)))}"
+        # A same-seed student can only have the seeds its teachers have: offer those.
+        teacher_seeds: set[Any] | None = None
+        for need in run.get("needs") or []:
+            if need.get("seed") is not None:
+                have = {r.get("seed") for r in need_group({**need, "seed": None}, snapshot.runs)}
+                teacher_seeds = have if teacher_seeds is None else teacher_seeds & have
+        if teacher_seeds is not None:
+            free = sorted(teacher_seeds - used)
+            suggestion = ", ".join(map(str, free[:3]))
+            note += f"; its same-seed teacher has {', '.join(map(str, sorted(teacher_seeds)))}"
 
         def check(values: dict[str, str]) -> str | None:
             seeds = parse_ints(values["seeds"])
             if again := [s for s in seeds if s in used]:
                 return f"the group already has seed(s) {again}"
+            if teacher_seeds is not None and (
+                lacking := [s for s in seeds if s not in teacher_seeds]
+            ):
+                return f"the same-seed teacher has no seed(s) {lacking}: train them first"
             if len(set(map(str, seeds))) < len(seeds):
                 return "a seed is given twice"
             return None  # anything else wrong is the validator's to say
@@ -159,7 +175,7 @@ class RunActions:
             Prompt(
                 f"More seeds for {run['name']}",
                 [Field("seeds", "seeds", suggestion)],
-                note=f"seeds so far: {', '.join(map(str, sorted(used)))}",
+                note=note,
                 check=check,
             ),
             done,
@@ -200,7 +216,7 @@ class RunActions:
         except (StoreError, OSError, ValueError) as exc:
             self.app.call_from_thread(self.app.notify, str(exc), severity="error")
             return
-        self.app.call_from_thread(self.app.notify, f"queued {len(run_ids)} more run(s)")
+        self.app.call_from_thread(self.app.notify, f"queued {plural(len(run_ids), 'more run')}")
         self.app.call_from_thread(self.app.poll)
 
 

@@ -9,6 +9,7 @@ field whose JSON path it names, or under the nearest section that exists.
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import json
 import re
@@ -30,6 +31,7 @@ from textual.widget import Widget
 from textual.widgets import Button, Checkbox, Footer, Header, Input, Label, Select, Static
 
 from kdtui import launcher
+from kdtui.clikit import plural
 from kdtui.screens import Field, LiveScreen, Prompt, parse_ints
 from kdtui.spec import Experiment, LoadedSpec, Problem, SpecError, read_spec_file, validate_spec
 from kdtui.store import StoreError
@@ -562,6 +564,7 @@ class ComposeScreen(LiveScreen):
     ComposeScreen #root-problems { color: $text-error; height: auto; display: none; }
     ComposeScreen #status.-ok { color: $text-success; }
     ComposeScreen #status.-bad { color: $text-error; }
+    ComposeScreen #status.-warn { color: $text-warning; }
     ComposeScreen #actions { height: 1; padding: 0 1; }
     ComposeScreen #actions Button { margin-right: 1; }
     ComposeScreen #help { height: 1; color: $text-muted; padding: 0 1; }
@@ -574,6 +577,9 @@ class ComposeScreen(LiveScreen):
         self.checking = True  # an edit not checked yet
         self.group_names: list[str] = []
         self._pending: Timer | None = None
+        # The form as last loaded, saved or launched (None: the next check's value), so
+        # that New asks before it throws away edits.
+        self._kept: dict[str, Any] | None = None
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -605,7 +611,10 @@ class ComposeScreen(LiveScreen):
 
     def on_resize(self, event: events.Resize) -> None:
         # Toggled on the preview alone: a class on the screen would restyle the whole form.
-        self.query_one("#preview").display = event.size.width >= PREVIEW_FROM
+        preview, show = self.query_one("#preview"), event.size.width >= PREVIEW_FROM
+        if show and not preview.display and (raw := self.form_value()) is not None:
+            self.query_one("#json", Static).update(json_view(raw))  # hidden, it was not kept up
+        preview.display = show
 
     def show_snapshot(self, snapshot: Snapshot) -> None:
         """Teachers are picked from groups that have finished runs."""
@@ -659,8 +668,12 @@ class ComposeScreen(LiveScreen):
     @work(thread=True, exclusive=True, group="compose-check")
     def _check(self, raw: dict[str, Any]) -> None:
         """Validate in a worker: teacher references are looked up in the store."""
-        problems = self._validate(raw)[1]
-        self.app.call_from_thread(self._show_check, raw, problems)
+        loaded, problems = self._validate(raw)
+        again: dict[str, list[int]] = {}
+        if loaded is not None:
+            with contextlib.suppress(StoreError, OSError):  # a hint only: the check stands
+                again = launcher.seeds_in_store(self.app.store, loaded)
+        self.app.call_from_thread(self._show_check, raw, problems, again)
 
     def _validate(self, raw: dict[str, Any]) -> tuple[LoadedSpec | None, list[Problem]]:
         try:
@@ -678,9 +691,16 @@ class ComposeScreen(LiveScreen):
         except (StoreError, OSError) as exc:
             return None, [Problem("", f"store not readable: {exc}")]
 
-    def _show_check(self, raw: dict[str, Any], problems: list[Problem]) -> None:
+    def _show_check(
+        self,
+        raw: dict[str, Any],
+        problems: list[Problem],
+        again: dict[str, list[int]] | None = None,
+    ) -> None:
         if raw != self.form_value():
             return  # the form moved on; a newer check is on its way
+        if self._kept is None:
+            self._kept = raw
         validity_changed = (problems == []) != (self.problems == [])
         self.problems, self.checking = problems, False
         nodes: dict[str, FormNode] = {}
@@ -704,8 +724,12 @@ class ComposeScreen(LiveScreen):
         else:
             seeds = raw.get("seeds", [0, 1, 2])
             n = len(seeds) if isinstance(seeds, list) else 0
-            status.update(f"✓ valid: launching queues {n} run(s), one per seed", layout=False)
-        status.set_class(not problems, "-ok")
+            text = f"✓ valid: launching queues {plural(n, 'run')}, one per seed"
+            if again:  # an "edit as new" launched unchanged would train the same seeds again
+                text = f"⚠ valid, but seeds are {launcher.rerun_note(again)}"
+            status.update(text, layout=False)
+        status.set_class(not problems and not again, "-ok")
+        status.set_class(not problems and bool(again), "-warn")
         status.set_class(bool(problems), "-bad")
         if validity_changed:
             self.query_one("#launch", Button).disabled = bool(problems)
@@ -747,8 +771,11 @@ class ComposeScreen(LiveScreen):
         except (StoreError, OSError) as exc:
             self.app.call_from_thread(self._launched, None, f"not launched: {exc}")
             return
+        self.app.call_from_thread(self._keep, raw)
         name = str(loaded.experiments[0].name)
-        self.app.call_from_thread(self._launched, run_ids, f"queued {len(run_ids)} run(s)", name)
+        self.app.call_from_thread(
+            self._launched, run_ids, f"queued {plural(len(run_ids), 'run')}", name
+        )
 
     def _launched(self, run_ids: list[str] | None, message: str, name: str = "") -> None:
         self.query_one("#launch", Button).disabled = False
@@ -757,9 +784,21 @@ class ComposeScreen(LiveScreen):
             self.app.poll()
             self.app.call_later(self.app.show_runs, name)  # the runs list, not a detail on top
 
+    def _keep(self, raw: dict[str, Any]) -> None:
+        self._kept = raw
+
     @on(Button.Pressed, "#new")
     def action_new(self) -> None:
-        self.call_later(self.load_experiment, dict(TEMPLATE), Path.cwd())
+        def done(values: dict[str, str] | None) -> None:
+            if values is not None:
+                self.call_later(self.load_experiment, dict(TEMPLATE), Path.cwd())
+
+        raw = self.form_value()
+        if raw is None or self._kept is None or raw == self._kept:
+            done({})
+            return
+        note = "The form has edits that were not saved or launched (ctrl+s saves them)."
+        self.app.push_screen(Prompt("Start again from the template?", [], note=note), done)
 
     async def load_experiment(
         self, experiment: dict[str, Any], base_dir: Path | None = None
@@ -767,6 +806,7 @@ class ComposeScreen(LiveScreen):
         """Replace the form with ``experiment`` (a loaded file, or a run's frozen spec)."""
         if base_dir is not None:
             self.base_dir = base_dir
+        self._kept = None
         await self.query("#root").remove()
         await self.query_one("#form", VerticalScroll).mount(self._root(experiment))
         self._edited()
@@ -793,6 +833,7 @@ class ComposeScreen(LiveScreen):
             self.app.call_from_thread(self.app.notify, f"not saved: {exc}", severity="error")
             return
         note = "" if self.problems == [] else " (it still has problems)"
+        self.app.call_from_thread(self._keep, raw)
         self.app.call_from_thread(self.app.notify, f"saved {path}{note}")
 
     @on(Button.Pressed, "#load")

@@ -19,7 +19,7 @@ from textual.widgets import Button, Footer, Header, Log, Static, TabbedContent, 
 from textual.worker import Worker
 from textual_plotext import PlotextPlot
 
-from kdtui.clikit import fmt_acc
+from kdtui.clikit import fmt_acc, fmt_epoch
 from kdtui.screens import RUN_BINDINGS, LiveScreen, RunActions
 from kdtui.store import StoreError
 from kdtui.widgets import STATUS_TONE, json_view
@@ -94,7 +94,7 @@ class RunDetailScreen(RunActions, LiveScreen):
         text = Text()
         text.append(status, style=f"bold {self._tone(status)}")
         text.append(f"  {run.get('name')} seed {run.get('seed')}", style="bold")
-        text.append(f"  epoch {run.get('epoch') or 0}/{run.get('epochs') or '?'}")
+        text.append(f"  epoch {fmt_epoch(run)}")
         text.append(f"  acc {fmt_acc(run.get('acc'))}  best {fmt_acc(run.get('best_acc'))}")
         if run.get("best_epoch"):
             text.append(f" @{run['best_epoch']}")
@@ -111,8 +111,11 @@ class RunDetailScreen(RunActions, LiveScreen):
             error.update(reason)
 
     def _tone(self, status: str) -> str:
+        """A Rich style for the status: the theme's text colour of its tone. "muted" is
+        no colour but "auto 60%" (blended at render time), which Rich cannot parse."""
         tone = STATUS_TONE.get(status, "muted")
-        return self.app.theme_variables.get(f"text-{tone}", "")
+        colour = self.app.theme_variables.get(f"text-{tone}", "")
+        return colour if colour.startswith("#") else "dim"
 
     def _show_teachers(self, run: dict[str, Any]) -> None:
         """Teachers that were loaded link to their runs; a queued student names what it

@@ -15,7 +15,7 @@ from textual.binding import Binding, BindingType
 from textual.containers import Horizontal
 from textual.widgets import Footer, Header, Input, Select, Static
 
-from kdtui.clikit import fmt_acc, fmt_age
+from kdtui.clikit import fmt_acc, fmt_age, fmt_epoch
 from kdtui.screens import RUN_BINDINGS, LiveScreen, RunActions, SortByColumn
 from kdtui.store import STATUSES
 from kdtui.widgets import STATUS_TONE, Column, Grid
@@ -55,7 +55,7 @@ def run_cells(run: dict[str, Any], now: float) -> tuple[str, ...]:
         run.get("status", "?"),
         run.get("name", "?"),
         str(run.get("seed", "")),
-        f"{run.get('epoch') or 0}/{run.get('epochs') or '?'}",
+        fmt_epoch(run),
         fmt_acc(run.get("acc")),
         fmt_acc(run.get("best_acc")),
         str(run.get("device") or "–"),

@@ -146,6 +146,11 @@ class TodoScreen(LiveScreen):
                 "target": (int(target) if target else 3) if group else None,
             }
             self._write([(item.id, fields)] if item else [(None, fields)])
+            if group and group not in self.groups:  # the CLI asks for --new; here a word
+                self.app.notify(
+                    f"no runs named {group} yet: the item ticks itself once they finish",
+                    severity="warning",
+                )
 
         self.app.push_screen(
             Prompt(
