@@ -88,6 +88,14 @@ def run(
     detach: Annotated[
         bool, typer.Option("--detach", "-d", help="Enqueue and return at once; the runs go on.")
     ] = False,
+    skip_done: Annotated[
+        bool,
+        typer.Option(
+            "--skip-done",
+            help="Leave out seeds the store has done (or queued, running): run a file again "
+            "to train only what is missing.",
+        ),
+    ] = False,
     executor: Annotated[
         ExecutorName,
         typer.Option(help="local: this machine's queue runner; slurm: one sbatch job per run."),
@@ -157,8 +165,16 @@ def run(
     except launcher.ExecutorError as exc:
         err.print(f"[red]error:[/] {escape(str(exc))}")
         raise typer.Exit(2) from None
-    if again := launcher.seeds_in_store(store, loaded):
-        err.print(f"[yellow]note:[/] {escape(launcher.rerun_note(again))}")
+    keys = set(loaded.group_keys.values())
+    if (again := launcher.seeds_in_store(store, loaded)) and skip_done:
+        loaded = launcher.without_seeds(loaded, again)
+        out.print(escape(launcher.rerun_note(again, skipped=True)))
+        if not loaded.experiments:
+            out.print("nothing to run: every seed is in the store")
+            print_rows(group_rows([r for r in store.runs() if r.get("group_key") in keys]))
+            return
+    elif again:
+        err.print(f"[yellow]note:[/] {escape(launcher.rerun_note(again))} (--skip-done skips them)")
     run_ids = launcher.enqueue(store, loaded, ex)
     ex.start(store, run_ids)
     job_ids = [r["job_id"] for r in store.runs() if r["run_id"] in run_ids and r.get("job_id")]
@@ -176,9 +192,9 @@ def run(
     except KeyboardInterrupt:
         leave_or_cancel(store, run_ids)
         raise typer.Exit(130) from None
-    runs = [r for r in store.runs() if r["run_id"] in set(run_ids)]
-    print_rows(group_rows(runs))
-    bad = [r for r in runs if r["status"] != "done"]
+    runs = store.runs()
+    print_rows(group_rows([r for r in runs if r.get("group_key") in keys]))  # earlier seeds too
+    bad = [r for r in runs if r["run_id"] in set(run_ids) and r["status"] != "done"]
     for r in bad:
         err.print(f"[red]{r['status']}[/] {r['run_id']}: {escape(str(r.get('error') or ''))}")
     raise typer.Exit(1 if bad else 0)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import dataclasses
 import fcntl
 import json
 import os
@@ -136,10 +137,23 @@ def seeds_in_store(store: Store, loaded: LoadedSpec) -> dict[str, list[int]]:
     return {name: seeds for name, seeds in again.items() if seeds}
 
 
-def rerun_note(again: dict[str, list[int]]) -> str:
+def rerun_note(again: dict[str, list[int]], skipped: bool = False) -> str:
     """``seeds_in_store`` in words, for the CLI and the composer alike."""
     what = "; ".join(f"{name} seed(s) {', '.join(map(str, s))}" for name, s in again.items())
+    if skipped:
+        return f"skipped, in the store already: {what}"
     return f"already in the store, trained again (the latest run counts): {what}"
+
+
+def without_seeds(loaded: LoadedSpec, skip: dict[str, list[int]]) -> LoadedSpec:
+    """The spec less the seeds in ``skip`` (by experiment), and less experiments left with
+    none. Students keep their teachers' group keys, so they pick the runs in the store."""
+    experiments = []
+    for exp in loaded.experiments:
+        seeds = [s for s in exp.seeds if s not in skip.get(str(exp.name), [])]
+        if seeds:
+            experiments.append(exp.model_copy(update={"seeds": seeds}))
+    return dataclasses.replace(loaded, experiments=experiments)
 
 
 def enqueue(
