@@ -168,13 +168,16 @@ def run(
     keys = set(loaded.group_keys.values())
     if (again := launcher.seeds_in_store(store, loaded)) and skip_done:
         loaded = launcher.without_seeds(loaded, again)
-        out.print(escape(launcher.rerun_note(again, skipped=True)))
+        out.print(f"skipped, in the store already: {escape(launcher.seeds_text(again))}")
         if not loaded.experiments:
             out.print("nothing to run: every seed is in the store")
             print_rows(group_rows([r for r in store.runs() if r.get("group_key") in keys]))
             return
     elif again:
-        err.print(f"[yellow]note:[/] {escape(launcher.rerun_note(again))} (--skip-done skips them)")
+        err.print(
+            f"[yellow]note:[/] the store has {escape(launcher.seeds_text(again))} already: "
+            "trained again, the latest run counts (--skip-done leaves them out)"
+        )
     run_ids = launcher.enqueue(store, loaded, ex)
     ex.start(store, run_ids)
     job_ids = [r["job_id"] for r in store.runs() if r["run_id"] in run_ids and r.get("job_id")]

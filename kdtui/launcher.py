@@ -137,12 +137,12 @@ def seeds_in_store(store: Store, loaded: LoadedSpec) -> dict[str, list[int]]:
     return {name: seeds for name, seeds in again.items() if seeds}
 
 
-def rerun_note(again: dict[str, list[int]], skipped: bool = False) -> str:
-    """``seeds_in_store`` in words, for the CLI and the composer alike."""
-    what = "; ".join(f"{name} seed(s) {', '.join(map(str, s))}" for name, s in again.items())
-    if skipped:
-        return f"skipped, in the store already: {what}"
-    return f"already in the store, trained again (the latest run counts): {what}"
+def seeds_text(again: dict[str, list[int]]) -> str:
+    """``seeds_in_store`` in words: ``teacher seeds 0, 1; student seed 2``."""
+    return "; ".join(
+        f"{name} seed{'s' * (len(seeds) > 1)} {', '.join(map(str, seeds))}"
+        for name, seeds in again.items()
+    )
 
 
 def without_seeds(loaded: LoadedSpec, skip: dict[str, list[int]]) -> LoadedSpec:

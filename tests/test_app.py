@@ -390,7 +390,7 @@ async def test_edit_a_run_as_a_new_experiment(tmp_path: Path) -> None:
         # launched unchanged, it would train the group's seeds again: said before launch
         status = screen.query_one("#status")
         await until(pilot, lambda: status.has_class("-warn"), "the warning")
-        assert "kd-gaf-to-signal seed(s) 0, 1, 2" in str(status.render())
+        assert "the store has kd-gaf-to-signal seeds 0, 1, 2" in str(status.render())
 
 
 async def test_new_asks_before_it_drops_edits_and_the_preview_follows_a_resize(

@@ -120,7 +120,7 @@ def test_teacher_and_kd_student_end_to_end(write_spec, cleanup_processes):
     result = run_cli("run", str(spec), "--skip-done", "--jobs", "2", workspace=workspace,
                      timeout=300)  # fmt: skip
     assert result.returncode == 0, result.stdout + result.stderr
-    skipped = "skipped, in the store already: teacher seed(s) 0, 1; student seed(s) 0, 1"
+    skipped = "skipped, in the store already: teacher seeds 0, 1; student seeds 0, 1"
     assert skipped in result.stdout and "queued 2 runs (2 experiments)" in result.stdout
     runs = json.loads(run_cli("ls", "--format", "json", workspace=workspace).stdout)
     assert sorted((r["name"], r["seed"]) for r in runs if r["seed"] == 2) == [

@@ -213,7 +213,7 @@ def test_run_says_which_seeds_the_store_has_already(here: Path, no_runner: None)
     assert first.exit_code == 0 and "note:" not in first.stderr
     again = invoke("run", str(spec_file(here, seeds=[1, 2])), "--detach", "-w", "ws")
     assert again.exit_code == 0, again.output
-    assert "note: already in the store, trained again (the latest run counts): kd seed(s) 1" in (
+    assert "note: the store has kd seed 1 already: trained again, the latest run counts" in (
         again.stderr
     )
 

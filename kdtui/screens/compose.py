@@ -726,7 +726,7 @@ class ComposeScreen(LiveScreen):
             n = len(seeds) if isinstance(seeds, list) else 0
             text = f"✓ valid: launching queues {plural(n, 'run')}, one per seed"
             if again:  # an "edit as new" launched unchanged would train the same seeds again
-                text = f"⚠ valid, but seeds are {launcher.rerun_note(again)}"
+                text = f"⚠ valid · the store has {launcher.seeds_text(again)}: trained again"
             status.update(text, layout=False)
         status.set_class(not problems and not again, "-ok")
         status.set_class(not problems and bool(again), "-warn")
