@@ -34,7 +34,15 @@ from kdtui.clikit import (
 )
 from kdtui.notes_cli import notes_app, record, todo_import
 from kdtui.results import GroupRow, csv_table, group_rows, latex_table, markdown_table
-from kdtui.store import STATUSES, TERMINAL, Store, StoreError, default_workspace
+from kdtui.store import (
+    ACTIVE,
+    STATUSES,
+    TERMINAL,
+    TRASH,
+    Store,
+    StoreError,
+    default_workspace,
+)
 from kdtui.todo_cli import todo_app
 
 app = typer.Typer(
@@ -152,6 +160,17 @@ def run(
             elif per_gpu is not None:  # runs per GPU, on a machine that may show none
                 check_gpus([], "--per-gpu")
             ex = launcher.LocalExecutor(jobs, gpu_ids, per_gpu)
+            before = launcher.read_runner_config(store)
+            asked = {"jobs": jobs, "gpus": gpu_ids, "per_gpu": per_gpu}
+            if changed := [
+                f"{k} {before[k]} → {v}"
+                for k, v in asked.items()
+                if v is not None and before.get(k) not in (None, v)
+            ]:  # the runner serves every run of the workspace: say so
+                err.print(
+                    f"[yellow]note:[/] the workspace's slots change ({', '.join(changed)}):"
+                    " queued runs of earlier launches share them"
+                )
         else:
             opts = SlurmOptions.load(
                 store,
@@ -165,6 +184,12 @@ def run(
     except launcher.ExecutorError as exc:
         err.print(f"[red]error:[/] {escape(str(exc))}")
         raise typer.Exit(2) from None
+    for name, others in launcher.names_taken(store, loaded).items():
+        err.print(
+            f"[yellow]note:[/] {escape(name)!r} already names another configuration "
+            f"(group {', '.join(k[:12] for k in others)}): a student naming it from the store "
+            "will have to give a group key"
+        )
     keys = set(loaded.group_keys.values())
     if (again := launcher.seeds_in_store(store, loaded)) and skip_done:
         loaded = launcher.without_seeds(loaded, again)
@@ -246,11 +271,12 @@ def follow(store: Store, run_ids: list[str]) -> None:
                     )
                 status = r["status"]
                 style = STATUS_STYLE.get(status, "")
-                info = f"[{style}]{status}[/]"
+                info = f"[{style}]{status:<7}[/]"
                 if status == "queued" and r.get("slurm_reason"):  # why Slurm holds it back
                     info += f" ({escape(r['slurm_reason'])})"
                 if r.get("acc") is not None:
-                    info += f"  acc {fmt_acc(r['acc'])}  best {fmt_acc(r.get('best_acc'))}"
+                    # widths fixed, so that lines stay aligned when one reaches 100.00
+                    info += f"  acc {fmt_acc(r['acc']):>6}  best {fmt_acc(r.get('best_acc')):>6}"
                 if status in ("failed", "crashed") and r.get("error"):
                     info += f"  {escape(str(r['error']))[:60]}"
                 progress.update(tasks[r["run_id"]], completed=r.get("epoch") or 0, info=info)
@@ -483,7 +509,7 @@ def stop(
     targets = (
         [r for r in store.runs() if r["status"] in ("queued", "running")]
         if all_
-        else find_runs(store, runs or [])
+        else find_runs(store, _named(runs, "--all"))
     )
     stopped = launcher.stop_runs(store, [r["run_id"] for r in targets])
     out.print(f"cancelling {plural(len(stopped), 'run')}" if stopped else "nothing to stop")
@@ -503,7 +529,7 @@ def resume(
     targets = (
         [r for r in store.runs() if r["status"] == "crashed"]
         if all_crashed
-        else find_runs(store, runs or [])
+        else find_runs(store, _named(runs, "--all-crashed"))
     )
     again = launcher.requeue(store, [r["run_id"] for r in targets])
     out.print(
@@ -511,6 +537,46 @@ def resume(
         if again
         else "nothing to resume (only crashed, failed or cancelled runs resume)"
     )
+
+
+def _named(runs: list[str] | None, instead: str) -> list[str]:
+    """The runs a command was given; exit 2 when it was given none (nor ``instead``)."""
+    if not runs:
+        err.print(f"[red]error:[/] name runs (ids or prefixes), or give {instead}")
+        raise typer.Exit(2)
+    return runs
+
+
+@app.command()
+def rm(
+    runs: Annotated[list[str], typer.Argument(metavar="RUN...", help="Run ids or prefixes.")],
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask.")] = False,
+    workspace: Workspace = None,
+) -> None:
+    """Remove runs that are not queued or running (a result recorded by mistake, a botched
+    run): out of the index and the tables, their folders moved to WORKSPACE/trash/."""
+    store = open_store(workspace)
+    targets = find_runs(store, runs)
+    if busy := [r["run_id"] for r in targets if r["status"] in ACTIVE]:
+        err.print(f"[red]error:[/] {escape(', '.join(busy))}: queued or running; stop first")
+        raise typer.Exit(2)
+    ids = {r["run_id"] for r in targets}
+    for r in targets:
+        out.print(
+            f"  {r['run_id']}  {escape(str(r.get('name')))} seed {r.get('seed')}  {r['status']}"
+        )
+    taught = [
+        s["run_id"]
+        for s in store.runs()
+        if s["run_id"] not in ids
+        and any(t.get("run_id") in ids for t in s.get("teacher_runs") or [])
+    ]
+    if taught:
+        out.print(f"  (teachers of {plural(len(taught), 'run')}, which keep their results)")
+    if not yes and not typer.confirm(f"remove {plural(len(ids), 'run')}?"):
+        raise typer.Exit(1)
+    gone = store.remove_runs(sorted(ids))
+    out.print(f"removed {plural(len(gone), 'run')}; folders in {store.root / TRASH}")
 
 
 @app.command()

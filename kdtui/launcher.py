@@ -30,6 +30,7 @@ from kdtui.store import (
     ACTIVE,
     Store,
     atomic_write,
+    close_names,
     initial_summary,
     need_group,
     new_run_id,
@@ -40,6 +41,7 @@ if TYPE_CHECKING:  # the spec models cost ~0.15 s to import: only `kdtui run` ne
 
 RUNNER_LOCK = "runner.lock"
 RUNNER_CONFIG = "runner.json"
+REVIVE_AFTER_S = 10.0
 
 
 def _names_key(ref: str, key: str) -> bool:
@@ -65,6 +67,12 @@ def store_lookup(store: Store):
         ]
         done = [r for r in mine if r.get("status") == "done"]
         if not mine:
+            trained = [r for r in runs if r.get("source") == "kdtui"]
+            if close := close_names(name, trained):  # a typo, most likely
+                raise LookupError(
+                    f"no experiment named {name!r} in this file or the store "
+                    f"(close: {', '.join(close)})"
+                )
             return None
         latest = max(done or mine, key=lambda r: r.get("created", 0))
         if len(keys := sorted({r["group_key"] for r in done or mine})) > 1:
@@ -135,6 +143,20 @@ def seeds_in_store(store: Store, loaded: LoadedSpec) -> dict[str, list[int]]:
         for exp in loaded.experiments
     }
     return {name: seeds for name, seeds in again.items() if seeds}
+
+
+def names_taken(store: Store, loaded: LoadedSpec) -> dict[str, list[str]]:
+    """Experiments whose name already names another configuration (group) in the store, with
+    those groups' keys: after this launch a teacher named so from the store is ambiguous."""
+    others: dict[str, set[str]] = {}
+    for r in store.runs() if store.index_path.exists() else []:
+        if r.get("source", "kdtui") == "kdtui":
+            others.setdefault(r.get("name", ""), set()).add(r.get("group_key", ""))
+    taken = {
+        str(exp.name): sorted(others.get(str(exp.name), set()) - {loaded.group_keys[str(exp.name)]})
+        for exp in loaded.experiments
+    }
+    return {name: keys for name, keys in taken.items() if keys}
 
 
 def seeds_text(again: dict[str, list[int]]) -> str:
@@ -403,12 +425,15 @@ def revive_runner(store: Store) -> int:
     how many runs it was started for (0: nothing to do)."""
     if not store.index_path.exists():
         return 0
+    # Runs queued a moment ago are their launcher's to start (it may be starting it now).
+    settled = time.time() - REVIVE_AFTER_S
     waiting = [
         r
         for r in store.runs()
         if r.get("status") == "queued"
         and r.get("executor", "local") == "local"
         and not r.get("cancel_requested")
+        and (r.get("created") or 0) < settled
     ]
     if not waiting or runner_alive(store):
         return 0

@@ -765,6 +765,14 @@ class Imported:
     skipped: tuple[Skipped, ...] = ()  # numbers not imported, and why
 
 
+def _written_as(value: Any, item: Item) -> bool:
+    """Whether ``value`` is the number ``item`` holds, to the decimals written there."""
+    if not isinstance(value, int | float) or item.value is None:
+        return False
+    digits = item.text.rstrip("% \t").partition(".")[2]
+    return round(value, len(digits)) == item.value
+
+
 def import_notes(store: Store, path: Path, notes: Notes) -> Imported:
     """Every number of every block becomes a finished run of the block's group. Run ids
     come from the file, the block name and the seed index, so importing again updates
@@ -772,8 +780,8 @@ def import_notes(store: Store, path: Path, notes: Notes) -> Imported:
 
     A number is skipped (and reported) when it is no accuracy (nan, inf, outside 0–100),
     or when the store already holds that seed of the group from elsewhere (a recorded
-    value, a trained run, another file): after ``fill --from-store`` wrote it into the
-    notes, importing it back would count the same seed twice."""
+    value, a trained run, another file): importing it would count the seed twice. The
+    value ``fill --from-store`` wrote there is that seed itself: counted unchanged."""
     prefix = _source_prefix(path)
     runs = store.runs()
     existing = {r["run_id"]: r for r in runs if str(r.get("source", "")).startswith(prefix)}
@@ -798,6 +806,9 @@ def import_notes(store: Store, path: Path, notes: Notes) -> Imported:
                 skipped.append(Skipped(item.line, block.name, f"seed {seed}: {problem}"))
                 continue
             other = elsewhere.get((group_key, seed))
+            if other is not None and _written_as(other.get("best_acc"), item):
+                unchanged += 1  # the value `fill --from-store` wrote here: nothing to say
+                continue
             if other is not None:
                 reason = (
                     f"seed {seed} of {block.name} is already in the store as run {other['run_id']}"
@@ -842,15 +853,21 @@ def import_notes(store: Store, path: Path, notes: Notes) -> Imported:
 
 
 def record(
-    store: Store, group: str, value: float, *, seed: int | None = None, note: str | None = None
+    store: Store,
+    group: str,
+    value: float,
+    *,
+    seed: int | None = None,
+    note: str | None = None,
+    force: bool = False,
 ) -> tuple[dict[str, Any], list[str]]:
     """Add one outside result by hand to the group named (or keyed) ``group``: an existing
     group keeps its labels; a new name starts an outside group like an imported block.
     Recording the same group and seed again replaces the value. Returns the run summary and
-    the warnings a user should see: a value on another scale (percent or fraction) than
-    the group's, a new group whose name looks like an existing one (a typo?), a value
-    put beside seeds that kdtui trained. A value that is no accuracy (nan, inf, outside
-    0–100) is refused with a NotesError."""
+    the warnings a user should see: a new group whose name looks like an existing one (a
+    typo?), a value put beside seeds that kdtui trained. A value that is no accuracy (nan,
+    inf, outside 0–100), or on another scale (percent or fraction) than the group's unless
+    ``force``, is refused with a NotesError."""
     problem = accuracy_problem(value)
     if problem:
         raise NotesError(problem)
@@ -876,6 +893,19 @@ def record(
             f"seed {seed} of {group!r} is run {held[0]['run_id']} "
             f"(from {held[0].get('source')}); record another seed"
         )
+    others = [  # 0 and 1 read the same as a fraction or a percentage: they tell nothing
+        r["best_acc"]
+        for r in members
+        if r.get("status") == "done" and r.get("best_acc") not in (None, 0, 1) and r["seed"] != seed
+    ]
+    if not force and value not in (0, 1) and _fractions(others) not in (None, _fractions([value])):
+        # 0.7 beside 70s would make the group's mean mean nothing
+        kind, other = (
+            ("fractions", value / 100) if _fractions(others) else ("percentages", value * 100)
+        )
+        raise NotesError(
+            f"the other results of {group!r} are {kind}: write {other:g}, or --force for {value:g}"
+        )
     like = max(members, key=lambda r: r.get("created", 0)) if members else {}
     name = like.get("name", group)
     run_id = "-".join(p for p in ("record", _slug(name, 40), key[-10:], f"s{seed}") if p)
@@ -893,16 +923,6 @@ def record(
         note=note,
     )
     _write_runs(store, [run])
-    others = [
-        r["best_acc"]
-        for r in members
-        if r.get("status") == "done" and r.get("best_acc") is not None and r["seed"] != seed
-    ]
-    if _fractions(others) not in (None, _fractions([value])):
-        kind = "fractions" if _fractions(others) else "percentages"
-        warnings.append(
-            f"the other results of this group are {kind}; is {value:g} on the same scale?"
-        )
     return run[2], warnings
 
 

@@ -276,9 +276,14 @@ def record(
         int | None, typer.Option(min=0, help="Seed index (default: the group's first free one).")
     ] = None,
     note: Annotated[str | None, typer.Option(help="Where this number comes from.")] = None,
+    force: Annotated[
+        bool,
+        typer.Option(help="Record it even on another scale (fraction, percent) than the group's."),
+    ] = False,
     workspace: Workspace = None,
 ) -> None:
-    """Add an outside result by hand: a finished run of GROUP with this accuracy."""
+    """Add an outside result by hand: a finished run of GROUP with this accuracy. A
+    recorded value is removed again with `kdtui rm RUN`."""
     number = parse_number(value)
     if number is None:
         raise _fail(f"not a number: {value!r}")
@@ -287,7 +292,7 @@ def record(
         raise _fail(problem)
     store = open_store(workspace)
     try:
-        run, warnings = record_result(store, group, number, seed=seed, note=note)
+        run, warnings = record_result(store, group, number, seed=seed, note=note, force=force)
     except (NotesError, StoreError) as exc:
         raise _fail(str(exc)) from None
     _say(

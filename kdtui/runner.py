@@ -102,6 +102,7 @@ class Runner:
             "pid_start": procs.start_time(proc.pid),
             "host": self.host,
             "device": slot,
+            "slot": slot,  # the engine reports its device as it sees it (cuda:0 of one)
             "heartbeat": time.time(),
             "error": None,
         }
@@ -145,6 +146,15 @@ class Runner:
         runs = self.store.runs()
         queued = local_queue(runs)
         busy = [c.slot for c in self.children.values()]
+        # Engines of an earlier runner (killed, then restarted) hold their slots too.
+        busy += [
+            r.get("slot") or r.get("device") or "cpu"
+            for r in runs
+            if r.get("status") == "running"
+            and r.get("executor", "local") == "local"
+            and r.get("host") == self.host
+            and r["run_id"] not in self.children
+        ]
         free = list(slots)
         for slot in busy:
             if slot in free:

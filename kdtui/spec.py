@@ -67,7 +67,8 @@ CIFAR10_LAYOUT = (
 )
 NPZ_LAYOUT = (
     "expected an .npz with arrays X_train (N, C, L) and X_test (M, C, L) of finite numbers, "
-    "y_train (N,) and y_test (M,) of int or string labels, each test label also in y_train"
+    "y_train (N,) and y_test (M,) of int (or whole float) or string labels, each test label "
+    "also in y_train"
 )
 NPZ_KEYS = ("X_train", "y_train", "X_test", "y_test")
 IMAGE_FOLDER_LAYOUT = (
@@ -957,7 +958,11 @@ def _data_path_problems(data: dict[str, Any], base_dir: Path, at: str) -> list[P
         if missing := _missing_file(path, base_dir, at):
             return missing
         full = (base_dir / path).expanduser()
-        return [Problem(at, f"{full}: {why}; {NPZ_LAYOUT}") for why in check_npz(full).problems]
+        whys = check_npz(full).problems  # the expected layout once, after the last problem
+        return [
+            Problem(at, f"{full}: {why}" + (f"; {NPZ_LAYOUT}" if i == len(whys) - 1 else ""))
+            for i, why in enumerate(whys)
+        ]
     if kind in IMAGE_DATASETS:
         full = (base_dir / path).expanduser()
         layout = CIFAR10_LAYOUT if kind == "cifar10" else IMAGE_FOLDER_LAYOUT
@@ -1068,7 +1073,7 @@ def _check_npz(path: Path) -> NpzSummary:
             except _READ_ERRORS as exc:
                 problems.append(f"cannot read {key} ({exc})")
             else:
-                problems.extend(_label_problems(labels["y_train"], labels["y_test"]))
+                problems.extend(npz_labels(labels["y_train"], labels["y_test"])[2])
     if "X_train" not in good:
         return NpzSummary(tuple(problems))
     _, channels, length = heads["X_train"][0]
@@ -1105,7 +1110,7 @@ def _shape_problems(heads: dict[str, tuple[tuple[int, ...], Any]], problems: lis
                 good.add(key)
         elif len(shape) != 1:
             problems.append(f"{key} has shape {shape}, expected 1 dimension (N,)")
-        elif dtype.kind not in "iuUS":
+        elif dtype.kind not in "iufUS":
             problems.append(f"{key} has dtype {dtype}, expected integer or string labels")
         else:
             good.add(key)
@@ -1146,22 +1151,39 @@ def _read_to_end(f: Any) -> None:
         pass
 
 
-def _label_problems(y_train: Any, y_test: Any) -> list[str]:
-    """The engine's label checks: one kind of label, two classes, no test-only class."""
+def npz_labels(y_train: Any, y_test: Any) -> tuple[Any, Any, list[str]]:
+    """The labels of an .npz as the engine uses them — byte strings as text, whole-number
+    floats (0.0, 1.0: what numpy pipelines often save) as ints — and the engine's label
+    problems: whole numbers, one kind of label, two classes, no test-only class."""
     import numpy as np
 
-    y_train = y_train.astype(str) if y_train.dtype.kind == "S" else y_train
-    y_test = y_test.astype(str) if y_test.dtype.kind == "S" else y_test
+    out = [
+        f"{name} has labels that are not whole numbers"
+        for name, y in (("y_train", y_train), ("y_test", y_test))
+        if y.dtype.kind == "f" and not np.all(np.isfinite(y) & (y == np.round(y)))
+    ]
+    if out:
+        return y_train, y_test, out
+
+    def plain(y: Any) -> Any:
+        return (
+            y.astype(str)
+            if y.dtype.kind == "S"
+            else y.astype(np.int64)
+            if y.dtype.kind == "f"
+            else y
+        )
+
+    y_train, y_test = plain(y_train), plain(y_test)
     if (y_train.dtype.kind == "U") != (y_test.dtype.kind == "U"):
-        return ["y_train and y_test mix string and integer labels"]
-    out = []
+        return y_train, y_test, ["y_train and y_test mix string and integer labels"]
     labels = np.unique(y_train)
     if len(labels) < 2:
         out.append(f"y_train has {len(labels)} distinct label(s), need at least 2 classes")
     unseen = np.setdiff1d(np.unique(y_test), labels)
     if len(unseen):
         out.append(f"y_test has labels not in y_train: {', '.join(map(str, unseen[:10]))}")
-    return out
+    return y_train, y_test, out
 
 
 def _view_problems(dataset: str, model: ModelSpec, at: str) -> list[Problem]:
@@ -1270,7 +1292,8 @@ def _raw_checks(
     for j, t in enumerate(teachers if isinstance(teachers, list) else []):
         ref = t.get("experiment") if isinstance(t, dict) else None
         if isinstance(ref, str) and ref not in raw_names:
-            out += _store_reference(ref, store_lookup, f"{at}{dot}teachers[{j}].experiment")[1]
+            where = f"{at}{dot}teachers[{j}].experiment"
+            out += _store_reference(ref, store_lookup, where, raw_names)[1]
         if isinstance(t, dict) and isinstance(t.get("checkpoint"), str):
             out.extend(
                 _missing_file(t["checkpoint"], base_dir, f"{at}{dot}teachers[{j}].checkpoint")
@@ -1333,18 +1356,22 @@ def _checkpoint_problems(teacher: TeacherSpec, base_dir: Path, at: str) -> list[
 
 
 def _store_reference(
-    ref: str, store_lookup: StoreLookup | None, at: str
+    ref: str, store_lookup: StoreLookup | None, at: str, file_names: Iterable[Any]
 ) -> tuple[StoreGroup | None, list[Problem]]:
     """A teacher named outside the file, looked up in the store: its group, or the problem
-    (not there, or a name that several groups share: the lookup raises LookupError)."""
+    (not there, or a name that several groups share: the lookup raises LookupError; it
+    names the store's names close to a typo, this the file's)."""
+    names = [n for n in file_names if isinstance(n, str)]
+    close = difflib.get_close_matches(ref, names, n=3, cutoff=0.6)
+    hint = f" (close: {', '.join(close)})" if close else ""
     if store_lookup is None:
-        return None, [Problem(at, f"no experiment named {ref!r} in this file")]
+        return None, [Problem(at, f"no experiment named {ref!r} in this file{hint}")]
     try:
         group = store_lookup(ref)
     except LookupError as exc:
         return None, [Problem(at, str(exc))]
     if group is None:
-        return None, [Problem(at, f"no experiment named {ref!r} in this file or the store")]
+        return None, [Problem(at, f"no experiment named {ref!r} in this file or the store{hint}")]
     return group, []
 
 
@@ -1367,7 +1394,7 @@ def _reference_problems(
     elif ref in raw_names:
         return []  # that experiment has problems of its own, reported at its path
     else:
-        group, problems = _store_reference(ref, store_lookup, f"{at}.experiment")
+        group, problems = _store_reference(ref, store_lookup, f"{at}.experiment", raw_names)
         if group is None:
             return problems
         store_refs[ref] = group

@@ -43,6 +43,7 @@ from kdtui import procs
 STATUSES = ("queued", "running", "done", "failed", "crashed", "cancelled")
 TERMINAL = frozenset({"done", "failed", "crashed", "cancelled"})
 ACTIVE = frozenset({"queued", "running"})
+TRASH = "trash"  # where `kdtui rm` puts run folders
 RUN_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,127}$")
 HEARTBEAT_EVERY_S = 10.0
 
@@ -329,6 +330,28 @@ class Store:
             data.setdefault("runs", {}).update({d["run_id"]: d for d in docs})
             storage.write(data)
 
+    def remove_runs(self, run_ids: Collection[str]) -> list[str]:
+        """Take runs that are not queued or running out of the index and move their folders
+        to ``trash/`` (a mistake is undone by moving a folder back and ``kdtui doctor``).
+        Returns the ids removed."""
+        with self._writing():
+            storage = _AtomicJSONStorage(self.index_path)
+            data = storage.read() or {}
+            runs = data.setdefault("runs", {})
+            gone = [i for i in run_ids if i in runs and runs[i].get("status") not in ACTIVE]
+            for run_id in gone:
+                del runs[run_id]
+            storage.write(data)
+            trash = self.root / TRASH
+            for run_id in gone:
+                if self.run_dir(run_id).exists():
+                    trash.mkdir(exist_ok=True)
+                    place = trash / run_id
+                    if place.exists():  # removed before, brought back, removed again
+                        place = trash / f"{run_id}.{time.strftime('%Y%m%d-%H%M%S')}"
+                    os.replace(self.run_dir(run_id), place)
+        return gone
+
     def update(
         self, run_id: str, fields: dict[str, Any], *, if_status: Collection[str] | None = None
     ) -> dict[str, Any] | None:
@@ -469,8 +492,8 @@ class Store:
         """Settle active runs whose engine can no longer speak for itself, and refresh what
         their executor says about them. This is the one place that branches on a run's
         executor: a local run counts as crashed when its process is gone — pid *and* start
-        time must match, so a reused pid never keeps a dead run alive — or when its heartbeat
-        went stale (runs of other hosts by the heartbeat alone); a Slurm run is judged from
+        time must match, so a reused pid never keeps a dead run alive — and never while that
+        process lives; runs of other hosts by a stale heartbeat alone; a Slurm run is judged from
         what Slurm says about its job (``kdtui.slurm.judge``), never from a pid. Returns one
         line per run it ended."""
         runs = self.runs()
@@ -488,6 +511,10 @@ class Store:
                 reason = None
                 if mine and not procs.is_alive(doc["pid"], doc.get("pid_start")):
                     reason = f"process {doc['pid']} is gone without an end event"
+                elif mine and doc.get("pid_start") is not None:
+                    # Its very process is alive: a stale heartbeat means a suspended VM or
+                    # a stalled disk, and a run called crashed would be resumed twice.
+                    continue
                 if reason := reason or self.stale_heartbeat(doc, now):
                     verdicts[doc["run_id"]] = ({}, end_event("crashed", reason, now))
         changed = []

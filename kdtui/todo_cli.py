@@ -125,6 +125,10 @@ def add(
     if (target is not None or new) and not group:
         err.print(f"[red]error:[/] {'--target' if target is not None else '--new'} needs --group")
         raise typer.Exit(2)
+    text = text.strip()
+    if not text:
+        err.print("[red]error:[/] say what to do: the item's text is empty")
+        raise typer.Exit(2)
     store = open_store(workspace, reconcile=False)
     if group and not new:
         check_group(store, group)

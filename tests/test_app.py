@@ -184,6 +184,43 @@ async def test_more_seeds_of_a_same_seed_student_offers_its_teachers_seeds(
                     "the teacher's missing seed")  # fmt: skip
 
 
+async def test_outside_results_repeat_their_groups_trained_spec_or_say_why_not(
+    tmp_path: Path, runner_calls: list[Path]
+) -> None:
+    from kdtui.notes import record
+
+    store = Store(tmp_path / "ws")
+    one_run(store, "grp")
+    joined, _ = record(store, "grp", 50.0, seed=5)  # beside a trained run of its group
+    alone, _ = record(store, "paper", 71.0)  # no spec anywhere
+    app = make_app(store.root)
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: alone["run_id"] in grid(app).cells, "the runs")
+        await pilot.press("slash", *"paper", "enter", "m")
+        await until(
+            pilot,
+            lambda: any("outside result (record)" in n.message for n in app._notifications),
+            "the reason",
+        )
+        assert not isinstance(app.screen, Prompt)
+        await pilot.press("enter")  # its detail says what it is, and why there is no log
+        detail = await until(
+            pilot, lambda: isinstance(app.screen, RunDetailScreen) and app.screen, "detail"
+        )
+        assert "outside result (record)" in str(detail.query_one("#summary").render())
+        log = detail.query_one("Log")
+        await until(pilot, lambda: "(no log: an outside result" in "".join(log.lines), "no log")
+        await pilot.press("escape")
+        await pilot.press("slash", *["backspace"] * 5, *"record-grp", "enter", "m")
+        prompt = await until(pilot, lambda: isinstance(app.screen, Prompt) and app.screen, "prompt")
+        assert "More seeds for grp" in prompt.prompt_title  # from the trained run's spec
+        prompt.query_one("#field-seeds").value = "1"
+        await pilot.press("enter")
+        await until(pilot, lambda: len(store.runs()) == 4, "the new run")
+    new = [r for r in store.runs() if r["seed"] == 1]
+    assert new[0]["group_key"] == joined["group_key"] and new[0]["epochs"] == 2
+
+
 async def test_stopping_a_running_run_asks_first(tmp_path: Path) -> None:
     store = Store(tmp_path / "ws")
     (run_id,) = one_run(store, "grp")
@@ -466,6 +503,22 @@ async def test_compose_save_and_load(tmp_path: Path) -> None:
         prompt.query_one("#field-path").value = str(tmp_path / "out" / "b.json")
         await pilot.press("enter")
         await until(pilot, lambda: (tmp_path / "out" / "b.json").exists(), "the saved file")
+        # saving over an existing file asks first, naming what it holds
+        before = spec.read_text()
+        await pilot.press("ctrl+s")
+        prompt = await until(
+            pilot, lambda: isinstance(app.screen, Prompt) and app.screen, "save prompt"
+        )
+        prompt.query_one("#field-path").value = str(spec)
+        await pilot.press("enter")
+        ask = await until(
+            pilot, lambda: isinstance(app.screen, Prompt) and app.screen is not prompt and app.screen,
+            "the overwrite question",
+        )  # fmt: skip
+        assert "It holds 2 experiments: a, b." in str(ask.query_one("#note").render())
+        await pilot.press("escape")
+        await pilot.pause(0.2)
+        assert spec.read_text() == before  # nothing lost
     saved = json.loads((tmp_path / "out" / "b.json").read_text())
     assert (
         saved["name"] == "b" and saved["epochs"] == 7 and saved["data"]["dataset"] == "basicmotions"

@@ -213,6 +213,9 @@ def test_run_says_which_seeds_the_store_has_already(here: Path, no_runner: None)
     assert first.exit_code == 0 and "note:" not in first.stderr
     again = invoke("run", str(spec_file(here, seeds=[1, 2])), "--detach", "-w", "ws")
     assert again.exit_code == 0, again.output
+    assert "already names another configuration" not in again.stderr  # the same one
+    changed = invoke("run", str(spec_file(here, epochs=3)), "--detach", "-w", "ws")
+    assert "note: 'kd' already names another configuration (group " in changed.stderr
     assert "note: the store has kd seed 1 already: trained again, the latest run counts" in (
         again.stderr
     )
@@ -237,6 +240,43 @@ def test_an_ambiguous_run_prefix_names_its_matches(here: Path) -> None:
     assert result.exit_code == 2
     assert "record-twin matches 2 runs (record-twin-" in result.stderr
     assert "give more of the id" in result.stderr
+
+
+def test_rm_moves_finished_runs_to_the_trash_and_leaves_active_ones(
+    here: Path, no_runner: None
+) -> None:
+    ws = here / "ws"
+    wrong = record(ws, "paper", "0.7")
+    assert invoke("record", "paper", "71", "-w", str(ws)).exit_code == 2  # 71 beside 0.7
+    assert invoke("record", "paper", "71", "--force", "-w", str(ws)).exit_code == 0
+    assert invoke("run", str(spec_file(here)), "--detach", "-w", str(ws)).exit_code == 0
+    queued = next(r for r in Store(ws).runs() if r["status"] == "queued")
+
+    result = invoke("rm", queued["run_id"], "-y", "-w", str(ws))
+    assert result.exit_code == 2 and "queued or running; stop first" in result.stderr
+    result = cli.invoke(app, ["rm", wrong["run_id"], "-w", str(ws)], input="n\n")
+    assert result.exit_code == 1 and Store(ws).get(wrong["run_id"])  # asked, and kept
+    result = cli.invoke(app, ["rm", wrong["run_id"], "-w", str(ws)], input="y\n")
+    assert result.exit_code == 0 and "removed 1 run" in result.stdout
+    assert Store(ws).get(wrong["run_id"]) is None
+    assert (ws / "trash" / wrong["run_id"] / "spec.json").exists()  # nothing lost
+    table = json.loads(invoke("table", "--format", "json", "-w", str(ws)).stdout)
+    assert [(r["name"], r["n"]) for r in table if r["name"] == "paper"] == [("paper", 1)]
+    assert "rebuilt 2 runs" in invoke("doctor", "-w", str(ws)).stdout  # the trash stays out
+
+
+def test_stop_and_resume_with_nothing_named_are_usage_errors(here: Path) -> None:
+    for command, instead in (("stop", "--all"), ("resume", "--all-crashed")):
+        result = invoke(command, "-w", str(here / "ws"))
+        assert result.exit_code == 2 and f"or give {instead}" in result.stderr
+
+
+def test_changing_the_workspace_slots_is_said(here: Path, no_runner: None) -> None:
+    launcher.write_runner_config(Store(here / "ws"), jobs=2)  # an earlier `run --jobs 2`
+    same = invoke("run", str(spec_file(here)), "--jobs", "2", "--detach", "-w", "ws")
+    assert same.exit_code == 0 and "note:" not in same.stderr
+    again = invoke("run", str(spec_file(here)), "--jobs", "1", "--detach", "-w", "ws")
+    assert "the workspace's slots change (jobs 2 → 1)" in again.stderr
 
 
 def test_plural() -> None:

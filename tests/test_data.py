@@ -244,7 +244,8 @@ def test_npz_integer_labels_and_channels(tmp_path: Path, good: dict) -> None:
         ({"y_train": np.array(["a", "b"] * 14)}, "X_train has 30 samples but y_train has 28"),
         ({"X_test": np.zeros((12, 3, 20))}, "X_test has"),
         ({"y_test": np.array(["sit", "fly"] * 6)}, "not in y_train: fly"),
-        ({"y_train": np.linspace(0, 1, 30)}, "integer or string labels"),
+        ({"y_train": np.linspace(0, 1, 30)}, "y_train has labels that are not whole numbers"),
+        ({"y_train": np.ones(30, complex)}, "dtype complex128, expected integer or string labels"),
     ],
 )
 def test_npz_layout_errors(tmp_path: Path, good: dict, change: dict, problem: str) -> None:

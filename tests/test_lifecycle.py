@@ -151,6 +151,8 @@ def test_a_queue_whose_runner_was_killed_is_picked_up_by_the_next_ls(cleanup_pro
     ids = launcher.enqueue(store, validate_spec(tiny_experiment("stranded", seeds=[0, 1])))
     launcher.stop_runs(store, [ids[1]])  # cancelled: waits for nothing
     assert not launcher.runner_alive(store)  # as after a reboot: queued, no runner
+    assert "restarted" not in run_cli("ls", workspace=ws).stderr  # just queued: its launcher's
+    store.update(ids[0], {"created": time.time() - 60})
     result = run_cli("ls", workspace=ws)
     assert "restarted the queue runner: 1 run waited for it" in result.stderr
     wait_for(lambda: store.get(ids[0])["status"] == "done", timeout=120, what="the run done")

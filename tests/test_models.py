@@ -65,3 +65,15 @@ def test_overfits_a_tiny_batch(dim: int, shape: tuple[int, ...]) -> None:
         opt.step()
         losses.append(loss.item())
     assert losses[-1] < 0.5 * losses[0]
+
+
+def test_a_checkpoint_of_other_inputs_says_which_weight_differs() -> None:
+    from kdtui.engine.trainer import _misfit
+
+    saved = WideResNet(10, 1, num_classes=4, in_channels=3, dim=1).state_dict()
+    with pytest.raises(RuntimeError) as info:
+        WideResNet(10, 1, num_classes=4, in_channels=2, dim=1).load_state_dict(saved)
+    assert _misfit(info.value).startswith("stem.weight is [16, 3, 3] in the checkpoint, [16, 2, 3]")
+    with pytest.raises(RuntimeError) as info:
+        WideResNet(16, 1, num_classes=4, in_channels=3, dim=1).load_state_dict(saved)
+    assert _misfit(info.value).startswith("Missing key(s) in state_dict:")  # not the model's name

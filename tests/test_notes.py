@@ -276,8 +276,9 @@ def test_record_starts_or_joins_a_group_and_replaces_a_seed(tmp_path: Path):
         record(store, name, 12.5, seed=0)  # an imported (or trained) seed is not overwritten
     new, warnings = record(store, "brand new", 70.0)
     assert new["seed"] == 0 and new["source"] == "record" and warnings == []
-    _, warnings = record(store, "WRN16-3(GAF) teacher", 74.05)
-    assert len(warnings) == 1 and "fractions" in warnings[0]
+    with pytest.raises(NotesError, match=r"are fractions: write 0.7405, or --force for 74.05"):
+        record(store, "WRN16-3(GAF) teacher", 74.05)  # 74.05 beside 0.74s: refused
+    assert record(store, "WRN16-3(GAF) teacher", 74.05, force=True)[1] == []
     _, warnings = record(store, "WRN16-3(GAF) teachr", 0.7)  # a typo starts a new group: said
     assert warnings == ["'WRN16-3(GAF) teachr' is a new group (close: WRN16-3(GAF) teacher)"]
 
@@ -304,7 +305,8 @@ def test_fill_from_store_by_name_and_by_mapping(tmp_path: Path):
     notes_path = tmp_path / "notes.md"
     shutil.copy(EXAMPLE, notes_path)
     import_notes(store, notes_path, parse(notes_path.read_bytes()))
-    record(store, "WRN16-3(GAF) teacher", 74.05, seed=2)  # a percentage, the block has fractions
+    # a percentage, the block has fractions
+    record(store, "WRN16-3(GAF) teacher", 74.05, seed=2, force=True)
     record(store, "renamed run group", 69.8120, seed=0)
     notes = parse(notes_path.read_bytes())
     mapping = {"T1 : WRN28-3(sig), T2 : WRN28-3(GAF)": "renamed run group"}
@@ -525,8 +527,8 @@ def test_readme_round_trip_imports_no_second_run_for_a_filled_seed(
     again = cli("notes", "import", str(notes_path))
     assert again.exit_code == 0, again.output
     recorded = "record-T1-WRN28-3-sig-T2-WRN28-3-GAF-73c95bc9db-s0"
-    assert f"line 59  seed 0 of {name} is already in the store as run {recorded}" in again.output
-    assert ": 0 added, 0 changed, 12 unchanged, 0 removed" in again.output
+    assert "already in the store" not in again.output  # the value fill wrote: that seed
+    assert ": 0 added, 0 changed, 13 unchanged, 0 removed" in again.output
     runs = [r for r in Store(workspace).runs() if r["name"] == name]
     assert [(r["run_id"], r["seed"]) for r in runs] == [(recorded, 0)]
 

@@ -248,3 +248,12 @@ def test_group_key_holds_input_files_by_where_they_are(tmp_path):
         {**exp, "data": {**exp["data"], "path": "../d.npz"}}, base_dir=tmp_path / "sub"
     )
     assert relative.group_keys == frozen.group_keys == from_sub.group_keys
+
+
+def test_a_misspelt_teacher_name_gets_the_close_ones():
+    kd = {"loss": {"kd": {}}, "teachers": [{"experiment": "gaf-teachr"}]}
+    raw = [tiny_experiment("gaf-teacher"), tiny_experiment("student", **kd)]
+    assert problems_of(raw) == [
+        "[1].teachers[0].experiment: no experiment named 'gaf-teachr' in this file"
+        " (close: gaf-teacher)"
+    ]

@@ -96,7 +96,7 @@ BAD_FILES = [
     ("all-nan", saved(X_train=np.full((30, 2, 64), np.nan)), "X_train has 3840 NaN or infinite"),
     ("inf", saved(X_test=np.full((12, 2, 64), np.inf)), "X_test has 1536 NaN or infinite"),
     ("complex", saved(X_train=np.ones((30, 2, 64), complex)), "X_train has dtype complex128"),
-    ("float-labels", saved(y_train=np.ones(30)), "y_train has dtype float64, expected integer"),
+    ("float-labels", saved(y_train=np.linspace(0, 2, 30)), "y_train has labels that are not whole"),
     (
         "objects",
         saved(y_train=np.array([0, "a", 2] * 10, dtype=object)),
@@ -120,7 +120,8 @@ def test_bad_npz_is_refused_at_its_path_naming_file_and_layout(tmp_path, name, w
     matching = [m for m in got["data.path"] if words in m]
     assert len(matching) == 1, got
     msg = matching[0]
-    assert msg.startswith(f"{tmp_path / 'd.npz'}: ") and msg.endswith(f"; {NPZ_LAYOUT}")
+    assert msg.startswith(f"{tmp_path / 'd.npz'}: ") and NPZ_LAYOUT not in msg[: -len(NPZ_LAYOUT)]
+    assert got["data.path"][-1].endswith(f"; {NPZ_LAYOUT}")  # once, after the last problem
     assert "allow_pickle" not in msg and "pickled" not in msg
     # ... and the engine would have refused it too, at the start of a run
     with pytest.raises(DataError):
@@ -135,7 +136,9 @@ def test_good_npz_passes_both(tmp_path):
     np.savez(tmp_path / "strings.npz", **strings)
     ints = {**good_arrays(), "X_train": np.ones((30, 2, 64), np.int16)}
     np.savez(tmp_path / "ints.npz", **ints, extra=np.ones(2))
-    for name in ("plain", "packed", "strings", "ints"):
+    whole = {**good_arrays(), "y_train": np.array([0.0, 1.0, 2.0] * 10), "y_test": np.ones(12)}
+    np.savez(tmp_path / "whole.npz", **whole)  # 0.0/1.0 labels, as numpy pipelines save them
+    for name in ("plain", "packed", "strings", "ints", "whole"):
         validate_spec(spec_on(f"{name}.npz"), base_dir=tmp_path)
         load_npz(tmp_path / f"{name}.npz")
 
@@ -146,6 +149,7 @@ def test_every_problem_of_a_file_is_reported(tmp_path):
     )
     got = problems_at(spec_on("d.npz"), tmp_path)["data.path"]
     assert len(got) == 3, got
+    assert sum(NPZ_LAYOUT in m for m in got) == 1  # the layout is said once
     assert any("missing X_test" in m for m in got)
     assert any("X_train has 3840 NaN" in m for m in got)
     assert any("labels not in y_train: 7" in m for m in got)

@@ -152,7 +152,9 @@ def test_reconcile_uses_pid_and_start_time(tmp_path):
             "pid": me,
             "pid_start": start,
             "host": host,
-            "heartbeat": time.time(),
+            # stale (a suspended VM, a stalled disk), but its process lives: not crashed,
+            # or a resume would set a second engine on the same folder
+            "heartbeat": time.time() - 10_000,
         },
     )
     # our own pid, but recorded with another start time: the pid was reused

@@ -60,3 +60,12 @@ def test_a_group_key_may_be_shortened_as_tables_show_it(tmp_path) -> None:
     lookup = launcher.store_lookup(store)
     assert lookup(key[:6]).group_key == key
     assert lookup(key[:5]) is None  # too short to be taken for a key
+
+
+def test_a_misspelt_store_teacher_gets_the_close_names(tmp_path) -> None:
+    store = Store(tmp_path / "ws")
+    _done_group(store)  # named "t"
+    lookup = launcher.store_lookup(store)
+    with pytest.raises(LookupError, match=r"'tt' in this file or the store \(close: t\)"):
+        lookup("tt")
+    assert lookup("something-else") is None

@@ -55,6 +55,7 @@ def test_errors_exit_2(tmp_path: Path) -> None:
     assert todo("add", "x", "--target", "3", workspace=ws)[0] == 2  # a target needs a group
     assert todo("add", "x", "--new", workspace=ws)[0] == 2  # so does --new
     assert todo("ls", "--format", "yaml", workspace=ws)[0] == 2
+    assert todo("add", "  ", workspace=ws)[0] == 2  # an item of nothing
     assert "nothing to do" in todo("ls", workspace=ws)[1]
 
 

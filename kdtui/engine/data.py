@@ -15,12 +15,11 @@ from typing import Any
 
 import numpy as np
 
+from kdtui.spec import NPZ_KEYS, NPZ_LAYOUT, npz_labels
+
 #: Bump when loading, normalisation or the synthetic generator change: old cached views must
 #: not be reused for arrays that are no longer the same.
 _DATA_VERSION = 2
-
-_NPZ_LAYOUT = "expected an .npz with X_train (N, C, L), y_train (N,), X_test (M, C, L), y_test (M,)"
-_NPZ_KEYS = ("X_train", "y_train", "X_test", "y_test")
 
 
 class DataError(ValueError):
@@ -293,29 +292,29 @@ def _file_sha256(path: Path) -> str:
 
 def _read_npz(path: Path) -> dict[str, np.ndarray]:
     if not path.is_file():
-        raise DataError(f"{path}: file not found; {_NPZ_LAYOUT}")
+        raise DataError(f"{path}: file not found; {NPZ_LAYOUT}")
     try:
         npz = np.load(path, allow_pickle=False)
     except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
-        raise DataError(f"{path}: not a readable .npz archive ({e}); {_NPZ_LAYOUT}") from e
+        raise DataError(f"{path}: not a readable .npz archive ({e}); {NPZ_LAYOUT}") from e
     if not isinstance(npz, np.lib.npyio.NpzFile):
-        raise DataError(f"{path}: a single .npy array, not an .npz archive; {_NPZ_LAYOUT}")
+        raise DataError(f"{path}: a single .npy array, not an .npz archive; {NPZ_LAYOUT}")
     with npz:
-        missing = [k for k in _NPZ_KEYS if k not in npz.files]
+        missing = [k for k in NPZ_KEYS if k not in npz.files]
         if missing:
             raise DataError(
                 f"{path}: missing {', '.join(missing)} (has {', '.join(npz.files) or 'nothing'})"
-                f"; {_NPZ_LAYOUT}"
+                f"; {NPZ_LAYOUT}"
             )
         out = {}
-        for k in _NPZ_KEYS:
+        for k in NPZ_KEYS:
             try:
                 out[k] = npz[k]
             except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
                 # object arrays need pickle, which we refuse: a data file must not run code
                 raise DataError(
                     f"{path}: cannot read {k} ({e}); store numbers, and labels as ints or "
-                    f"fixed-width strings; {_NPZ_LAYOUT}"
+                    f"fixed-width strings; {NPZ_LAYOUT}"
                 ) from e
         return out
 
@@ -326,7 +325,7 @@ def load_npz(path: str | Path, channels: list[int] | None = None) -> Arrays:
     a = _read_npz(path)
 
     def fail(problem: str) -> DataError:
-        return DataError(f"{path}: {problem}; {_NPZ_LAYOUT}")
+        return DataError(f"{path}: {problem}; {NPZ_LAYOUT}")
 
     for k in ("X_train", "X_test"):
         if a[k].ndim != 3:
@@ -338,7 +337,7 @@ def load_npz(path: str | Path, channels: list[int] | None = None) -> Arrays:
     for k in ("y_train", "y_test"):
         if a[k].ndim != 1:
             raise fail(f"{k} has shape {a[k].shape}, expected 1 dimension (N,)")
-        if a[k].dtype.kind not in "iuUS":
+        if a[k].dtype.kind not in "iufUS":
             raise fail(f"{k} has dtype {a[k].dtype}, expected integer or string labels")
     for split in ("train", "test"):
         n_x, n_y = len(a[f"X_{split}"]), len(a[f"y_{split}"])
@@ -353,16 +352,10 @@ def load_npz(path: str | Path, channels: list[int] | None = None) -> Arrays:
         if bad:
             raise fail(f"{k} has {bad} NaN or infinite values")
 
-    y_train = a["y_train"].astype(str) if a["y_train"].dtype.kind == "S" else a["y_train"]
-    y_test = a["y_test"].astype(str) if a["y_test"].dtype.kind == "S" else a["y_test"]
-    if (y_train.dtype.kind == "U") != (y_test.dtype.kind == "U"):
-        raise fail("y_train and y_test mix string and integer labels")
+    y_train, y_test, problems = npz_labels(a["y_train"], a["y_test"])  # as validation checks
+    if problems:
+        raise fail(problems[0])
     labels = np.unique(y_train)
-    if len(labels) < 2:
-        raise fail(f"y_train has {len(labels)} distinct label(s), need at least 2 classes")
-    unseen = np.setdiff1d(np.unique(y_test), labels)
-    if len(unseen):
-        raise fail(f"y_test has labels not in y_train: {', '.join(map(str, unseen[:10]))}")
     return _finish(
         a["X_train"],
         np.searchsorted(labels, y_train),

@@ -13,6 +13,7 @@ import json
 import os
 import platform
 import random
+import re
 import signal
 import socket
 import subprocess
@@ -277,9 +278,8 @@ def load_teachers(
         try:
             model.load_state_dict(state_dict)
         except (RuntimeError, TypeError, AttributeError) as exc:
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise RuntimeError(
-                f"teacher checkpoint {path} does not fit {t.model.label()}: {first}"
+                f"teacher checkpoint {path} does not fit {t.model.label()}: {_misfit(exc)}"
             ) from exc
         model.to(device).eval().requires_grad_(False)
         if device.type == "cuda" and t.model.dim == 2:
@@ -295,6 +295,24 @@ def load_teachers(
         )
         log(f"teacher {t.model.label()} (weight {t.weight:g}) from {path}")
     return teachers, records
+
+
+def _misfit(exc: Exception) -> str:
+    """The one line of a failed ``load_state_dict`` that says what differs (PyTorch's
+    first line only names the model): the first shape mismatch, else the first problem."""
+    lines = [line.strip() for line in str(exc).strip().splitlines()]
+    for line in lines:
+        if m := re.match(
+            r"size mismatch for (\S+): copying a param with shape torch\.Size\((\[.*?\])\) "
+            r"from checkpoint, the shape in current model is torch\.Size\((\[.*?\])\)",
+            line,
+        ):
+            return (
+                f"{m[1]} is {m[2]} in the checkpoint, {m[3]} here "
+                "(other input channels or classes than this data?)"
+            )
+    problems = [line for line in lines[1:] if line] or lines[:1]
+    return problems[0][:300] if problems and problems[0] else type(exc).__name__
 
 
 # ---------------------------------------------------------------------- schedule

@@ -132,12 +132,31 @@ class RunActions:
         if run := self.selected_run():
             self._resume(run["run_id"])
 
+    def trained_run(self) -> dict[str, Any] | None:
+        """The selected run, or for an outside result (notes, record) a kdtui-trained run of
+        its group, whose spec can be trained again; None (and a word) when there is none."""
+        run, snapshot = self.selected_run(), self.app.snapshot
+        if run is None or snapshot is None or run.get("source", "kdtui") == "kdtui":
+            return run
+        trained = [
+            r
+            for r in snapshot.runs
+            if r.get("group_key") == run["group_key"] and r.get("source", "kdtui") == "kdtui"
+        ]
+        if not trained:
+            self.app.notify(
+                f"{run['name']} seed {run.get('seed')} is an outside result "
+                f"({run.get('source')}): no spec to train from",
+                severity="warning",
+            )
+        return trained[-1] if trained else None
+
     async def action_edit(self) -> None:
-        if run := self.selected_run():
+        if run := self.trained_run():
             await self.app.edit_run_spec(run["run_id"])
 
     def action_more_seeds(self) -> None:
-        run, snapshot = self.selected_run(), self.app.snapshot
+        run, snapshot = self.trained_run(), self.app.snapshot
         if run is None or snapshot is None:
             return
         used = {r.get("seed", 0) for r in snapshot.runs if r.get("group_key") == run["group_key"]}

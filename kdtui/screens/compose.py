@@ -14,7 +14,7 @@ import inspect
 import json
 import re
 import types
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal, Union, get_args, get_origin
 
@@ -537,6 +537,20 @@ def _as_text(value: Any) -> str:
 # ---------------------------------------------------------------------- the screen
 
 
+def _experiments_in(raw: Any) -> list[dict[str, Any]]:
+    """The experiment objects of a parsed spec file: one, a list, or {"experiments": [...]}."""
+    items = raw.get("experiments") if isinstance(raw, dict) and "experiments" in raw else raw
+    return [e for e in (items if isinstance(items, list) else [items]) if isinstance(e, dict)]
+
+
+def _experiment_names(path: Path) -> list[str]:
+    """The experiments a spec file holds, by name (none when it is no spec)."""
+    try:
+        return [str(e.get("name") or "?") for e in _experiments_in(read_spec_file(path))]
+    except SpecError:
+        return []
+
+
 class ComposeScreen(LiveScreen):
     TITLE = "Compose"
     BINDINGS: ClassVar[list[BindingType]] = [
@@ -787,18 +801,24 @@ class ComposeScreen(LiveScreen):
     def _keep(self, raw: dict[str, Any]) -> None:
         self._kept = raw
 
-    @on(Button.Pressed, "#new")
-    def action_new(self) -> None:
-        def done(values: dict[str, str] | None) -> None:
-            if values is not None:
-                self.call_later(self.load_experiment, dict(TEMPLATE), Path.cwd())
-
+    def _unless_edited(self, question: str, then: Callable[[], None]) -> None:
+        """``then()`` at once, or after a yes when the form holds edits not saved or
+        launched (they would be lost)."""
         raw = self.form_value()
         if raw is None or self._kept is None or raw == self._kept:
-            done({})
+            then()
             return
         note = "The form has edits that were not saved or launched (ctrl+s saves them)."
-        self.app.push_screen(Prompt("Start again from the template?", [], note=note), done)
+        self.app.push_screen(
+            Prompt(question, [], note=note), lambda values: values is not None and then()
+        )
+
+    @on(Button.Pressed, "#new")
+    def action_new(self) -> None:
+        self._unless_edited(
+            "Start again from the template?",
+            lambda: self.call_later(self.load_experiment, dict(TEMPLATE), Path.cwd()),
+        )
 
     async def load_experiment(
         self, experiment: dict[str, Any], base_dir: Path | None = None
@@ -825,10 +845,13 @@ class ComposeScreen(LiveScreen):
         self.app.push_screen(Prompt("Save spec as", [Field("path", "file", default)]), done)
 
     @work(thread=True, group="compose-files")
-    def _save(self, path: Path, raw: dict[str, Any]) -> None:
+    def _save(self, path: Path, raw: dict[str, Any], overwrite: bool = False) -> None:
+        if path.exists() and not overwrite:
+            self.app.call_from_thread(self._ask_overwrite, path, raw, _experiment_names(path))
+            return
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(json.dumps(raw, indent=2) + "\n")
+            path.write_text(json.dumps(raw, indent=2, ensure_ascii=False) + "\n")
         except OSError as exc:
             self.app.call_from_thread(self.app.notify, f"not saved: {exc}", severity="error")
             return
@@ -836,11 +859,20 @@ class ComposeScreen(LiveScreen):
         self.app.call_from_thread(self._keep, raw)
         self.app.call_from_thread(self.app.notify, f"saved {path}{note}")
 
+    def _ask_overwrite(self, path: Path, raw: dict[str, Any], names: list[str]) -> None:
+        held = f"It holds {plural(len(names), 'experiment')}: {', '.join(names)}. " if names else ""
+        note = f"{held}Saving replaces the whole file with this one experiment."
+        self.app.push_screen(
+            Prompt(f"Overwrite {path}?", [], note=note),
+            lambda values: values is not None and self._save(path, raw, overwrite=True),
+        )
+
     @on(Button.Pressed, "#load")
     def action_load(self) -> None:
         def done(values: dict[str, str] | None) -> None:
             if values and values["path"].strip():
-                self._load(Path(values["path"].strip()).expanduser())
+                path = Path(values["path"].strip()).expanduser()
+                self._unless_edited(f"Load {path} over your edits?", lambda: self._load(path))
 
         self.app.push_screen(
             Prompt(
@@ -858,8 +890,7 @@ class ComposeScreen(LiveScreen):
         except SpecError as exc:
             self.app.call_from_thread(self.app.notify, str(exc), severity="error")
             return
-        items = raw.get("experiments") if isinstance(raw, dict) and "experiments" in raw else raw
-        items = [e for e in (items if isinstance(items, list) else [items]) if isinstance(e, dict)]
+        items = _experiments_in(raw)
         if not items:
             self.app.call_from_thread(
                 self.app.notify, f"{path}: no experiment in it", severity="error"

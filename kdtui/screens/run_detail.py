@@ -58,6 +58,7 @@ class RunDetailScreen(RunActions, LiveScreen):
         self._events_size = -1
         self._log_offset: int | None = None
         self._teachers: tuple[list[str], bool] = ([], False)  # what the teachers row shows
+        self._no_log_said = False
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -100,7 +101,9 @@ class RunDetailScreen(RunActions, LiveScreen):
             text.append(f" @{run['best_epoch']}")
         text.append("\n")
         text.append(f"{run.get('label', '')} · {run.get('loss', '')} · {run.get('dataset', '')}")
-        text.append(f" · {run.get('device') or 'no device yet'}", style="dim")
+        outside = run.get("source", "kdtui") != "kdtui"
+        where = f"outside result ({run.get('source')})" if outside else run.get("device")
+        text.append(f" · {where or 'no device yet'}", style="dim")
         summary = self.query_one("#summary", Static)
         if summary.content != text:  # polls repeat it mostly unchanged
             summary.update(text)
@@ -180,6 +183,14 @@ class RunDetailScreen(RunActions, LiveScreen):
                 epochs = [e for e in store.events(self.run_id) if e.get("type") == "epoch"]
                 self.app.call_from_thread(self._plot, epochs)
             lines = self._new_log_lines(run_dir / "stdout.log")
+            if not lines and self._log_offset is None and not self._no_log_said:
+                self._no_log_said = True  # a blank tab would look broken
+                run = self.selected_run() or {}
+                lines = [
+                    "(no log: an outside result, trained elsewhere)"
+                    if run.get("source", "kdtui") != "kdtui"
+                    else "(no log yet: the engine writes it once the run starts)"
+                ]
         except (OSError, StoreError):
             return
         if lines:
