@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 from typing import Annotated, Any
@@ -15,7 +16,12 @@ from rich.style import Style
 from kdtui import launcher
 from kdtui.store import Store, default_workspace
 
+# Piped into a file or another program, output is not cut to Rich's default 80 columns
+# (loss labels are long); COLUMNS, when set, still decides.
+PIPED_WIDTH = 200
 out = Console(highlight=False)
+if not out.is_terminal and "COLUMNS" not in os.environ:
+    out.width = PIPED_WIDTH
 # soft_wrap: an error stays one line when piped (greppable); a terminal wraps it itself
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 

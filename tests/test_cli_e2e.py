@@ -144,3 +144,16 @@ def test_ls_on_empty_workspace_is_friendly(workspace):
     result = run_cli("ls", workspace=workspace)
     assert result.returncode == 0 and "no runs yet" in result.stdout
     assert json.loads(run_cli("ls", "--format", "json", workspace=workspace).stdout) == []
+
+
+def test_piped_output_is_not_cut_to_80_columns(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k != "COLUMNS"}
+    env["KDTUI_WORKSPACE"] = str(tmp_path / "ws")
+    name = "T1 : WRN28-3(sig), T2 : WRN28-3(GAF), AMD global+local, beta 1000, long"
+
+    def kdtui(*args: str) -> str:
+        cmd = [sys.executable, "-m", "kdtui", *args]
+        return subprocess.run(cmd, capture_output=True, text=True, env=env, check=True).stdout
+
+    kdtui("record", name, "70.1")
+    assert any(line.startswith(name) for line in kdtui("table").splitlines())
