@@ -14,7 +14,7 @@ from textual.binding import Binding, BindingType
 from textual.widgets import Footer, Header, Static
 
 from kdtui.screens import Field, LiveScreen, Prompt
-from kdtui.store import StoreError
+from kdtui.store import StoreError, close_names
 from kdtui.todo_cli import TodoItem, todo_items
 from kdtui.widgets import Column, Grid, Tone
 
@@ -130,6 +130,8 @@ class TodoScreen(LiveScreen):
         ]
 
         def check(values: dict[str, str]) -> str | None:
+            if not values["text"].strip():
+                return "say what to do: the text is empty"
             target = values["target"].strip()
             if values["group"].strip() and target and not (target.isdigit() and int(target) >= 1):
                 return "seeds: a whole number ≥ 1"
@@ -147,8 +149,10 @@ class TodoScreen(LiveScreen):
             }
             self._write([(item.id, fields)] if item else [(None, fields)])
             if group and group not in self.groups:  # the CLI asks for --new; here a word
+                close = close_names(group, [{"name": g} for g in self.groups])
+                hint = f" (close: {', '.join(close)})" if close else ""
                 self.app.notify(
-                    f"no runs named {group} yet: the item ticks itself once they finish",
+                    f"no runs named {group} yet{hint}: the item ticks itself once they finish",
                     severity="warning",
                 )
 
