@@ -404,6 +404,41 @@ async def test_compose_validates_as_you_type_and_launches(
     assert runner_calls == [store.root]
 
 
+async def test_compose_launches_on_slurm_when_asked(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from kdtui.slurm import SlurmExecutor
+
+    started: list[str] = []
+    monkeypatch.setattr(SlurmExecutor, "start", lambda self, store, ids: started.extend(ids))
+
+    def no_sbatch(self: SlurmExecutor, store: Store, log: Any) -> None:
+        raise launcher.ExecutorError("sbatch is not on PATH: run kdtui on a Slurm login node")
+
+    monkeypatch.setattr(SlurmExecutor, "check", no_sbatch)
+    app = make_app(tmp_path / "ws")
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("2")
+        screen = app.screen
+        assert await wait_checked(pilot, screen) == []
+        screen.query_one("#executor").value = "slurm"
+        await pilot.press("ctrl+r")
+        await until(
+            pilot,
+            lambda: any("not launched: sbatch is not on PATH" in n.message for n in app._notifications),
+            "the reason",
+        )  # fmt: skip
+        assert not Store(tmp_path / "ws").index_path.exists()  # nothing queued
+        monkeypatch.setattr(SlurmExecutor, "check", lambda self, store, log: None)
+        await until(pilot, lambda: not screen.query_one("#launch").disabled, "launch again")
+        await pilot.press("ctrl+r")
+        await until(pilot, lambda: len(started) == 3, "three Slurm runs")
+    runs = Store(tmp_path / "ws").runs()
+    assert {r["executor"] for r in runs} == {"slurm"} and sorted(started) == sorted(
+        r["run_id"] for r in runs
+    )
+
+
 async def test_edit_a_run_as_a_new_experiment(tmp_path: Path) -> None:
     store = build_workspace(tmp_path / "ws")
     app = make_app(store.root)

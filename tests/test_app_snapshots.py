@@ -20,6 +20,7 @@ from tuikit import NOW, SCREENS, STALE_ENV, build_workspace, show
 
 from kdtui import launcher
 from kdtui.app import KdApp
+from kdtui.screens import compose
 
 SIZES = {"80x24": (80, 24), "wide": (140, 40)}
 DOCS = Path(__file__).resolve().parent.parent / "docs" / "screenshots"
@@ -31,6 +32,7 @@ def demo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     for key, value in STALE_ENV.items():
         monkeypatch.setenv(key, value)
     monkeypatch.setattr(launcher, "revive_runner", lambda store: 0)  # queued runs stay so
+    monkeypatch.setattr(compose, "slurm_here", lambda: False)  # the same on every machine
     monkeypatch.chdir(tmp_path)
     build_workspace(Path("ws"))
     return Path("ws")

@@ -13,6 +13,7 @@ import contextlib
 import inspect
 import json
 import re
+import shutil
 import types
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -537,6 +538,11 @@ def _as_text(value: Any) -> str:
 # ---------------------------------------------------------------------- the screen
 
 
+def slurm_here() -> bool:
+    """Whether Slurm takes jobs from here (sbatch on PATH: a login node)."""
+    return shutil.which("sbatch") is not None
+
+
 def _experiments_in(raw: Any) -> list[dict[str, Any]]:
     """The experiment objects of a parsed spec file: one, a list, or {"experiments": [...]}."""
     items = raw.get("experiments") if isinstance(raw, dict) and "experiments" in raw else raw
@@ -580,7 +586,9 @@ class ComposeScreen(LiveScreen):
     ComposeScreen #status.-bad { color: $text-error; }
     ComposeScreen #status.-warn { color: $text-warning; }
     ComposeScreen #actions { height: 1; padding: 0 1; }
-    ComposeScreen #actions Button { margin-right: 1; }
+    ComposeScreen #actions Button { margin-right: 1; width: auto; min-width: 8; }
+    ComposeScreen #executor { width: 18; display: none; }
+    ComposeScreen #executor.-slurm { display: block; }
     ComposeScreen #help { height: 1; color: $text-muted; padding: 0 1; }
     """
 
@@ -610,6 +618,14 @@ class ComposeScreen(LiveScreen):
             yield Button("Save…", id="save", compact=True)
             yield Button("Load…", id="load", compact=True)
             yield Button("New", id="new", compact=True)
+            yield Select(
+                [("on this machine", "local"), ("on Slurm", "slurm")],
+                value="local",
+                allow_blank=False,
+                compact=True,
+                id="executor",
+                tooltip="Where Launch sends the runs (Slurm: the workspace's slurm.json).",
+            )
         yield Footer()
 
     def _root(self, value: dict[str, Any]) -> ModelBox:
@@ -622,6 +638,8 @@ class ComposeScreen(LiveScreen):
     def on_mount(self) -> None:
         super().on_mount()
         self.call_after_refresh(self._edited)
+        # The executor choice shows where Slurm can be reached (a login node)
+        self.query_one("#executor").set_class(slurm_here(), "-slurm")
 
     def on_resize(self, event: events.Resize) -> None:
         # Toggled on the preview alone: a class on the screen would restyle the whole form.
@@ -769,20 +787,27 @@ class ComposeScreen(LiveScreen):
         raw = self.form_value()
         if self.problems == [] and raw is not None:
             self.query_one("#launch", Button).disabled = True
-            self._launch(raw)
+            self._launch(raw, str(self.query_one("#executor", Select).value))
         else:
             self.app.notify("fix the problems first", severity="warning")
 
     @work(thread=True, exclusive=True, group="compose-launch")
-    def _launch(self, raw: dict[str, Any]) -> None:
+    def _launch(self, raw: dict[str, Any], where: str = "local") -> None:
         loaded, problems = self._validate(raw)
         if loaded is None:
             self.app.call_from_thread(self._show_check, raw, problems)
             return
+        store = self.app.store
         try:
-            run_ids = launcher.enqueue(self.app.store, loaded)
-            launcher.start_runs(self.app.store, run_ids)  # the queue runner, in its own session
-        except (StoreError, OSError) as exc:
+            executor: launcher.Executor = launcher.LocalExecutor()  # the queue runner
+            if where == "slurm":
+                from kdtui.slurm import SlurmExecutor, SlurmOptions
+
+                executor = SlurmExecutor(SlurmOptions.load(store))
+                executor.check(store, lambda line: None)  # a probe job, the first time only
+            run_ids = launcher.enqueue(store, loaded, executor)
+            executor.start(store, run_ids)
+        except (StoreError, OSError, ValueError, launcher.ExecutorError) as exc:
             self.app.call_from_thread(self._launched, None, f"not launched: {exc}")
             return
         self.app.call_from_thread(self._keep, raw)
