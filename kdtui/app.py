@@ -164,6 +164,7 @@ class KdApp(App[None]):
         # again, and would slow the first frame of a large workspace down).
         self._reconciled = time.monotonic() - RECONCILE_EVERY_S + FIRST_RECONCILE_S
         self._trouble = ""
+        self.composer: ComposeScreen | None = None  # once the compose screen was opened
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -277,7 +278,7 @@ class KdApp(App[None]):
         await self.switch_mode("compose")
         compose = self.screen
         assert isinstance(compose, ComposeScreen)
-        compose.load_run(run_id)
+        compose.edit_run(run_id)
 
     async def show_runs(self, text: str) -> None:
         """The runs screen, filtered (from a results row to its runs)."""
@@ -289,6 +290,13 @@ class KdApp(App[None]):
         runs.show_filter(text)
 
     # ------------------------------------------------------------------ commands
+
+    async def action_quit(self) -> None:
+        """Quit; the runs go on. Edits in the composer not saved or launched are asked for."""
+        if self.composer is not None and self.composer.has_edits():
+            self.composer.unless_edited("Quit, dropping the composer's edits?", self.exit)
+        else:
+            self.exit()
 
     def action_help(self) -> None:
         if not isinstance(self.screen, HelpScreen):

@@ -33,7 +33,14 @@ from kdtui.clikit import (
     print_grid,
 )
 from kdtui.notes_cli import notes_app, record, todo_import
-from kdtui.results import GroupRow, csv_table, group_rows, latex_table, markdown_table
+from kdtui.results import (
+    GroupRow,
+    csv_table,
+    group_rows,
+    latex_table,
+    markdown_table,
+    summarize,
+)
 from kdtui.store import (
     ACTIVE,
     STATUSES,
@@ -42,6 +49,7 @@ from kdtui.store import (
     Store,
     StoreError,
     default_workspace,
+    need_group,
 )
 from kdtui.todo_cli import todo_app
 
@@ -378,6 +386,7 @@ def show(
     out.print(
         f"[bold]{r['run_id']}[/]  [{STATUS_STYLE.get(s, '')}]{s}[/]  {escape(r.get('label', ''))}  loss {escape(r.get('loss', ''))}"
     )
+    outside = r.get("source", "kdtui") != "kdtui"  # trained elsewhere: no executor, no epochs
     for key in (
         "group_key",
         "seed",
@@ -398,7 +407,7 @@ def show(
         "error",
         "source",
     ):
-        if r.get(key) is not None:
+        if r.get(key) is not None and not (outside and key in ("executor", "epoch")):
             out.print(f"  {key:<11} {escape(str(r[key]))}")
     for t in r.get("teacher_runs") or []:
         out.print(
@@ -445,15 +454,15 @@ def print_rows(rows: list[GroupRow]) -> None:
     table.add_column("min", justify="right")
     table.add_column("max", justify="right")
     for row in rows:
-        b = row.best
+        best, last = summarize(row, "best"), summarize(row, "last")  # fractions get 4 places
         note = f"  [yellow]{row.status_note()}[/]" if row.status_note() else ""
         table.add_row(
             f"[bold]{escape(row.name)}[/]{note}\n[dim]{escape(row.label)} · {escape(row.loss)}[/]",
             str(row.n),
-            b.mean_pm_std(),
-            row.last.mean_pm_std(),
-            fmt_acc(b.min),
-            fmt_acc(b.max),
+            best.mean,
+            last.mean,
+            best.min,
+            best.max,
         )
     out.print(table)
     out.print("[dim]mean ± sample std over seeds; best = best epoch, last = last epoch[/]")
@@ -556,18 +565,32 @@ def rm(
     """Remove runs that are not queued or running (a result recorded by mistake, a botched
     run): out of the index and the tables, their folders moved to WORKSPACE/trash/."""
     store = open_store(workspace)
-    targets = find_runs(store, runs)
+    targets = list({r["run_id"]: r for r in find_runs(store, runs)}.values())  # once each
+    ids = {r["run_id"] for r in targets}
+    every = store.runs()
+    waiting = [  # students that are still to load one of these teachers
+        s["run_id"]
+        for s in every
+        if s["status"] in ACTIVE
+        and s["run_id"] not in ids
+        and any(t["run_id"] in ids for n in s.get("needs") or [] for t in need_group(n, every))
+    ]
     if busy := [r["run_id"] for r in targets if r["status"] in ACTIVE]:
         err.print(f"[red]error:[/] {escape(', '.join(busy))}: queued or running; stop first")
         raise typer.Exit(2)
-    ids = {r["run_id"] for r in targets}
+    if waiting:
+        err.print(
+            f"[red]error:[/] queued or running students need these teachers "
+            f"({escape(', '.join(waiting))}); stop them first"
+        )
+        raise typer.Exit(2)
     for r in targets:
         out.print(
             f"  {r['run_id']}  {escape(str(r.get('name')))} seed {r.get('seed')}  {r['status']}"
         )
     taught = [
         s["run_id"]
-        for s in store.runs()
+        for s in every
         if s["run_id"] not in ids
         and any(t.get("run_id") in ids for t in s.get("teacher_runs") or [])
     ]

@@ -32,6 +32,7 @@ from kdtui.store import (
     atomic_write,
     close_names,
     initial_summary,
+    names_key,
     need_group,
     new_run_id,
 )
@@ -42,11 +43,6 @@ if TYPE_CHECKING:  # the spec models cost ~0.15 s to import: only `kdtui run` ne
 RUNNER_LOCK = "runner.lock"
 RUNNER_CONFIG = "runner.json"
 REVIVE_AFTER_S = 10.0
-
-
-def _names_key(ref: str, key: str) -> bool:
-    """A group key, or its first 6+ characters as tables show it (``[761168]``)."""
-    return len(ref) >= 6 and key.startswith(ref)
 
 
 def store_lookup(store: Store):
@@ -63,7 +59,7 @@ def store_lookup(store: Store):
             r
             for r in runs
             if r.get("source") == "kdtui"
-            and (r.get("name") == name or _names_key(name, r.get("group_key") or ""))
+            and (r.get("name") == name or names_key(name, r.get("group_key") or ""))
         ]
         done = [r for r in mine if r.get("status") == "done"]
         if not mine:

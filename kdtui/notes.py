@@ -28,7 +28,14 @@ from pathlib import Path
 from typing import Any, Literal
 
 from kdtui.results import Stats, group_rows
-from kdtui.store import Store, atomic_write, close_names, fold_event, initial_summary
+from kdtui.store import (
+    Store,
+    atomic_write,
+    close_names,
+    fold_event,
+    initial_summary,
+    names_key,
+)
 
 DEFAULT_LABELS = (
     "Average",
@@ -872,7 +879,13 @@ def record(
     if problem:
         raise NotesError(problem)
     runs = store.runs()
-    keys = sorted({r["group_key"] for r in runs if group in (r.get("name"), r.get("group_key"))})
+    keys = sorted(
+        {
+            r["group_key"]
+            for r in runs
+            if group == r.get("name") or names_key(group, r.get("group_key") or "")
+        }
+    )
     if len(keys) > 1:
         raise NotesError(
             f"{group!r} names {len(keys)} groups ({', '.join(k[:12] for k in keys)}); give its group key instead"
@@ -887,6 +900,11 @@ def record(
     if seed is None:
         used = {r.get("seed") for r in members}
         seed = next(s for s in range(len(used) + 1) if s not in used)
+    replaced = [r for r in members if r.get("seed") == seed and r.get("source") == "record"]
+    if replaced and replaced[0].get("best_acc") != value:
+        warnings.append(
+            f"seed {seed} was {replaced[0].get('best_acc')} (recorded before): replaced"
+        )
     held = [r for r in members if r.get("seed") == seed and r.get("source") != "record"]
     if held:  # only a value recorded by hand is replaced by another
         raise NotesError(

@@ -81,6 +81,13 @@ class GroupRow:
     def n(self) -> int:
         return len(self.best_by_seed)
 
+    def digits(self, digits: int) -> int:
+        """Decimals to show: two more for a group written as fractions (0.7412), so that
+        it keeps the precision its percentages would have."""
+        values = [v for v in self.best_by_seed.values() if math.isfinite(v)]
+        fractions = values and all(0 <= v <= 1 for v in values) and any(0 < v < 1 for v in values)
+        return digits + 2 if fractions else digits
+
     def nonfinite_seeds(self, metric: Metric | None = None) -> list[int]:
         """Done seeds with a nan or inf accuracy, left out of the statistics: of ``metric``
         (best or last epoch), or of either when both are shown."""
@@ -216,6 +223,7 @@ def summarize(
     """Mean ± std, min and max over the seeds that finished, whatever happened to the
     others: a failed or cancelled seed is named in ``note``, it does not hide the rest."""
     stats = row.best if metric == "best" else row.last
+    digits = row.digits(digits)
     mean = stats.mean_pm_std(digits) if stats.mean is not None else missing
     return Summary(
         mean,
@@ -247,8 +255,9 @@ def export_cells(r: GroupRow, digits: int = 2, missing: str = "–") -> list[str
     # Seeds 0..n-1 read by position; any other set names each seed, so a failed or
     # cancelled seed left out cannot shift the others.
     named = [s for s, _ in done] != list(range(len(done)))
+    places = r.digits(digits)
     seeds = ", ".join(
-        (f"s{s}=" if named else "") + (_fmt(v, digits, missing) if math.isfinite(v) else missing)
+        (f"s{s}=" if named else "") + (_fmt(v, places, missing) if math.isfinite(v) else missing)
         for s, v in done
     )
     return [
@@ -299,8 +308,9 @@ def csv_table(rows: list[GroupRow], digits: int = 4) -> str:
     for r in rows:
         name, label, loss, n, _, lo, hi, _, seeds, note = export_cells(r, digits, missing="")
         b, last = r.best, r.last
-        mean_std = [_fmt(v, digits, "") for v in (b.mean, b.std)]
-        last_mean_std = [_fmt(v, digits, "") for v in (last.mean, last.std)]
+        places = r.digits(digits)
+        mean_std = [_fmt(v, places, "") for v in (b.mean, b.std)]
+        last_mean_std = [_fmt(v, places, "") for v in (last.mean, last.std)]
         writer.writerow(
             [name, r.group_key, label, loss, n, *mean_std, lo, hi, *last_mean_std, seeds, note]
         )

@@ -616,7 +616,10 @@ class SpecError(Exception):
     def __init__(self, problems: list[Problem], source: str = "spec"):
         self.problems = problems
         self.source = source
-        super().__init__(f"{source}: {len(problems)} problem(s)\n" + "\n".join(map(str, problems)))
+        super().__init__(
+            f"{source}: {len(problems)} problem{'s' * (len(problems) != 1)}\n"
+            + "\n".join(map(str, problems))
+        )
 
 
 _UNION_TAGS = {

@@ -472,8 +472,8 @@ class Store:
         after = set(old["runs"])
         return (
             f"rebuilt {len(after)} runs from their folders "
-            f"({len(after - before)} were missing from the index, "
-            f"{len(before - after)} had no folder)"
+            f"(missing from the index: {len(after - before)}; "
+            f"in the index without a folder: {len(before - after)})"
         )
 
     def _summaries_from_folders(self) -> list[dict[str, Any]]:
@@ -566,10 +566,18 @@ def end_event(status: str, reason: str, at: float | None = None) -> dict[str, An
     return {"type": "end", "status": status, "reason": reason, "time": at or time.time()}
 
 
+def names_key(ref: str, key: str) -> bool:
+    """A group key, or its first 6+ characters as tables show it (``[761168]``)."""
+    return len(ref) >= 6 and key.startswith(ref)
+
+
 def close_names(name: str, runs: list[dict[str, Any]]) -> list[str]:
-    """Experiment names of the store that look like ``name`` (a typo's likely meaning)."""
+    """Experiment names of the store that look like ``name`` (a typo's likely meaning, or
+    the start of a longer name)."""
     names = sorted({r["name"] for r in runs if r.get("name")})
-    return difflib.get_close_matches(name, names, n=5, cutoff=0.6)
+    longer = [n for n in names if n.startswith(name) and n != name]
+    close = difflib.get_close_matches(name, names, n=5, cutoff=0.6)
+    return list(dict.fromkeys(longer + close))[:5]
 
 
 def need_group(need: dict[str, Any], runs: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -153,6 +153,10 @@ async def test_stop_resume_and_more_seeds(tmp_path: Path, runner_calls: list[Pat
         prompt.query_one("#field-seeds").value = "5, 5"
         await pilot.press("enter")
         await until(pilot, lambda: "twice" in str(prompt.query_one("#error").render()), "twice")
+        for typed, said in (("a", "not a seed: a"), ("", "give at least one seed")):
+            prompt.query_one("#field-seeds").value = typed
+            await pilot.press("enter")  # said in the dialog, which stays open
+            await until(pilot, lambda s=said: s in str(prompt.query_one("#error").render()), said)
         prompt.query_one("#field-seeds").value = "1, 2, 3"
         await pilot.press("enter")
         await until(pilot, lambda: len(grid(app).order) == 4, "three more runs")
@@ -444,8 +448,16 @@ async def test_edit_a_run_as_a_new_experiment(tmp_path: Path) -> None:
     app = make_app(store.root)
     async with app.run_test(size=SIZE) as pilot:
         await until(pilot, lambda: len(grid(app).order) == 11, "runs")
+        await pilot.press("2")  # an edit in the composer first...
+        screen = app.screen
+        await wait_checked(pilot, screen)
+        field(screen, "name").editor.value = "dirty"
+        await until(pilot, lambda: screen.has_edits(), "the edit")
+        await pilot.press("escape", "1")
         app.screen.query_one("#filter").value = "kd-gaf-to-signal-s1"
-        await pilot.press("e")
+        await pilot.press("e")  # ... which "edit as new" asks before dropping
+        await until(pilot, lambda: isinstance(app.screen, Prompt), "the question")
+        await pilot.click("#ok")
         screen = await until(
             pilot, lambda: isinstance(app.screen, ComposeScreen) and app.screen, "compose"
         )
@@ -486,12 +498,21 @@ async def test_new_asks_before_it_drops_edits_and_the_preview_follows_a_resize(
         await pilot.press("escape")  # no: the edit stays
         await pilot.pause(0.2)
         assert screen.form_value()["name"] == "mine"
-        await pilot.press("ctrl+n")
-        await until(pilot, lambda: isinstance(app.screen, Prompt), "the question")
+        await pilot.press("escape", "q")  # quitting asks too; enter (on Cancel) stays
+        ask = await until(pilot, lambda: isinstance(app.screen, Prompt) and app.screen, "quit?")
+        assert ask.prompt_title == "Quit, dropping the composer's edits?"
         await pilot.press("enter")
+        await pilot.pause(0.2)
+        assert app.is_running and screen.form_value()["name"] == "mine"
+        await pilot.press("ctrl+n")
+        ask = await until(pilot, lambda: isinstance(app.screen, Prompt) and app.screen, "again")
+        await pilot.click("#ok")  # yes, start again
         await until(
             pilot, lambda: (screen.form_value() or {}).get("name") == "my-experiment", "template"
         )
+        await wait_checked(pilot, screen)
+        await pilot.press("escape", "q")  # nothing to lose now: gone at once
+        await until(pilot, lambda: not app.is_running, "quit")
 
 
 async def test_compose_save_and_load(tmp_path: Path) -> None:
@@ -742,4 +763,4 @@ async def test_a_problem_of_the_whole_spec_is_shown_once(tmp_path: Path) -> None
         shown = [
             str(w.render()) for w in screen.query(Static) if "unknown field" in str(w.render())
         ]
-        assert shown == ["✗ foo: unknown field", "✗ 1 problem(s): foo: unknown field"]
+        assert shown == ["✗ foo: unknown field", "✗ 1 problem: foo: unknown field"]

@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 from kdtui import launcher, runner
 from kdtui.cli import app
 from kdtui.clikit import fmt_acc, plural
+from kdtui.spec import validate_spec
 from kdtui.store import Store
 
 cli = CliRunner()
@@ -230,6 +231,7 @@ def test_outside_results_show_no_epochs_and_show_says_their_note(here: Path) -> 
     (run,) = Store(ws).runs()
     shown = invoke("show", run["run_id"], "-w", str(ws)).stdout
     assert "source      record" in shown and "note        table 3 of the paper" in shown
+    assert "executor" not in shown and "  epoch " not in shown  # trained elsewhere
 
 
 def test_an_ambiguous_run_prefix_names_its_matches(here: Path) -> None:
@@ -263,6 +265,21 @@ def test_rm_moves_finished_runs_to_the_trash_and_leaves_active_ones(
     table = json.loads(invoke("table", "--format", "json", "-w", str(ws)).stdout)
     assert [(r["name"], r["n"]) for r in table if r["name"] == "paper"] == [("paper", 1)]
     assert "rebuilt 2 runs" in invoke("doctor", "-w", str(ws)).stdout  # the trash stays out
+
+
+def test_rm_keeps_a_teacher_that_a_waiting_student_needs(here: Path, no_runner: None) -> None:
+    ws = here / "ws"
+    store = Store(ws)
+    kd = {"loss": {"kd": {}}, "teachers": [{"experiment": "t"}]}
+    spec = validate_spec([tiny_experiment("t"), tiny_experiment("s", **kd)])
+    teacher, student = launcher.enqueue(store, spec)
+    store.record_event(teacher, {"type": "end", "status": "done", "best_acc": 50.0})
+    result = invoke("rm", teacher, teacher, "-y", "-w", str(ws))
+    assert result.exit_code == 2 and f"students need these teachers ({student})" in result.stderr
+    store.record_event(student, {"type": "end", "status": "cancelled", "reason": "asked"})
+    result = invoke("rm", teacher, teacher, "-y", "-w", str(ws))
+    assert result.exit_code == 0 and result.stdout.count(teacher) == 1  # named once
+    assert "removed 1 run" in result.stdout
 
 
 def test_stop_and_resume_with_nothing_named_are_usage_errors(here: Path) -> None:

@@ -268,7 +268,8 @@ def test_record_starts_or_joins_a_group_and_replaces_a_seed(tmp_path: Path):
     name = "T : WRN16-3(GAF), S : WRN16-1(sig) result"
     run, warnings = record(store, name, 68.3391)
     assert run["seed"] == 2 and run["group_key"] == group_key_for(name) and warnings == []
-    run2, _ = record(store, name, 68.5, seed=2, note="again")
+    run2, warnings = record(store, name, 68.5, seed=2, note="again")
+    assert warnings == ["seed 2 was 68.3391 (recorded before): replaced"]
     assert run2["run_id"] == run["run_id"]
     (row,) = [r for r in group_rows(store.runs()) if r.name == name]
     assert row.best_by_seed == {0: 68.2063, 1: 68.441, 2: 68.5}
@@ -281,6 +282,10 @@ def test_record_starts_or_joins_a_group_and_replaces_a_seed(tmp_path: Path):
     assert record(store, "WRN16-3(GAF) teacher", 74.05, force=True)[1] == []
     _, warnings = record(store, "WRN16-3(GAF) teachr", 0.7)  # a typo starts a new group: said
     assert warnings == ["'WRN16-3(GAF) teachr' is a new group (close: WRN16-3(GAF) teacher)"]
+    _, warnings = record(store, "brand", 70.5)  # the start of a name is close too
+    assert warnings == ["'brand' is a new group (close: brand new)"]
+    joined, _ = record(store, new["group_key"][:8], 71.0)  # a group key as tables show it
+    assert joined["group_key"] == new["group_key"] and joined["seed"] == 1
 
 
 def test_record_beside_trained_seeds_says_it_joins_their_mean(tmp_path: Path):

@@ -66,3 +66,12 @@ def test_latex_is_a_booktabs_tabular_with_escaped_cells():
 def test_no_rows_gives_just_the_header():
     assert markdown_table([]).count("\n") == 2
     assert csv_table([]).count("\n") == 1
+
+
+def test_a_group_of_fractions_keeps_its_precision():
+    rows = group_rows([run(0, 0.7412, last_acc=0.7412), run(1, 0.7389, last_acc=0.7389)])
+    md = markdown_table(rows)
+    assert "0.7400 ± 0.0016" in md and "0.7412, 0.7389" in md  # not 0.74 ± 0.00
+    assert "0.740050" in csv_table(rows)
+    percent = markdown_table(group_rows([run(0, 74.12), run(1, 1.0)]))
+    assert "37.56 ± 51.70" in percent  # one value ≤ 1 does not make a group of fractions

@@ -176,6 +176,10 @@ class RunActions:
 
         def check(values: dict[str, str]) -> str | None:
             seeds = parse_ints(values["seeds"])
+            if not seeds:
+                return "give at least one seed"
+            if bad := [s for s in seeds if not isinstance(s, int) or s < 0]:
+                return f"not a seed: {', '.join(map(str, bad))} (seeds are whole numbers ≥ 0)"
             if again := [s for s in seeds if s in used]:
                 return f"the group already has seed(s) {again}"
             if teacher_seeds is not None and (
@@ -282,11 +286,15 @@ class Prompt(ModalScreen[dict[str, str] | None]):
         fields: Sequence[Field],
         note: str = "",
         check: Callable[[dict[str, str]], str | None] | None = None,
+        *,
+        risky: bool = False,
     ) -> None:
         """``check`` returns what is wrong with the values, shown in the dialog, which then
-        stays open with everything typed so far; None lets them through."""
+        stays open with everything typed so far; None lets them through. A ``risky``
+        confirmation (something is lost) starts on Cancel: a second enter must not do it."""
         super().__init__()
         self.prompt_title, self.fields, self.note, self.check = title, list(fields), note, check
+        self.risky = risky
 
     def compose(self) -> ComposeResult:
         with Vertical() as box:
@@ -310,8 +318,8 @@ class Prompt(ModalScreen[dict[str, str] | None]):
                 yield Button("OK", id="ok", variant="primary")
 
     def on_mount(self) -> None:
-        if not self.fields:  # a confirmation: enter confirms
-            self.query_one("#ok", Button).focus()
+        if not self.fields:  # a confirmation: enter confirms, unless something is lost
+            self.query_one("#cancel" if self.risky else "#ok", Button).focus()
 
     def values(self) -> dict[str, str]:
         return {f.key: self.query_one(f"#field-{f.key}", Input).value for f in self.fields}

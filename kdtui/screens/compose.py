@@ -637,6 +637,7 @@ class ComposeScreen(LiveScreen):
 
     def on_mount(self) -> None:
         super().on_mount()
+        self.app.composer = self  # so that quitting can ask about unsaved edits
         self.call_after_refresh(self._edited)
         # The executor choice shows where Slurm can be reached (a login node)
         self.query_one("#executor").set_class(slurm_here(), "-slurm")
@@ -752,7 +753,7 @@ class ComposeScreen(LiveScreen):
             root.display = bool(root_text)
         status = self.query_one("#status", Static)
         if problems:
-            status.update(f"✗ {len(problems)} problem(s): {problems[0]}", layout=False)
+            status.update(f"✗ {plural(len(problems), 'problem')}: {problems[0]}", layout=False)
         else:
             seeds = raw.get("seeds", [0, 1, 2])
             n = len(seeds) if isinstance(seeds, list) else 0
@@ -826,21 +827,25 @@ class ComposeScreen(LiveScreen):
     def _keep(self, raw: dict[str, Any]) -> None:
         self._kept = raw
 
-    def _unless_edited(self, question: str, then: Callable[[], None]) -> None:
-        """``then()`` at once, or after a yes when the form holds edits not saved or
-        launched (they would be lost)."""
+    def has_edits(self) -> bool:
+        """Whether the form holds edits not saved or launched (they would be lost)."""
         raw = self.form_value()
-        if raw is None or self._kept is None or raw == self._kept:
+        return not (raw is None or self._kept is None or raw == self._kept)
+
+    def unless_edited(self, question: str, then: Callable[[], None]) -> None:
+        """``then()`` at once, or after a yes when the form holds edits (``has_edits``)."""
+        if not self.has_edits():
             then()
             return
         note = "The form has edits that were not saved or launched (ctrl+s saves them)."
         self.app.push_screen(
-            Prompt(question, [], note=note), lambda values: values is not None and then()
+            Prompt(question, [], note=note, risky=True),
+            lambda values: values is not None and then(),
         )
 
     @on(Button.Pressed, "#new")
     def action_new(self) -> None:
-        self._unless_edited(
+        self.unless_edited(
             "Start again from the template?",
             lambda: self.call_later(self.load_experiment, dict(TEMPLATE), Path.cwd()),
         )
@@ -888,7 +893,7 @@ class ComposeScreen(LiveScreen):
         held = f"It holds {plural(len(names), 'experiment')}: {', '.join(names)}. " if names else ""
         note = f"{held}Saving replaces the whole file with this one experiment."
         self.app.push_screen(
-            Prompt(f"Overwrite {path}?", [], note=note),
+            Prompt(f"Overwrite {path}?", [], note=note, risky=True),
             lambda values: values is not None and self._save(path, raw, overwrite=True),
         )
 
@@ -897,7 +902,7 @@ class ComposeScreen(LiveScreen):
         def done(values: dict[str, str] | None) -> None:
             if values and values["path"].strip():
                 path = Path(values["path"].strip()).expanduser()
-                self._unless_edited(f"Load {path} over your edits?", lambda: self._load(path))
+                self.unless_edited(f"Load {path} over your edits?", lambda: self._load(path))
 
         self.app.push_screen(
             Prompt(
@@ -944,6 +949,10 @@ class ComposeScreen(LiveScreen):
             ),
             done,
         )
+
+    def edit_run(self, run_id: str) -> None:
+        """A run's experiment in the form ("edit as new"), asking before edits are lost."""
+        self.unless_edited(f"Edit {run_id} as new, over your edits?", lambda: self.load_run(run_id))
 
     @work(thread=True, group="compose-files")
     def load_run(self, run_id: str) -> None:

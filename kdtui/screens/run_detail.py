@@ -103,7 +103,8 @@ class RunDetailScreen(RunActions, LiveScreen):
         text.append(f"{run.get('label', '')} · {run.get('loss', '')} · {run.get('dataset', '')}")
         outside = run.get("source", "kdtui") != "kdtui"
         where = f"outside result ({run.get('source')})" if outside else run.get("device")
-        text.append(f" · {where or 'no device yet'}", style="dim")
+        unborn = "no device yet" if status in ("queued", "running") else "never started"
+        text.append(f" · {where or unborn}", style="dim")
         summary = self.query_one("#summary", Static)
         if summary.content != text:  # polls repeat it mostly unchanged
             summary.update(text)
@@ -229,7 +230,15 @@ class RunDetailScreen(RunActions, LiveScreen):
             plt.plot(x, loss, label="train loss", marker="braille", yside="right")
             plt.xticks(x[:: max(1, -(-len(x) // 8))])  # whole epochs, at most 8 ticks
         plt.xlabel("epoch")
-        plt.title("accuracy (left) and training loss (right)" if x else "no epochs yet")
+        run = self.selected_run() or {}
+        none = (
+            "an outside result: no epochs"
+            if run.get("source", "kdtui") != "kdtui"
+            else "no epochs yet"
+            if run.get("status") in ("queued", "running")
+            else "no epochs"
+        )
+        plt.title("accuracy (left) and training loss (right)" if x else none)
         widget.refresh()
 
 
