@@ -192,19 +192,20 @@ def run(
     except launcher.ExecutorError as exc:
         err.print(f"[red]error:[/] {escape(str(exc))}")
         raise typer.Exit(2) from None
-    for name, others in launcher.names_taken(store, loaded).items():
+    stored = store.runs() if store.index_path.exists() else []
+    for name, others in launcher.names_taken(stored, loaded).items():
         err.print(
             f"[yellow]note:[/] {escape(name)!r} already names another configuration "
             f"(group {', '.join(k[:12] for k in others)}): a student naming it from the store "
             "will have to give a group key"
         )
     keys = set(loaded.group_keys.values())
-    if (again := launcher.seeds_in_store(store, loaded)) and skip_done:
+    if (again := launcher.seeds_in_store(stored, loaded)) and skip_done:
         loaded = launcher.without_seeds(loaded, again)
         out.print(f"skipped, in the store already: {escape(launcher.seeds_text(again))}")
         if not loaded.experiments:
             out.print("nothing to run: every seed is in the store")
-            print_rows(group_rows([r for r in store.runs() if r.get("group_key") in keys]))
+            print_rows(group_rows([r for r in stored if r.get("group_key") in keys]))
             return
     elif again:
         err.print(

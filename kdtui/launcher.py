@@ -127,11 +127,12 @@ def plan(spec: LoadedSpec) -> list[dict[str, Any]]:
     return out
 
 
-def seeds_in_store(store: Store, loaded: LoadedSpec) -> dict[str, list[int]]:
-    """Per experiment, the seeds its group already has done, queued or running runs of:
-    launching them trains them again, and a seed's latest run is the one that counts."""
+def seeds_in_store(runs: list[dict[str, Any]], loaded: LoadedSpec) -> dict[str, list[int]]:
+    """Per experiment, the seeds its group already has done, queued or running runs of
+    (among ``runs``, the store's): launching them trains them again, and a seed's latest
+    run is the one that counts."""
     have: dict[str, set[Any]] = {}
-    for r in store.runs() if store.index_path.exists() else []:
+    for r in runs:
         if r.get("status") in ACTIVE or r.get("status") == "done":
             have.setdefault(r.get("group_key", ""), set()).add(r.get("seed"))
     again = {
@@ -141,11 +142,12 @@ def seeds_in_store(store: Store, loaded: LoadedSpec) -> dict[str, list[int]]:
     return {name: seeds for name, seeds in again.items() if seeds}
 
 
-def names_taken(store: Store, loaded: LoadedSpec) -> dict[str, list[str]]:
-    """Experiments whose name already names another configuration (group) in the store, with
-    those groups' keys: after this launch a teacher named so from the store is ambiguous."""
+def names_taken(runs: list[dict[str, Any]], loaded: LoadedSpec) -> dict[str, list[str]]:
+    """Experiments whose name already names another configuration (group) among ``runs``
+    (the store's), with those groups' keys: after this launch a teacher named so from the
+    store is ambiguous."""
     others: dict[str, set[str]] = {}
-    for r in store.runs() if store.index_path.exists() else []:
+    for r in runs:
         if r.get("source", "kdtui") == "kdtui":
             others.setdefault(r.get("name", ""), set()).add(r.get("group_key", ""))
     taken = {
@@ -419,7 +421,7 @@ def revive_runner(store: Store) -> int:
     """Start the queue runner again when local runs wait in the queue but no runner is
     alive (it was killed, or the machine rebooted), so no queued run is stranded; returns
     how many runs it was started for (0: nothing to do)."""
-    if not store.index_path.exists():
+    if not store.index_path.exists() or runner_alive(store):  # the lock, before the index
         return 0
     # Runs queued a moment ago are their launcher's to start (it may be starting it now).
     settled = time.time() - REVIVE_AFTER_S
@@ -431,7 +433,7 @@ def revive_runner(store: Store) -> int:
         and not r.get("cancel_requested")
         and (r.get("created") or 0) < settled
     ]
-    if not waiting or runner_alive(store):
+    if not waiting:
         return 0
     ensure_runner(store)
     return len(waiting)

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from kdtui.results import Stats, group_rows
+from kdtui.results import Stats, group_rows, scales
 from kdtui.store import (
     Store,
     atomic_write,
@@ -135,11 +135,15 @@ class Block:
     def mixed_scale(self) -> str | None:
         """Why the numbers look like fractions and percentages side by side (0.69 next to
         68.2), which would make their average mean nothing; None when they agree."""
-        shown = [(s.value, s.text) for s in self.seeds if s.value is not None]
-        small = [t for v, t in shown if 0 < v < 1]  # 0 and 1 read the same either way
-        large = [t for v, t in shown if 1 < v <= 100]
-        if small and large:
-            return f"{small[0]} next to {large[0]}: fractions and percentages mixed?"
+        first = {}  # the first item written on each scale
+        for s in self.seeds:
+            if s.value is not None:
+                for scale in scales([s.value]):
+                    first.setdefault(scale, s.text)
+        if len(first) == 2:
+            return (
+                f"{first['fraction']} next to {first['percent']}: fractions and percentages mixed?"
+            )
         return None
 
 
@@ -911,15 +915,16 @@ def record(
             f"seed {seed} of {group!r} is run {held[0]['run_id']} "
             f"(from {held[0].get('source')}); record another seed"
         )
-    others = [  # 0 and 1 read the same as a fraction or a percentage: they tell nothing
+    theirs = scales(
         r["best_acc"]
         for r in members
-        if r.get("status") == "done" and r.get("best_acc") not in (None, 0, 1) and r["seed"] != seed
-    ]
-    if not force and value not in (0, 1) and _fractions(others) not in (None, _fractions([value])):
+        if r.get("status") == "done" and r.get("best_acc") is not None and r["seed"] != seed
+    )
+    mine = scales([value])
+    if not force and mine and theirs and mine.isdisjoint(theirs):
         # 0.7 beside 70s would make the group's mean mean nothing
         kind, other = (
-            ("fractions", value / 100) if _fractions(others) else ("percentages", value * 100)
+            ("fractions", value / 100) if "fraction" in theirs else ("percentages", value * 100)
         )
         raise NotesError(
             f"the other results of {group!r} are {kind}: write {other:g}, or --force for {value:g}"

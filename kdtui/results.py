@@ -84,9 +84,7 @@ class GroupRow:
     def digits(self, digits: int) -> int:
         """Decimals to show: two more for a group written as fractions (0.7412), so that
         it keeps the precision its percentages would have."""
-        values = [v for v in self.best_by_seed.values() if math.isfinite(v)]
-        fractions = values and all(0 <= v <= 1 for v in values) and any(0 < v < 1 for v in values)
-        return digits + 2 if fractions else digits
+        return digits + 2 if scales(self.best_by_seed.values()) == {"fraction"} else digits
 
     def nonfinite_seeds(self, metric: Metric | None = None) -> list[int]:
         """Done seeds with a nan or inf accuracy, left out of the statistics: of ``metric``
@@ -135,6 +133,14 @@ class GroupRow:
 # Ended seeds without a result, named by what happened, in this order in a note.
 ENDED_ORDER = ("failed", "crashed", "cancelled", "done")
 ENDED_NAMES = {"done": "without accuracy", "None": "without status"}
+
+
+def scales(values: Iterable[float]) -> set[Literal["fraction", "percent"]]:
+    """How accuracies are written: as fractions (0.682), percentages (68.2), or both
+    (mixed up). 0 and 1 read the same either way and tell nothing; nan and inf neither."""
+    return {
+        "fraction" if v < 1 else "percent" for v in values if math.isfinite(v) and v not in (0, 1)
+    }
 
 
 def _round(value: float | int | None, ndigits: int = 6) -> float | int | None:

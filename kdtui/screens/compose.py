@@ -9,7 +9,6 @@ field whose JSON path it names, or under the nearest section that exists.
 
 from __future__ import annotations
 
-import contextlib
 import inspect
 import json
 import re
@@ -702,10 +701,8 @@ class ComposeScreen(LiveScreen):
     def _check(self, raw: dict[str, Any]) -> None:
         """Validate in a worker: teacher references are looked up in the store."""
         loaded, problems = self._validate(raw)
-        again: dict[str, list[int]] = {}
-        if loaded is not None:
-            with contextlib.suppress(StoreError, OSError):  # a hint only: the check stands
-                again = launcher.seeds_in_store(self.app.store, loaded)
+        snapshot = self.app.snapshot  # the runs in memory: no index read per check
+        again = launcher.seeds_in_store(snapshot.runs, loaded) if loaded and snapshot else {}
         self.app.call_from_thread(self._show_check, raw, problems, again)
 
     def _validate(self, raw: dict[str, Any]) -> tuple[LoadedSpec | None, list[Problem]]:
