@@ -138,8 +138,8 @@ def ref_amd(
         if x.ndim == 2:
             h, w = x.shape[0] // 2, x.shape[1] // 2
             return [x[:h, :w].ravel(), x[:h, w:].ravel(), x[h:, :w].ravel(), x[h:, w:].ravel()]
-        q = x.shape[0] // 4
-        return [x[i * q : (i + 1) * q] for i in range(4)]
+        cut = [k * x.shape[0] // 4 for k in range(5)]
+        return [x[cut[i] : cut[i + 1]] for i in range(4)]
 
     quads = [
         ref_amd_regions([cuts(x)[r] for x in a_s], [cuts(x)[r] for x in a_t], m, s)
@@ -256,6 +256,27 @@ def test_amd_matches_formula_2d(local: bool) -> None:
 def test_amd_matches_formula_1d(local: bool) -> None:
     s, t = randn(3, 4, 32, seed=15), randn(3, 5, 32, seed=16)
     close(amd_loss(s, t, local=local), ref_amd(np64(s), np64(t), local=local), rtol=1e-4)
+
+
+@pytest.mark.parametrize(
+    ("s_shape", "t_shape"),
+    [((3, 4, 5, 5), (3, 6, 5, 5)), ((3, 4, 5, 7), (3, 2, 5, 7)), ((3, 4, 7), (3, 5, 7))],
+)
+def test_amd_local_on_odd_maps_gives_the_extra_row_column_or_step_to_the_later_region(
+    s_shape: tuple[int, ...], t_shape: tuple[int, ...]
+) -> None:
+    """The authors cut at int(H/2), int(W/2): on a 5×5 map the first quadrant is 2×2 and the
+    last 3×3 (tensor_split gave 3×3 first); a 1-D map of 7 steps cuts at 1, 3, 5."""
+    s, t = randn(*s_shape, seed=31), randn(*t_shape, seed=32) * 2
+    close(amd_loss(s, t, local=True), ref_amd(np64(s), np64(t), local=True), rtol=1e-4)
+
+
+def test_amd_local_region_sizes_on_odd_maps() -> None:
+    from kdtui.engine.losses import _regions
+
+    quads = _regions(torch.zeros(1, 1, 5, 5))
+    assert [q.shape[1] for q in quads] == [4, 6, 6, 9]
+    assert [r.shape[1] for r in _regions(torch.zeros(1, 1, 5))] == [1, 1, 1, 2]
 
 
 def test_rkd_distance_matches_pair_loops() -> None:

@@ -169,7 +169,9 @@ def at_loss(s_feat: Tensor, t_feat: Tensor, p: float = 2.0) -> Tensor:
     """Zagoruyko & Komodakis 2017, "Paying More Attention to Attention" (Attention Transfer).
 
     Q = vec(mean_c |f_c|^p) / ‖vec(mean_c |f_c|^p)‖₂ per sample;
-    L = mean_{b,n} (Q_s − Q_t)²  (the authors' code; the spec's weight plays β, 1000 there).
+    L = mean_{b,n} (Q_s − Q_t)², as the authors' code computes it. The spec's weight is β
+    (1000 in the paper and the code): the paper writes β/2 in front of the sum, but the
+    authors' code multiplies by β itself, and so does kdtui.
     Channel counts may differ (reduced away). The attention maps, not the features, go
     through align_feature_maps, so 1-D vs 2-D maps and differing lengths are accepted.
     """
@@ -212,11 +214,24 @@ def _amd_region(a_s: Tensor, a_t: Tensor, margin: float, scale: float) -> Tensor
     return torch.stack([F.mse_loss(x_s, x_t) for x_s, x_t in maps]).sum()
 
 
+def _cuts(size: int, parts: int) -> list[int]:
+    """Where ``parts`` regions of an axis of ``size`` start and end: at ⌊k·size/parts⌋, so
+    an odd row, column or step goes to the later region, as the authors' code cuts at
+    ``int(H / 2)`` (``tensor_split`` would give it to the earlier one)."""
+    return [k * size // parts for k in range(parts + 1)]
+
+
 def _regions(a: Tensor) -> list[Tensor]:
     """Four spatial quadrants of (B, 1, H, W), or four time segments of (B, 1, L), as (B, N)."""
     if a.dim() == 4:
-        return [q.flatten(1) for half in a.tensor_split(2, dim=2) for q in half.tensor_split(2, 3)]
-    return [seg.flatten(1) for seg in a.tensor_split(4, dim=2)]
+        rows, cols = _cuts(a.shape[2], 2), _cuts(a.shape[3], 2)
+        return [
+            a[:, :, rows[i] : rows[i + 1], cols[j] : cols[j + 1]].flatten(1)
+            for i in range(2)
+            for j in range(2)
+        ]
+    steps = _cuts(a.shape[2], 4)
+    return [a[:, :, steps[i] : steps[i + 1]].flatten(1) for i in range(4)]
 
 
 @_float32
@@ -238,7 +253,9 @@ def amd_loss(
     (the authors' code also divides this sum by 3; here that factor is left to the weight).
     local=True (AMD g+l): 0.8·L(global) + 0.2·mean of L over four regions, the regions cut
     from the globally normalised map a, as in the authors' code: spatial quadrants for 2-D
-    maps, four equal time segments for 1-D (and for a 1-D vs 2-D pair, which aligns as 1-D).
+    maps split at ⌊H/2⌋ and ⌊W/2⌋ (an odd row or column goes to the second half, as there),
+    four time segments for 1-D split at ⌊k·L/4⌋ (and for a 1-D vs 2-D pair, which aligns
+    as 1-D).
     Channel counts may differ (reduced away); the energy maps go through align_feature_maps.
     """
     _check_maps(s_feat, t_feat, "amd_loss")
@@ -350,6 +367,8 @@ def amc_loss(emb: Tensor, labels: Tensor, margin: float = 0.5) -> Tensor:
     d = arccos⟨z₁, z₂⟩ (the geodesic distance on the sphere; argument clamped);
     L = mean over pairs of d² if same class, else max(0, margin − d)².
     B < 2 has no pair: the loss is 0 (still in the graph). labels: hard int labels (B,).
+    The authors weight this term 0.1 and ramp that weight up over training; the caller's
+    weight here is constant from the first epoch.
     """
     if emb.dim() != 2:
         raise ValueError(f"amc_loss: emb must be (B, D), got {tuple(emb.shape)}")
