@@ -22,6 +22,7 @@ import threading
 import time
 import traceback
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -363,6 +364,35 @@ class Heartbeat:
         self._stop.set()
 
 
+@dataclass
+class Training:
+    """What one run trains with: built once by ``Engine.set_up``, read by every epoch."""
+
+    device: torch.device
+    num_classes: int
+    train: Split
+    test: Split
+    student: WideResNet
+    forward: Callable[[Tensor], ModelOutput]  # the student, compiled when the spec asks
+    objective: Objective
+    opt: torch.optim.Optimizer
+    sched: torch.optim.lr_scheduler.LRScheduler
+    gen: torch.Generator  # shuffling, mixing and crops: saved in last.pt
+    amp_dtype: torch.dtype | None
+    scaler: torch.amp.GradScaler
+    teachers: list[Teacher]
+    cached: list[teacher_cache.CachedTeacher] | None  # the teachers' outputs, when cached
+    s_view: str
+    mixing: str | None
+    start_epoch: int
+    best_acc: float
+
+    @property
+    def batch_views(self) -> set[str] | None:
+        """The views a batch needs: the teachers' inputs are not needed when cached."""
+        return {self.s_view} if self.cached else None
+
+
 class Engine:
     def __init__(self, run_dir: Path):
         self.run_dir = run_dir.resolve()
@@ -410,15 +440,24 @@ class Engine:
         return {"best_acc": best["acc"], "best_epoch": best["epoch"], "last_acc": epochs[-1]["acc"]}
 
     def train(self, heartbeat: Heartbeat) -> None:
-        exp = self.exp
-        threads = os.environ.get("KDTUI_THREADS")
-        if threads:
-            torch.set_num_threads(int(threads))
-        device = pick_device(exp.device)
-        seed_everything(self.seed)
-        if device.type == "cuda":
-            torch.backends.cudnn.benchmark = True  # speed over bitwise repeatability on GPU
+        """Set up, train epoch after epoch (each one checkpointed and recorded), end."""
+        t = self.set_up(heartbeat)
+        for epoch in range(t.start_epoch, self.exp.epochs + 1):
+            heartbeat.epoch = epoch
+            self.run_epoch(t, epoch)
+            if self.cancel.is_set():
+                raise Cancelled
+        self.event("end", status="done", **self.bests())
+        log("done")
 
+    # ------------------------------------------------------------------ set-up steps
+
+    def set_up(self, heartbeat: Heartbeat) -> Training:
+        """Device and seeds, data, teachers, the start event, then the views and the
+        student with its optimiser, resumed from ``last.pt`` when there is one. The order
+        is the order the random generators are drawn from: changing it changes results."""
+        exp = self.exp
+        device = self.configure_torch()
         arrays = load_arrays(exp.data.model_dump(mode="json"))
         log(
             f"data {exp.data.dataset}: train {arrays.X_train.shape}, test {arrays.X_test.shape}, {arrays.num_classes} classes"
@@ -436,13 +475,34 @@ class Engine:
             command=[sys.executable, "-m", "kdtui.engine", str(self.run_dir)],
         )
         heartbeat.start()
-
         models = [exp.student] + [t.model for t in exp.teachers if t.model]
         train, test = prepare_splits(arrays, models, self.store.cache_dir, device)
+        return self.build(arrays, teachers, train, test, device)
 
+    def configure_torch(self) -> torch.device:
+        """Threads, device, seeds; cudnn autotune on GPU (speed over bitwise repeatability)."""
+        threads = os.environ.get("KDTUI_THREADS")
+        if threads:
+            torch.set_num_threads(int(threads))
+        device = pick_device(self.exp.device)
+        seed_everything(self.seed)
+        if device.type == "cuda":
+            torch.backends.cudnn.benchmark = True
+        return device
+
+    def build(
+        self,
+        arrays: datasets.Arrays,
+        teachers: list[Teacher],
+        train: Split,
+        test: Split,
+        device: torch.device,
+    ) -> Training:
+        """The student, the objective, optimiser and schedule (resumed if there is a
+        ``last.pt``), precision, and the teachers' cached outputs."""
+        exp = self.exp
         student = build_model(exp.student, arrays).to(device)
-        channels_last = device.type == "cuda" and exp.channels_last and exp.student.dim == 2
-        if channels_last:
+        if device.type == "cuda" and exp.channels_last and exp.student.dim == 2:
             student = student.to(memory_format=torch.channels_last)
         objective = Objective(
             exp.loss,
@@ -460,92 +520,121 @@ class Engine:
         sched = make_scheduler(exp, opt)
         gen = torch.Generator().manual_seed(self.seed)
         start_epoch, best_acc = self.resume(student, objective, opt, sched, gen)
-        forward = torch.compile(student) if exp.compile else student
         amp_dtype = amp_dtype_for(exp.amp, device)
-        scaler = torch.amp.GradScaler("cuda", enabled=amp_dtype == torch.float16)
-        s_view = view_id(exp.student)
-        mixing = exp.augment.method if exp.augment else None
-        cached = self.cached_teachers(teachers, train, arrays.key, device, amp_dtype)
-        batch_views = {s_view} if cached else None  # teachers' inputs are not needed then
+        t = Training(
+            device=device,
+            num_classes=arrays.num_classes,
+            train=train,
+            test=test,
+            student=student,
+            forward=torch.compile(student) if exp.compile else student,
+            objective=objective,
+            opt=opt,
+            sched=sched,
+            gen=gen,
+            amp_dtype=amp_dtype,
+            scaler=torch.amp.GradScaler("cuda", enabled=amp_dtype == torch.float16),
+            teachers=teachers,
+            cached=self.cached_teachers(teachers, train, arrays.key, device, amp_dtype),
+            s_view=view_id(exp.student),
+            mixing=exp.augment.method if exp.augment else None,
+            start_epoch=start_epoch,
+            best_acc=best_acc,
+        )
         log(
             f"student {exp.student.label()}: {sum(p.numel() for p in student.parameters()):,} parameters, on {device}; loss {exp.loss_label()}"
         )
+        return t
 
-        for epoch in range(start_epoch, exp.epochs + 1):
-            heartbeat.epoch = epoch
-            t0 = time.perf_counter()
-            student.train()
-            perm = torch.randperm(len(train), generator=gen).to(device)
-            total, sums, n_batches = torch.zeros((), device=device), {}, 0
-            for i in range(0, len(perm), exp.batch_size):
-                idx = perm[i : i + exp.batch_size]
-                if len(idx) < 2:
-                    continue  # batch norm cannot train on a single sample
-                if self.cancel.is_set():
-                    raise Cancelled
-                views, labels = train.take(idx, gen, only=batch_views)
-                views, target, hard = augment.mix_batch(
-                    views, labels, arrays.num_classes, mixing, s_view, gen
-                )
-                with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
-                    with torch.no_grad():
-                        t_outs = (
-                            [c.take(idx) for c in cached]
-                            if cached
-                            else [t.model(views[t.view]) for t in teachers]
-                        )
-                    s_out: ModelOutput = forward(views[s_view])
-                    loss, parts = objective(s_out, t_outs, target, hard)
-                opt.zero_grad(set_to_none=True)
-                scaler.scale(loss).backward()
-                scaler.step(opt)
-                scaler.update()
-                total += loss.detach()
-                for k, v in parts.items():
-                    sums[k] = sums.get(k, 0) + v
-                n_batches += 1
-            train_loss = float(total) / max(n_batches, 1)
-            if not np.isfinite(train_loss):
-                raise Diverged(f"diverged at epoch {epoch} (train loss {train_loss})")
-            lr = opt.param_groups[0]["lr"]
-            sched.step()
-            metrics = evaluate(student, test, s_view, exp.batch_size, amp_dtype, device)
-            record = {
-                "type": "epoch",
-                "epoch": epoch,
-                "train_loss": train_loss,
-                "parts": {k: float(v) / n_batches for k, v in sums.items()},
-                "lr": lr,
-                "seconds": round(time.perf_counter() - t0, 4),
-                **metrics,
-            }
-            if metrics["acc"] > best_acc:
-                best_acc = metrics["acc"]
-                self.save(
-                    "best", {"model": student.state_dict(), "epoch": epoch, "acc": metrics["acc"]}
-                )
-            self.save(
-                "last",
-                {
-                    "model": student.state_dict(),
-                    "objective": objective.state_dict(),
-                    "optim": opt.state_dict(),
-                    "sched": sched.state_dict(),
-                    "gen": gen.get_state(),
-                    "torch_rng": torch.get_rng_state(),
-                    "epoch": epoch,
-                    "best_acc": best_acc,
-                    "event": json.dumps(record),
-                },
-            )
-            self.event("epoch", **{k: v for k, v in record.items() if k != "type"})
-            log(
-                f"epoch {epoch}/{exp.epochs}: loss {train_loss:.4f}, test acc {metrics['acc']:.2f}% (best {best_acc:.2f}%), {record['seconds']:.2f} s"
-            )
+    # ------------------------------------------------------------------ one epoch
+
+    def run_epoch(self, t: Training, epoch: int) -> None:
+        """Train on every batch, step the schedule, evaluate, checkpoint, record."""
+        t0 = time.perf_counter()
+        train_loss, parts = self.train_epoch(t, epoch)
+        lr = t.opt.param_groups[0]["lr"]
+        t.sched.step()
+        bs = self.exp.batch_size
+        metrics = evaluate(t.student, t.test, t.s_view, bs, t.amp_dtype, t.device)
+        record = {
+            "type": "epoch",
+            "epoch": epoch,
+            "train_loss": train_loss,
+            "parts": parts,
+            "lr": lr,
+            "seconds": round(time.perf_counter() - t0, 4),
+            **metrics,
+        }
+        self.checkpoint(t, record)
+        self.event("epoch", **{k: v for k, v in record.items() if k != "type"})
+        log(
+            f"epoch {epoch}/{self.exp.epochs}: loss {train_loss:.4f}, test acc {metrics['acc']:.2f}% (best {t.best_acc:.2f}%), {record['seconds']:.2f} s"
+        )
+
+    def train_epoch(self, t: Training, epoch: int) -> tuple[float, dict[str, float]]:
+        """One pass over the shuffled train split: the mean loss and its mean parts."""
+        t.student.train()
+        perm = torch.randperm(len(t.train), generator=t.gen).to(t.device)
+        total, sums, n_batches = torch.zeros((), device=t.device), {}, 0
+        for i in range(0, len(perm), self.exp.batch_size):
+            idx = perm[i : i + self.exp.batch_size]
+            if len(idx) < 2:
+                continue  # batch norm cannot train on a single sample
             if self.cancel.is_set():
                 raise Cancelled
-        self.event("end", status="done", **self.bests())
-        log("done")
+            loss, parts = self.train_step(t, idx)
+            total += loss
+            for k, v in parts.items():
+                sums[k] = sums.get(k, 0) + v
+            n_batches += 1
+        train_loss = float(total) / max(n_batches, 1)
+        if not np.isfinite(train_loss):
+            raise Diverged(f"diverged at epoch {epoch} (train loss {train_loss})")
+        return train_loss, {k: float(v) / n_batches for k, v in sums.items()}
+
+    def train_step(self, t: Training, idx: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
+        """One optimiser step on the samples ``idx``: their loss and its parts, detached."""
+        views, labels = t.train.take(idx, t.gen, only=t.batch_views)
+        views, target, hard = augment.mix_batch(
+            views, labels, t.num_classes, t.mixing, t.s_view, t.gen
+        )
+        amp = t.amp_dtype
+        with torch.autocast(t.device.type, dtype=amp, enabled=amp is not None):
+            with torch.no_grad():
+                t_outs = (
+                    [c.take(idx) for c in t.cached]
+                    if t.cached
+                    else [teacher.model(views[teacher.view]) for teacher in t.teachers]
+                )
+            s_out: ModelOutput = t.forward(views[t.s_view])
+            loss, parts = t.objective(s_out, t_outs, target, hard)
+        t.opt.zero_grad(set_to_none=True)
+        t.scaler.scale(loss).backward()
+        t.scaler.step(t.opt)
+        t.scaler.update()
+        return loss.detach(), parts
+
+    def checkpoint(self, t: Training, record: dict[str, Any]) -> None:
+        """``best.pt`` when the test accuracy improved, then ``last.pt`` with everything a
+        resume needs, this epoch's event included (see ``resume``)."""
+        epoch, acc = record["epoch"], record["acc"]
+        if acc > t.best_acc:
+            t.best_acc = acc
+            self.save("best", {"model": t.student.state_dict(), "epoch": epoch, "acc": acc})
+        self.save(
+            "last",
+            {
+                "model": t.student.state_dict(),
+                "objective": t.objective.state_dict(),
+                "optim": t.opt.state_dict(),
+                "sched": t.sched.state_dict(),
+                "gen": t.gen.get_state(),
+                "torch_rng": torch.get_rng_state(),
+                "epoch": epoch,
+                "best_acc": t.best_acc,
+                "event": json.dumps(record),
+            },
+        )
 
     def cached_teachers(
         self,
