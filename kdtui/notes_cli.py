@@ -18,6 +18,7 @@ from rich.table import Table
 from kdtui.clikit import Workspace, err, open_store, out
 from kdtui.notes import (
     DEFAULT_LABELS,
+    Filled,
     Notes,
     NotesError,
     Skipped,
@@ -197,6 +198,19 @@ def fill_cmd(
         n = sum(f.changed for f in report)
         err.print(f"dry run: nothing written ({n} block{'s' * (n != 1)} would change)")
         return
+    _print_filled(report)
+    if new == notes.data:
+        _say(f"nothing to change in {escape(str(notes_file))}")
+        return
+    try:
+        backup = _write_with_backup(notes_file, notes.data, new)
+    except OSError as exc:
+        raise _fail(f"{notes_file}: not written ({exc.strerror}): {exc.filename}") from None
+    _say(f"wrote {escape(str(notes_file))} (backup: {escape(str(backup))})")
+
+
+def _print_filled(report: Sequence[Filled]) -> None:
+    """A line per block (its new average, or why it was left alone), a line per seed filled."""
     for f in report:
         old = f.block.average.text if f.block.average else ""
         what = f.note or f.average or ""
@@ -208,14 +222,6 @@ def fill_cmd(
         _say(f"  line {f.block.line}  {escape(f.block.name)}: {escape(what)}{state}")
         for seed, text, origin in f.seeds:
             _say(f"      seed {seed} ← {escape(text)} ({escape(origin)})")
-    if new == notes.data:
-        _say(f"nothing to change in {escape(str(notes_file))}")
-        return
-    try:
-        backup = _write_with_backup(notes_file, notes.data, new)
-    except OSError as exc:
-        raise _fail(f"{notes_file}: not written ({exc.strerror}): {exc.filename}") from None
-    _say(f"wrote {escape(str(notes_file))} (backup: {escape(str(backup))})")
 
 
 def _store_values(
