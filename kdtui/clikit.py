@@ -1,20 +1,35 @@
 """What every ``kdtui`` command shares: consoles, the workspace option, opening the store
-(with crash reconciliation), and number formats."""
+(with crash reconciliation), and aligned printing. The number formats live in
+``kdtui.fmt`` (the app shows the same text); they are re-exported here for the commands."""
 
 from __future__ import annotations
 
 import os
-import time
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.style import Style
 
-from kdtui import launcher
+from kdtui import executors, launcher
+from kdtui.fmt import fmt_acc, fmt_age, fmt_epoch, plural
 from kdtui.store import Store, default_workspace
+
+__all__ = [
+    "STATUS_STYLE",
+    "Workspace",
+    "check_workspace",
+    "err",
+    "fmt_acc",
+    "fmt_age",
+    "fmt_epoch",
+    "open_store",
+    "out",
+    "plural",
+    "print_grid",
+]
 
 # Piped into a file or another program, output is not cut to Rich's default 80 columns
 # (loss labels are long); COLUMNS, when set, still decides.
@@ -70,11 +85,6 @@ STATUS_STYLE = {
 }
 
 
-def plural(n: int, word: str, many: str | None = None) -> str:
-    """``1 run``, ``2 runs``; ``many`` for irregular plurals."""
-    return f"{n} {word if n == 1 else many or word + 's'}"
-
-
 def check_workspace(root: Path) -> Path:
     """Exit 2 unless ``root`` is, or can become, a folder: a file there (or in its path)
     would otherwise surface as a NotADirectoryError traceback, or as an empty workspace."""
@@ -94,38 +104,13 @@ def open_store(workspace: Path | None, reconcile: bool = True) -> Store:
     """The workspace's store, with crashed runs detected and any recovery announced."""
     store = Store(check_workspace(workspace or default_workspace()))
     if reconcile and store.index_path.exists():
-        for line in store.reconcile():
+        for line in executors.reconcile(store):
             err.print(f"[magenta]reconciled[/] {escape(line)}")
     if reconcile and (waiting := launcher.revive_runner(store)):
         err.print(f"[magenta]restarted[/] the queue runner: {plural(waiting, 'run')} waited for it")
     for notice in store.notices:
         err.print(f"[yellow]kdtui:[/] {escape(notice)}")
     return store
-
-
-def fmt_acc(value: Any) -> str:
-    """An accuracy as shown in tables; what is not a number (a hand-edited index) as is."""
-    if value is None:
-        return "–"
-    return f"{value:.2f}" if isinstance(value, int | float) else str(value)
-
-
-def fmt_epoch(run: dict[str, Any]) -> str:
-    """Training progress, ``3/30``; an outside result (notes, record) trained nowhere: –."""
-    if run.get("source", "kdtui") != "kdtui":
-        return "–"
-    return f"{run.get('epoch') or 0}/{run.get('epochs') or '?'}"
-
-
-def fmt_age(ts: float | None, now: float | None = None) -> str:
-    """Time since ``ts``, e.g. ``5m``; ``now`` lets the TUI freeze the clock in screenshots."""
-    if not ts:
-        return "–"
-    s = max(0, (time.time() if now is None else now) - ts)
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if s >= size:
-            return f"{s / size:.0f}{unit}"
-    return f"{s:.0f}s"
 
 
 def print_grid(

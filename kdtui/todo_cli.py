@@ -1,17 +1,11 @@
-"""The TODO checklist: ``kdtui todo add/ls/done/rm``, and what the TUI's TODO screen shows.
-
-An item is free text, or linked to a group (an experiment name or group key) with a seed
-target. A linked item's progress is counted from the store each time it is shown — the
-distinct seeds of that name or key with a finished run — and it counts as done once the
-target is met, so it ticks itself without anyone writing to the store.
-"""
+"""``kdtui todo add/ls/done/rm``: the checklist from the shell. What an item is and how a
+linked one ticks itself is ``kdtui.todo``, which the app's TODO screen shares."""
 
 from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Iterable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from typing import Annotated, Any
 
 import typer
@@ -19,63 +13,10 @@ from rich.markup import escape
 from rich.table import Table
 
 from kdtui.clikit import Workspace, err, open_store, out
-from kdtui.store import Store, close_names
+from kdtui.store import Store
+from kdtui.todo import DEFAULT_TARGET, close_hint, group_known, todo_items
 
 todo_app = typer.Typer(help="The checklist of experiments still to run.", no_args_is_help=True)
-
-
-@dataclass(frozen=True)
-class TodoItem:
-    id: str
-    text: str
-    done: bool  # ticked by hand, or a linked target met
-    ticked: bool  # ticked by hand
-    group: str | None
-    target: int | None
-    progress: int | None  # finished seeds of the linked group
-    order: float
-
-    @property
-    def progress_text(self) -> str:
-        return f"{self.progress}/{self.target}" if self.group else ""
-
-
-def done_seeds(runs: Iterable[dict[str, Any]]) -> dict[str, set[int]]:
-    """Experiment name, and group key, → seeds with a finished (done) run: an item may be
-    linked by either."""
-    out: dict[str, set[int]] = {}
-    for r in runs:
-        if r.get("status") == "done":
-            for key in {r.get("name", ""), r.get("group_key") or ""} - {""}:
-                out.setdefault(key, set()).add(r.get("seed", 0))
-    return out
-
-
-def todo_items(todos: list[dict[str, Any]], runs: Iterable[dict[str, Any]]) -> list[TodoItem]:
-    """Todos in their order, with linked progress counted from the run summaries."""
-    seeds = done_seeds(runs)
-    items = []
-    for t in todos:
-        group = t.get("group") or None
-        target = int(t.get("target") or 1) if group else None
-        progress = len(seeds.get(group, ())) if group else None
-        met = (
-            group is not None and progress is not None and target is not None and progress >= target
-        )
-        ticked = bool(t.get("done"))
-        items.append(
-            TodoItem(
-                t["id"],
-                t.get("text", ""),
-                ticked or met,
-                ticked,
-                group,
-                target,
-                progress,
-                t.get("order", 0),
-            )
-        )
-    return items
 
 
 def find_todo(store: Store, ref: str) -> dict[str, Any]:
@@ -94,10 +35,9 @@ def check_group(store: Store, group: str) -> None:
     """Exit 2 unless ``group`` names a run or a group key of the store: a typo would make
     an item that never ticks."""
     runs = store.runs() if store.index_path.exists() else []
-    if any(group in (r.get("name"), r.get("group_key")) for r in runs):
+    if group_known(group, runs):
         return
-    close = close_names(group, runs)
-    hint = f" (close: {', '.join(close)})" if close else " (no runs yet)" if not runs else ""
+    hint = close_hint(group, runs) or (" (no runs yet)" if not runs else "")
     err.print(
         f"[red]error:[/] --group {escape(repr(group))} matches no experiment name or group key"
         f" in {escape(str(store.root))}{escape(hint)}; --new links a group not run yet"
@@ -132,7 +72,7 @@ def add(
     store = open_store(workspace, reconcile=False)
     if group and not new:
         check_group(store, group)
-    fields = {"group": group, "target": target or 3} if group else {}
+    fields = {"group": group, "target": target or DEFAULT_TARGET} if group else {}
     todo = store.add_todo(text, **fields)
     out.print(f"added {todo['id']}")
 

@@ -18,16 +18,18 @@ from textual.widgets import Select, Static
 from tuikit import NOW, STALE_ENV, build_workspace, grid_lines, until, write_index
 
 from kdtui import launcher
-from kdtui.app import HelpScreen, KdApp
-from kdtui.screens import Prompt
-from kdtui.screens.compose import ComposeScreen, FieldRow, FormNode, OptionalBox
+from kdtui.executors import local
+from kdtui.screens.compose import ComposeScreen
 from kdtui.screens.results import ResultsScreen
 from kdtui.screens.run_detail import RunDetailScreen
 from kdtui.screens.runs import RunsScreen
 from kdtui.screens.todo import TodoScreen
 from kdtui.spec import LossSpec, validate_spec
 from kdtui.store import Store
-from kdtui.widgets import Grid
+from kdtui.tui.app import KdApp
+from kdtui.tui.help import HelpScreen
+from kdtui.widgets import Grid, Prompt
+from kdtui.widgets.form import FieldRow, FormNode, OptionalBox
 
 SIZE = (80, 24)
 
@@ -43,7 +45,7 @@ def _no_crash_detection(monkeypatch: pytest.MonkeyPatch) -> None:
 def runner_calls(monkeypatch: pytest.MonkeyPatch) -> list[Path]:
     """ensure_runner is recorded, never started: the tests own no training processes."""
     calls: list[Path] = []
-    monkeypatch.setattr(launcher, "ensure_runner", lambda store: calls.append(store.root))
+    monkeypatch.setattr(local, "ensure_runner", lambda store: calls.append(store.root))
     return calls
 
 
@@ -411,7 +413,7 @@ async def test_compose_validates_as_you_type_and_launches(
 async def test_compose_launches_on_slurm_when_asked(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from kdtui.slurm import SlurmExecutor
+    from kdtui.executors.slurm import SlurmExecutor
 
     started: list[str] = []
     monkeypatch.setattr(SlurmExecutor, "start", lambda self, store, ids: started.extend(ids))
@@ -727,8 +729,8 @@ async def test_help_screen_and_command_palette(tmp_path: Path) -> None:
 
 def test_the_tui_never_imports_torch() -> None:
     code = (
-        "import sys, kdtui.app, kdtui.screens.runs, kdtui.screens.run_detail, "
-        "kdtui.screens.compose, kdtui.screens.results, kdtui.screens.todo, kdtui.todo_cli; "
+        "import sys, kdtui.tui.app, kdtui.screens.runs, kdtui.screens.run_detail, "
+        "kdtui.screens.compose, kdtui.screens.results, kdtui.screens.todo, kdtui.todo; "
         "sys.exit('torch' in sys.modules)"
     )
     assert subprocess.run([sys.executable, "-c", code], timeout=60).returncode == 0

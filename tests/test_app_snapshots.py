@@ -19,8 +19,8 @@ from textual.pilot import Pilot
 from tuikit import NOW, SCREENS, STALE_ENV, build_workspace, show
 
 from kdtui import launcher
-from kdtui.app import KdApp
 from kdtui.screens import compose
+from kdtui.tui.app import KdApp
 
 SIZES = {"80x24": (80, 24), "wide": (140, 40)}
 DOCS = Path(__file__).resolve().parent.parent / "docs" / "screenshots"

@@ -9,7 +9,7 @@ from typer.testing import CliRunner
 
 from kdtui.cli import app
 from kdtui.store import Store
-from kdtui.todo_cli import todo_items
+from kdtui.todo import todo_items
 
 runner = CliRunner()
 

@@ -19,9 +19,9 @@ from textual.pilot import Pilot
 from textual.widgets import Static
 
 from kdtui import launcher
-from kdtui.app import KdApp
 from kdtui.spec import validate_spec
 from kdtui.store import Store, fold_event, initial_summary
+from kdtui.tui.app import KdApp
 from kdtui.widgets import Grid
 
 NOW = 1_750_000_000.0  # 2025-06-15, the frozen "now" of every screenshot

@@ -13,21 +13,17 @@ import math
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 
 from textual import on, work
-from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
-from textual.widgets import Footer, Header, Input, Static
 
-from kdtui.clikit import fmt_acc
+from kdtui.fmt import fmt_acc
 from kdtui.results import GroupRow, group_rows, markdown_table, summarize
-from kdtui.screens import LiveScreen, SortByColumn
+from kdtui.screens.table import CLEAR_FILTER, SORT, TableScreen, filter_binding
+from kdtui.tui.messages import ShowRuns
+from kdtui.tui.snapshot import Snapshot
 from kdtui.widgets import Column, Grid, Tone
-
-if TYPE_CHECKING:
-    from kdtui.app import Snapshot
-
 
 # Between a mean and the note on the seeds left out of it: "80.58 ± 0.53 · 1 failed".
 NOTE_SEP = " · "
@@ -108,7 +104,7 @@ def sort_key(column: str, best: bool) -> Callable[[GroupRow], Any]:
     return simple[column]
 
 
-class ResultsScreen(SortByColumn, LiveScreen):
+class ResultsScreen(TableScreen):
     TITLE = "Results"
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding(
@@ -130,55 +126,37 @@ class ResultsScreen(SortByColumn, LiveScreen):
             "Export",
             tooltip="The selection (or every row) as markdown: a file in the workspace, and the clipboard.",
         ),
-        Binding(
-            "slash",
-            "filter",
-            "Filter",
-            key_display="/",
-            tooltip="Filter by text: group, models, loss, dataset.",
-        ),
-        Binding("o", "sort", "Sort", tooltip="Sort by the next column (or click a column title)."),
+        filter_binding("Filter by text: group, models, loss, dataset."),
+        SORT,
         Binding("O", "reverse", "Reverse", show=False),
         Binding("enter", "runs", "Runs", tooltip="The group's runs."),
-        Binding("escape", "clear_filter", "Clear filter", show=False),
+        CLEAR_FILTER,
     ]
     DEFAULT_CSS = """
     ResultsScreen #filter { height: 1; }
     """
+    grid_id = "results"
+    filter_placeholder = "/ filter: group, models, loss, dataset…"
 
     def __init__(self) -> None:
-        super().__init__()
+        super().__init__(FIRST + LAST, sort_column="mark")
         self.best = True
-        self.sort_column, self.sort_reverse = "mark", False
         self.rows: list[GroupRow] = []
         self._shown: dict[str, GroupRow] = {}
         self._columns: list[Column] = []
 
-    def compose(self) -> ComposeResult:
-        yield Header()
-        yield Input(
-            placeholder="/ filter: group, models, loss, dataset…", id="filter", compact=True
-        )
-        yield Grid(FIRST + LAST, id="results")
-        yield Static(id="summary", classes="bar")
-        yield Footer()
-
-    def on_mount(self) -> None:
-        super().on_mount()
-        self.query_one(Grid).focus()
-
     def show_snapshot(self, snapshot: Snapshot) -> None:
         self.rows = group_rows(snapshot.runs)
-        self._refresh_rows()
+        self.refresh_rows()
 
-    def _refresh_rows(self) -> None:
-        grid = self.query_one(Grid)
-        words = self.query_one("#filter", Input).value.lower().split()
+    def refresh_rows(self) -> None:
+        grid, words = self.grid, self.filter_words()
         rows = [
             r
             for r in self.rows
             if all(w in f"{r.name} {r.label} {r.loss} {r.dataset}".lower() for w in words)
         ]
+        assert self.sort_column is not None
         rows.sort(key=sort_key(self.sort_column, self.best), reverse=self.sort_reverse)
         seeds = sorted(
             {s for r in rows for s in (*r.best_by_seed, *r.pending_seeds, *r.failed_seeds)}
@@ -196,31 +174,31 @@ class ResultsScreen(SortByColumn, LiveScreen):
             [r.group_key for r in rows],
             {r.group_key: row_cells(r, seeds, self.best, r.group_key in grid.marked) for r in rows},
         )
-        self._show_labels()
+        self.show_sort()
         which = "BEST epoch" if self.best else "LAST epoch"
         marked = len(grid.marked)
-        self.query_one("#summary", Static).update(
+        self.show_summary(
             f"accuracy % at the {which} (b toggles) · {len(rows)} groups · sample std over seeds"
             + (f" · {marked} selected" if marked else "")
             if self.rows
-            else "no results yet: finished runs show up here, one row per configuration",
-            layout=False,
+            else "no results yet: finished runs show up here, one row per configuration"
         )
 
-    def _show_labels(self) -> None:
-        arrow = "▼" if self.sort_reverse else "▲"
-        labels = []
-        for c in self._columns:
-            label = f"{'best' if self.best else 'last'} mean ± std" if c.key == "mean" else c.label
-            sorted_here = c.key == self.sort_column and c.key != "mark"
-            labels.append(f"{label} {arrow}" if sorted_here else label)
-        self.query_one(Grid).set_labels(labels)
+    def column_label(self, column: Column) -> str:
+        return (
+            f"{'best' if self.best else 'last'} mean ± std"
+            if column.key == "mean"
+            else column.label
+        )
+
+    def sort_changed(self) -> None:
+        self.refresh_rows()  # which shows the sort
 
     # ------------------------------------------------------------------ actions
 
     def action_toggle_best(self) -> None:
         self.best = not self.best
-        self._refresh_rows()
+        self.refresh_rows()
 
     @on(Grid.Clicked)
     def _clicked(self, event: Grid.Clicked) -> None:
@@ -228,55 +206,26 @@ class ResultsScreen(SortByColumn, LiveScreen):
             self.action_mark()
 
     def action_mark(self) -> None:
-        grid = self.query_one(Grid)
+        grid = self.grid
         if grid.cursor_key is not None:
             grid.toggle_mark(grid.cursor_key)
-            self._refresh_rows()
+            self.refresh_rows()
 
     def action_mark_all(self) -> None:
-        grid = self.query_one(Grid)
+        grid = self.grid
         grid.marked = set() if grid.marked else set(grid.order)
-        self._refresh_rows()
-
-    def action_filter(self) -> None:
-        self.query_one("#filter", Input).focus()
-
-    def action_clear_filter(self) -> None:
-        self.query_one("#filter", Input).value = ""
-        self.query_one(Grid).focus()
-
-    @on(Input.Changed, "#filter")
-    def _filter_changed(self) -> None:
-        self._refresh_rows()
-
-    @on(Input.Submitted, "#filter")
-    def _filter_done(self) -> None:
-        self.query_one(Grid).focus()
-
-    def action_sort(self) -> None:
-        keys = [c.key for c in self._columns]
-        self.sort_column = (
-            keys[(keys.index(self.sort_column) + 1) % len(keys)]
-            if self.sort_column in keys
-            else "mark"
-        )
-        self.sort_reverse = False
-        self._refresh_rows()
-
-    def sort_changed(self) -> None:
-        self._refresh_rows()
+        self.refresh_rows()
 
     @on(Grid.Selected)
-    async def action_runs(self) -> None:
+    def action_runs(self) -> None:
         """From a group to its runs."""
-        grid = self.query_one(Grid)
-        row = self._shown.get(grid.cursor_key or "")
+        row = self._shown.get(self.grid.cursor_key or "")
         if row is not None:
-            await self.app.show_runs(row.name.split(" [")[0])
+            self.post_message(ShowRuns(row.name.split(" [")[0]))
 
     def selection(self) -> list[GroupRow]:
         """The marked rows in table order, or every row shown when none is marked."""
-        grid = self.query_one(Grid)
+        grid = self.grid
         keys = [k for k in grid.order if k in grid.marked] or grid.order
         return [self._shown[k] for k in keys]
 
@@ -287,8 +236,8 @@ class ResultsScreen(SortByColumn, LiveScreen):
             return
         table = markdown_table(rows)
         self.app.copy_to_clipboard(table)
-        stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(self.app.clock()))
-        self._write_export(self.app.store.root / f"results-{stamp}.md", table, len(rows))
+        stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(self.host.clock()))
+        self._write_export(self.host.store.root / f"results-{stamp}.md", table, len(rows))
 
     @work(thread=True, group="results-export")
     def _write_export(self, path: Path, table: str, n: int) -> None:

@@ -8,7 +8,7 @@ last read stopped.
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 
 from rich.text import Text
 from textual import on, work
@@ -19,13 +19,13 @@ from textual.widgets import Button, Footer, Header, Log, Static, TabbedContent, 
 from textual.worker import Worker
 from textual_plotext import PlotextPlot
 
-from kdtui.clikit import fmt_acc, fmt_epoch
-from kdtui.screens import RUN_BINDINGS, LiveScreen, RunActions
+from kdtui.fmt import fmt_acc, fmt_epoch
+from kdtui.screens.live import LiveScreen
+from kdtui.screens.run_actions import RUN_BINDINGS, RunActions
 from kdtui.store import StoreError
+from kdtui.tui.messages import OpenRun
+from kdtui.tui.snapshot import Snapshot
 from kdtui.widgets import STATUS_TONE, json_view
-
-if TYPE_CHECKING:
-    from kdtui.app import Snapshot
 
 LOG_TAIL_BYTES = 32_768
 LOG_MAX_LINES = 1_000
@@ -78,12 +78,12 @@ class RunDetailScreen(RunActions, LiveScreen):
         super().on_mount()
         self._load_spec()
         self.read_files()
-        self.set_interval(self.app.poll_s, self.read_files)
+        self.set_interval(self.host.poll_s, self.read_files)
 
     # ------------------------------------------------------------------ summary
 
     def selected_run(self) -> dict[str, Any] | None:
-        snapshot = self.app.snapshot
+        snapshot = self.host.snapshot
         return snapshot.by_id.get(self.run_id) if snapshot else None
 
     def show_snapshot(self, snapshot: Snapshot) -> None:
@@ -152,7 +152,7 @@ class RunDetailScreen(RunActions, LiveScreen):
     @on(Button.Pressed, "#teachers Button")
     def _open_teacher(self, event: Button.Pressed) -> None:
         if event.button.name:
-            self.app.open_run(event.button.name)
+            self.post_message(OpenRun(event.button.name))
 
     def action_tab(self, tab: str) -> None:
         self.query_one(TabbedContent).active = tab
@@ -162,7 +162,7 @@ class RunDetailScreen(RunActions, LiveScreen):
     @work(thread=True, group="detail-spec")
     def _load_spec(self) -> None:
         try:
-            spec: Any = self.app.store.read_spec(self.run_id)
+            spec: Any = self.host.store.read_spec(self.run_id)
         except (OSError, ValueError, StoreError) as exc:
             spec = {"error": f"cannot read the spec: {exc}"}
         view = json_view(spec)
@@ -175,7 +175,7 @@ class RunDetailScreen(RunActions, LiveScreen):
 
     @work(thread=True, group="detail-files")
     def _read_files(self) -> None:
-        store = self.app.store
+        store = self.host.store
         try:
             run_dir = store.run_dir(self.run_id)
             size = _size(run_dir / "events.jsonl")

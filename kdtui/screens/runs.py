@@ -6,22 +6,22 @@ per run; the Grid compares them with what it shows and repaints only changed, vi
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, ClassVar
+from collections.abc import Callable, Iterator
+from typing import Any, ClassVar
 
 from textual import on
-from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal
-from textual.widgets import Footer, Header, Input, Select, Static
+from textual.widget import Widget
+from textual.widgets import Input, Select
 
-from kdtui.clikit import fmt_acc, fmt_age, fmt_epoch
-from kdtui.screens import RUN_BINDINGS, LiveScreen, RunActions, SortByColumn
+from kdtui.fmt import fmt_acc, fmt_age, fmt_epoch
+from kdtui.screens.run_actions import RUN_BINDINGS, RunActions
+from kdtui.screens.table import CLEAR_FILTER, REVERSE, SORT, TableScreen, filter_binding
 from kdtui.store import STATUSES
+from kdtui.tui.messages import OpenRun
+from kdtui.tui.snapshot import Snapshot
 from kdtui.widgets import STATUS_TONE, Column, Grid
-
-if TYPE_CHECKING:
-    from kdtui.app import Snapshot
 
 COLUMNS = [
     Column("status", "status", tone=STATUS_TONE.get),
@@ -72,56 +72,44 @@ def matches(run: dict[str, Any], words: list[str]) -> bool:
     return all(w in hay for w in words)
 
 
-class RunsScreen(SortByColumn, RunActions, LiveScreen):
+class RunsScreen(RunActions, TableScreen):
     TITLE = "Runs"
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("enter", "open", "Open"),
         *RUN_BINDINGS,
-        Binding(
-            "slash",
-            "filter",
-            "Filter",
-            key_display="/",
-            tooltip="Filter by text: group, run id, models, loss, device, error.",
-        ),
+        filter_binding("Filter by text: group, run id, models, loss, device, error."),
         Binding(
             "f", "cycle_status", "Status", tooltip="Show one status only (cycles through them)."
         ),
-        Binding("o", "sort", "Sort", tooltip="Sort by the next column (or click a column title)."),
-        Binding("O", "reverse", "Reverse", show=False, tooltip="Reverse the order."),
-        Binding("escape", "clear_filter", "Clear filter", show=False),
+        SORT,
+        REVERSE,
+        CLEAR_FILTER,
     ]
     DEFAULT_CSS = """
     RunsScreen #filters { height: 1; }
     RunsScreen #filter { width: 1fr; }
     RunsScreen #status { width: 20; }
     """
+    grid_id = "runs"
+    filter_placeholder = "/ filter: group, run id, model, loss…"
 
     def __init__(self) -> None:
-        super().__init__()
-        self.sort_column, self.sort_reverse = "age", False
+        super().__init__(COLUMNS, sort_column="age")
         self._runs: list[dict[str, Any]] = []
         self._cells: dict[str, tuple[str, ...]] = {}
 
-    def compose(self) -> ComposeResult:
-        yield Header()
+    def compose_filters(self) -> Iterator[Widget]:
         with Horizontal(id="filters"):
-            yield Input(
-                placeholder="/ filter: group, run id, model, loss…", id="filter", compact=True
-            )
+            yield from super().compose_filters()
             yield Select(
                 [(s, s) for s in STATUSES],
                 prompt="any status",
                 id="status",
                 compact=True,
             )
-        yield Grid(COLUMNS, id="runs")
-        yield Static(id="summary", classes="bar")
-        yield Footer()
 
     def on_mount(self) -> None:
         super().on_mount()
-        self.query_one(Grid).focus()
         self.sort_changed()
         self.set_interval(15, self._compute_cells)  # ages move on
 
@@ -132,12 +120,12 @@ class RunsScreen(SortByColumn, RunActions, LiveScreen):
     def _compute_cells(self) -> None:
         """The text of every run, once per snapshot (and as ages move on): filtering and
         sorting then only pick from it."""
-        now = self.app.clock()
+        now = self.host.clock()
         self._cells = {r["run_id"]: run_cells(r, now) for r in self._runs}
-        self._refresh_rows()
+        self.refresh_rows()
 
-    def _refresh_rows(self) -> None:
-        words = self.query_one("#filter", Input).value.lower().split()
+    def refresh_rows(self) -> None:
+        words = self.filter_words()
         status = self.query_one("#status", Select).value
         runs = [
             r
@@ -145,24 +133,24 @@ class RunsScreen(SortByColumn, RunActions, LiveScreen):
             if (status is Select.NULL or r.get("status") == status)
             and (not words or matches(r, words))
         ]
+        assert self.sort_column is not None
         runs.sort(key=SORT_KEYS[self.sort_column], reverse=self.sort_reverse)
         order = [r["run_id"] for r in runs]
-        self.query_one(Grid).set_rows(order, {k: self._cells[k] for k in order})
+        self.grid.set_rows(order, {k: self._cells[k] for k in order})
         shown = (
             f"{len(runs)} of {len(self._runs)} runs"
             if len(runs) != len(self._runs)
             else f"{len(runs)} runs"
         )
-        self.query_one("#summary", Static).update(
+        self.show_summary(
             f"{shown} · sorted by {self.sort_column} · enter opens a run · ? for keys"
             if self._runs
-            else "no runs yet: compose one (2) or `kdtui run examples/quickstart.json`",
-            layout=False,
+            else "no runs yet: compose one (2) or `kdtui run examples/quickstart.json`"
         )
 
     def selected_run(self) -> dict[str, Any] | None:
-        key = self.query_one(Grid).cursor_key
-        snapshot = self.app.snapshot
+        key = self.grid.cursor_key
+        snapshot = self.host.snapshot
         return snapshot.by_id.get(key) if key and snapshot else None
 
     # ------------------------------------------------------------------ actions
@@ -170,43 +158,22 @@ class RunsScreen(SortByColumn, RunActions, LiveScreen):
     @on(Grid.Selected)
     def action_open(self) -> None:
         if run := self.selected_run():
-            self.app.open_run(run["run_id"])
-
-    def action_filter(self) -> None:
-        self.query_one("#filter", Input).focus()
+            self.post_message(OpenRun(run["run_id"]))
 
     def show_filter(self, text: str) -> None:
+        """The runs matching ``text`` (the app's answer to ``ShowRuns``)."""
         self.query_one("#filter", Input).value = text
-        self.query_one(Grid).focus()
+        self.grid.focus()
 
     def action_clear_filter(self) -> None:
-        self.query_one("#filter", Input).value = ""
         self.query_one("#status", Select).clear()
-        self.query_one(Grid).focus()
+        super().action_clear_filter()
 
     def action_cycle_status(self) -> None:
         select = self.query_one("#status", Select)
         order = [Select.NULL, *STATUSES]
         select.value = order[(order.index(select.value) + 1) % len(order)]
 
-    def action_sort(self) -> None:
-        keys = [c.key for c in COLUMNS]
-        self.sort_column = keys[(keys.index(self.sort_column) + 1) % len(keys)]
-        self.sort_reverse = False
-        self.sort_changed()
-
-    def sort_changed(self) -> None:
-        arrow = "▼" if self.sort_reverse else "▲"
-        self.query_one(Grid).set_labels(
-            [f"{c.label} {arrow}" if c.key == self.sort_column else c.label for c in COLUMNS]
-        )
-        self._refresh_rows()
-
-    @on(Input.Changed, "#filter")
     @on(Select.Changed, "#status")
-    def _filter_changed(self) -> None:
-        self._refresh_rows()
-
-    @on(Input.Submitted, "#filter")
-    def _filter_done(self) -> None:
-        self.query_one(Grid).focus()
+    def _status_changed(self) -> None:
+        self.refresh_rows()

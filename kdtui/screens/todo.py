@@ -1,25 +1,22 @@
 """TODO: the checklist kept in the store, next to the runs it is about.
 
 Linked items show their progress (finished seeds / target) and tick themselves when the
-target is met; see ``kdtui.todo_cli.todo_items``, which ``kdtui todo ls`` shares.
+target is met; see ``kdtui.todo.todo_items``, which ``kdtui todo ls`` shares.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 
 from textual import on, work
-from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
-from textual.widgets import Footer, Header, Static
 
-from kdtui.screens import Field, LiveScreen, Prompt
-from kdtui.store import StoreError, close_names
-from kdtui.todo_cli import TodoItem, todo_items
-from kdtui.widgets import Column, Grid, Tone
-
-if TYPE_CHECKING:
-    from kdtui.app import Snapshot
+from kdtui.screens.table import TableScreen
+from kdtui.store import StoreError
+from kdtui.todo import DEFAULT_TARGET, TodoItem, close_hint, group_known, todo_items
+from kdtui.tui.messages import StoreWritten
+from kdtui.tui.snapshot import Snapshot
+from kdtui.widgets import Column, Field, Grid, Prompt, Tone
 
 
 def _tick_tone(text: str) -> Tone | None:
@@ -34,7 +31,7 @@ COLUMNS = [
 ]
 
 
-class TodoScreen(LiveScreen):
+class TodoScreen(TableScreen):
     TITLE = "TODO"
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("space", "tick", "Tick", tooltip="Tick or untick (or click the box)."),
@@ -50,41 +47,36 @@ class TodoScreen(LiveScreen):
         Binding("J,shift+down", "move(1)", "Move down", key_display="J"),
     ]
 
+    grid_id = "todos"
+
     def __init__(self) -> None:
-        super().__init__()
+        super().__init__(COLUMNS)  # in the list's own order: J and K move items
         self.items: dict[str, TodoItem] = {}
         self.order: list[str] = []
-        self.groups: list[str] = []
-
-    def compose(self) -> ComposeResult:
-        yield Header()
-        yield Grid(COLUMNS, id="todos")
-        yield Static(id="summary", classes="bar")
-        yield Footer()
-
-    def on_mount(self) -> None:
-        super().on_mount()
-        self.query_one(Grid).focus()
+        self.runs: list[dict[str, Any]] = []
 
     def show_snapshot(self, snapshot: Snapshot) -> None:
         items = todo_items(snapshot.todos, snapshot.runs)
         self.items = {i.id: i for i in items}
         self.order = [i.id for i in items]
-        self.groups = sorted({r.get("name", "") for r in snapshot.runs})
-        self.query_one(Grid).set_rows(
+        self.runs = snapshot.runs
+        self.refresh_rows()
+
+    def refresh_rows(self) -> None:
+        items = [self.items[key] for key in self.order]
+        self.grid.set_rows(
             self.order,
             {i.id: ("✓" if i.done else "☐", i.text, i.group or "", i.progress_text) for i in items},
         )
         left = sum(1 for i in items if not i.done)
-        self.query_one("#summary", Static).update(
+        self.show_summary(
             f"{left} to do · {len(items) - left} done · linked items tick themselves"
             if items
-            else "nothing to do yet: a adds an item (link it to a group to track its seeds)",
-            layout=False,
+            else "nothing to do yet: a adds an item (link it to a group to track its seeds)"
         )
 
     def current(self) -> TodoItem | None:
-        key = self.query_one(Grid).cursor_key
+        key = self.grid.cursor_key
         return self.items.get(key) if key else None
 
     # ------------------------------------------------------------------ actions
@@ -119,7 +111,7 @@ class TodoScreen(LiveScreen):
                 "group",
                 (item.group or "") if item else "",
                 "experiment name (optional)",
-                self.groups,
+                sorted({r.get("name", "") for r in self.runs}),
             ),
             Field(
                 "target",
@@ -145,14 +137,13 @@ class TodoScreen(LiveScreen):
             fields = {
                 "text": values["text"].strip(),
                 "group": group,
-                "target": (int(target) if target else 3) if group else None,
+                "target": (int(target) if target else DEFAULT_TARGET) if group else None,
             }
             self._write([(item.id, fields)] if item else [(None, fields)])
-            if group and group not in self.groups:  # the CLI asks for --new; here a word
-                close = close_names(group, [{"name": g} for g in self.groups])
-                hint = f" (close: {', '.join(close)})" if close else ""
+            if group and not group_known(group, self.runs):  # the CLI asks for --new; here a word
                 self.app.notify(
-                    f"no runs named {group} yet{hint}: the item ticks itself once they finish",
+                    f"no runs named {group} yet{close_hint(group, self.runs)}: "
+                    "the item ticks itself once they finish",
                     severity="warning",
                 )
 
@@ -175,7 +166,8 @@ class TodoScreen(LiveScreen):
             if values is not None:
                 self._delete(item.id)
 
-        self.app.push_screen(Prompt("Delete this item?", [], note=item.text), done)
+        question = Prompt("Delete this item?", [], note=item.text, ok="Delete", cancel="Keep")
+        self.app.push_screen(question, done)
 
     def action_move(self, step: int) -> None:
         item = self.current()
@@ -198,7 +190,7 @@ class TodoScreen(LiveScreen):
     @work(thread=True, group="todo-write")
     def _write(self, changes: list[tuple[str | None, dict[str, Any]]]) -> None:
         """Add (id None) or update items; then poll, so the list shows it at once."""
-        store = self.app.store
+        store = self.host.store
         try:
             for todo_id, fields in changes:
                 if todo_id is None:
@@ -207,12 +199,12 @@ class TodoScreen(LiveScreen):
                     store.update_todo(todo_id, **fields)
         except StoreError as exc:
             self.app.call_from_thread(self.app.notify, str(exc), severity="error")
-        self.app.call_from_thread(self.app.poll)
+        self.post_message(StoreWritten())
 
     @work(thread=True, group="todo-write")
     def _delete(self, todo_id: str) -> None:
         try:
-            self.app.store.delete_todo(todo_id)
+            self.host.store.delete_todo(todo_id)
         except StoreError as exc:
             self.app.call_from_thread(self.app.notify, str(exc), severity="error")
-        self.app.call_from_thread(self.app.poll)
+        self.post_message(StoreWritten())

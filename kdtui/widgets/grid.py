@@ -1,4 +1,4 @@
-"""Widgets shared by the screens.
+"""The Grid: the table of the runs, results and TODO screens.
 
 ``Grid`` is a read-only table for thousands of rows. Textual's DataTable measures every
 cell it is given and re-lays itself out on each change, which takes seconds at 5,000 runs;

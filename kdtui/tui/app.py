@@ -1,9 +1,11 @@
 """The kdtui terminal app: runs, run detail, compose, results, TODO.
 
 One background poll reads the store about once a second — only when the index file has
-changed — and publishes an immutable ``Snapshot``; screens render from it. Writes go
-through workers. Training is started only by the launcher's queue runner, in its own
-session, so closing the app (or losing SSH) stops nothing. Nothing here imports torch.
+changed — and publishes an immutable ``Snapshot``; screens render from it and ask for
+anything else with messages (``kdtui.tui.messages``), which the app handles here: it owns
+the navigation and the polling, and no screen imports it. Writes go through workers.
+Training is started only by the launcher's queue runner, in its own session, so closing
+the app (or losing SSH) stops nothing. Nothing here imports torch.
 """
 
 from __future__ import annotations
@@ -16,28 +18,26 @@ import sys
 import termios
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
-from rich.console import Group
-from rich.table import Table
-from rich.text import Text
-from textual import work
-from textual.app import App, ComposeResult, SystemCommand
+from textual import on, work
+from textual.app import App, SystemCommand
 from textual.binding import Binding, BindingType
-from textual.containers import VerticalScroll
 from textual.reactive import var
-from textual.screen import ModalScreen, Screen
-from textual.widgets import Static
+from textual.screen import Screen
 from textual.worker import Worker, get_current_worker
 
-from kdtui import launcher
+from kdtui import executors, launcher
 from kdtui.screens.compose import ComposeScreen
 from kdtui.screens.results import ResultsScreen
 from kdtui.screens.runs import RunsScreen
 from kdtui.screens.todo import TodoScreen
 from kdtui.store import Store, StoreError
+from kdtui.tui.help import HelpScreen, Section
+from kdtui.tui.messages import EditRunAsNew, OpenRun, ShowRuns, StoreWritten
+from kdtui.tui.snapshot import Snapshot
+from kdtui.widgets import Prompt
 
 RECONCILE_EVERY_S = 15.0
 FIRST_RECONCILE_S = 2.0
@@ -47,78 +47,29 @@ SCREENS_HELP = {
     "results": "One row per configuration: per-seed accuracy and mean ± std.",
     "todo": "The experiments still to run; linked items tick themselves.",
 }
+QUIT_EDITS = "Quit, dropping the composer's edits?"
 
 
-MOUSE_HELP = (
-    "Mouse: click a column title to sort by it, a row to move to it, twice to open it; "
-    "click ✓ boxes to tick or select; the keys in the footer are buttons too.\n"
-    "ctrl+p opens the command palette: every action of the screen, by name."
-)
+def _stamp(path: Path) -> tuple[int, int, int]:
+    """What tells a file's new version from the old: inode (atomic replace), time, size."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return (0, 0, 0)
+    return (st.st_ino, st.st_mtime_ns, st.st_size)
 
 
-@dataclass(frozen=True, eq=False)
-class Snapshot:
-    """The store as of one poll. Compared by identity: a new object means new data."""
-
-    runs: list[dict[str, Any]]  # oldest first
-    todos: list[dict[str, Any]]
-    by_id: dict[str, dict[str, Any]] = field(init=False)
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "by_id", {r["run_id"]: r for r in self.runs})
-
-    def count(self, status: str) -> int:
-        return sum(1 for r in self.runs if r.get("status") == status)
-
-
-class HelpScreen(ModalScreen[None]):
-    """Every key of every screen, from the screens' own bindings."""
-
-    BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("escape,q,question_mark", "dismiss", "Close"),
-    ]
-    DEFAULT_CSS = """
-    HelpScreen { align: center middle; }
-    HelpScreen > VerticalScroll {
-        width: 76; max-width: 100%; height: auto; max-height: 100%;
-        border: round $primary; background: $surface; padding: 0 1;
-    }
-    """
-
-    def compose(self) -> ComposeResult:
-        from kdtui.screens.run_detail import RunDetailScreen
-
-        sections: list[tuple[str, str, Iterable[BindingType]]] = [
-            ("Everywhere", "", KdApp.BINDINGS),
-            *(
-                (name.title(), SCREENS_HELP[name], KdApp.MODES_CLASSES[name].BINDINGS)
-                for name in KdApp.MODES_CLASSES
-            ),
-            ("Run detail", "One run: curves, log, spec.", RunDetailScreen.BINDINGS),
-        ]
-        parts: list[Any] = []
-        for title, about, bindings in sections:
-            parts.append(Text(title, style="bold"))
-            if about:
-                parts.append(Text(f"  {about}", style="italic"))
-            # A grid, so a long description wraps under itself, never under the keys.
-            keys = Table.grid(padding=(0, 1))
-            keys.add_column(min_width=13, style="bold", no_wrap=True)
-            keys.add_column()
-            for b in bindings:
-                if isinstance(b, Binding) and b.description:
-                    shown = b.key_display or ", ".join(k.strip() for k in b.key.split(","))
-                    keys.add_row(f"  {shown}", b.tooltip or b.description)
-            parts += [keys, Text()]
-        parts.append(Text(MOUSE_HELP, style="italic"))
-        text = Group(*parts)
-        with VerticalScroll() as box:
-            box.border_title = "kdtui keys"
-            yield Static(text)
+def devices_text(config: dict[str, Any], gpus: list[str]) -> str:
+    """The header's slots: the runner's GPUs (or those found) × runs per GPU, else CPU jobs."""
+    chosen = [str(g) for g in config.get("gpus") or gpus]
+    if chosen:
+        return f"GPU {','.join(chosen)} ×{config.get('per_gpu') or 1}"
+    return f"cpu ×{config.get('jobs') or 1}"
 
 
 class KdApp(App[None]):
-    """The app. ``clock`` and ``devices`` are injectable so screenshots are reproducible."""
+    """The app. ``clock`` and ``devices`` are injectable so screenshots are reproducible;
+    without ``devices`` the header follows the workspace's runner settings (runner.json)."""
 
     TITLE = "kdtui"
     MODES_CLASSES: ClassVar[dict[str, type[Screen]]] = {
@@ -137,6 +88,8 @@ class KdApp(App[None]):
         Binding("4", "switch_mode('todo')", "TODO", group=NAV),
         Binding("question_mark", "help", "Help", key_display="?"),
         Binding("q", "quit", "Quit"),
+        # A reflex should not close the app: Ctrl-C asks (a second Ctrl-C says yes).
+        Binding("ctrl+c", "ask_quit", show=False, priority=True),
     ]
     CSS = """
     Screen { layout: vertical; }
@@ -160,18 +113,21 @@ class KdApp(App[None]):
         self.poll_s = poll_s
         self._poller: Worker | None = None
         self._stamp: tuple[int, int, int] | None = None
+        # The header follows runner.json (``kdtui run --jobs 2`` changes the slots) unless
+        # the devices were given; the GPUs themselves are looked for once.
+        self._follow_devices = devices is None
+        self._runner_config: dict[str, Any] | None = None
+        self._found_gpus: list[str] | None = None
         # The first crash check waits until the first screen is drawn (it reads the index
         # again, and would slow the first frame of a large workspace down).
         self._reconciled = time.monotonic() - RECONCILE_EVERY_S + FIRST_RECONCILE_S
         self._trouble = ""
-        self.composer: ComposeScreen | None = None  # once the compose screen was opened
+        self._quit_question: Prompt | None = None
 
     # ------------------------------------------------------------------ lifecycle
 
     def on_mount(self) -> None:
         self._update_subtitle()
-        if self.devices is None:
-            self._find_devices()
         self.poll()
         self.set_interval(self.poll_s, self.poll)
         if not self.is_headless:
@@ -186,22 +142,6 @@ class KdApp(App[None]):
         except (OSError, ValueError, termios.error):
             self.exit()
 
-    @work(thread=True, group="devices")
-    def _find_devices(self) -> None:
-        from kdtui.runner import discover_gpus  # nvidia-smi, no torch
-
-        config = launcher.read_runner_config(self.store)
-        gpus = [str(g) for g in config.get("gpus") or discover_gpus()]
-        if gpus:
-            text = f"GPU {','.join(gpus)} ×{config.get('per_gpu') or 1}"
-        else:
-            text = f"cpu ×{config.get('jobs') or 1}"
-        self.call_from_thread(self._set_devices, text)
-
-    def _set_devices(self, text: str) -> None:
-        self.devices = text
-        self._update_subtitle()
-
     # ------------------------------------------------------------------ the store
 
     def poll(self) -> None:
@@ -213,22 +153,20 @@ class KdApp(App[None]):
     def _read_store(self) -> None:
         store, worker = self.store, get_current_worker()
         try:
-            try:
-                st = os.stat(store.index_path)
-                stamp = (st.st_ino, st.st_mtime_ns, st.st_size)
-            except FileNotFoundError:
-                stamp = (0, 0, 0)
+            stamp = _stamp(store.index_path)
             if stamp != self._stamp or self.snapshot is None:
                 snapshot = Snapshot(store.runs(), store.todos())
                 if worker.is_cancelled:
                     return
                 self._stamp = stamp
                 self.call_from_thread(self._publish, snapshot)
+            if self._follow_devices:
+                self._read_devices()
             # Crash detection writes to the store; its changes show at the next poll.
             now = time.monotonic()
             if now - self._reconciled > RECONCILE_EVERY_S and store.index_path.exists():
                 self._reconciled = now
-                store.reconcile()
+                executors.reconcile(store)
                 if waiting := launcher.revive_runner(store):
                     self.call_from_thread(
                         self.notify, f"restarted the queue runner: {waiting} queued runs"
@@ -237,6 +175,25 @@ class KdApp(App[None]):
             # A writer holding the lock, or a file mid-recovery: try again next tick.
             if not worker.is_cancelled:
                 self.call_from_thread(self._store_trouble, str(exc))
+
+    def _read_devices(self) -> None:
+        """In the poll's thread: the header's slots again when runner.json changed (a
+        small file; the GPUs are asked of nvidia-smi once, not at every change)."""
+        config = launcher.read_runner_config(self.store)
+        if config == self._runner_config:
+            return
+        self._runner_config = config
+        if self._found_gpus is None and not config.get("gpus"):
+            from kdtui.runner import discover_gpus  # nvidia-smi, no torch
+
+            self._found_gpus = [str(g) for g in discover_gpus()]
+        text = devices_text(config, self._found_gpus or [])
+        if text != self.devices:
+            self.call_from_thread(self._set_devices, text)
+
+    def _set_devices(self, text: str) -> None:
+        self.devices = text
+        self._update_subtitle()
 
     def _publish(self, snapshot: Snapshot) -> None:
         self._trouble = ""
@@ -266,41 +223,88 @@ class KdApp(App[None]):
             parts.append("store busy")
         self.sub_title = " · ".join(parts)
 
-    # ------------------------------------------------------------------ navigation
+    # ------------------------------------------------------------------ what screens ask
+
+    @on(StoreWritten)
+    def _store_written(self) -> None:
+        self.poll()
+
+    @on(OpenRun)
+    def _open_run(self, message: OpenRun) -> None:
+        self.open_run(message.run_id)
 
     def open_run(self, run_id: str) -> None:
         from kdtui.screens.run_detail import RunDetailScreen  # plotext loads on first use
 
         self.push_screen(RunDetailScreen(run_id))
 
-    async def edit_run_spec(self, run_id: str) -> None:
+    @on(EditRunAsNew)
+    async def _edit_run_as_new(self, message: EditRunAsNew) -> None:
         """A run's frozen experiment in the composer, to edit into a new one."""
         await self.switch_mode("compose")
-        compose = self.screen
-        assert isinstance(compose, ComposeScreen)
-        compose.edit_run(run_id)
+        composer = self.composer()
+        assert composer is not None
+        composer.edit_run(message.run_id)
 
-    async def show_runs(self, text: str) -> None:
-        """The runs screen, filtered (from a results row to its runs)."""
+    @on(ShowRuns)
+    async def _show_runs(self, message: ShowRuns) -> None:
+        """The runs screen, filtered (from a results row to its runs, or after a launch)."""
         await self.switch_mode("runs")
-        runs = self.screen_stack[0]
-        assert isinstance(runs, RunsScreen)
         while len(self.screen_stack) > 1:
             await self.pop_screen()
-        runs.show_filter(text)
+        runs = self.screen
+        assert isinstance(runs, RunsScreen)
+        runs.show_filter(message.text)
+
+    def composer(self) -> ComposeScreen | None:
+        """The compose screen, once it was opened (its edits are asked about on quit)."""
+        try:
+            stack = self.get_screen_stack("compose")
+        except KeyError:
+            return None
+        return stack[0] if stack and isinstance(stack[0], ComposeScreen) else None
 
     # ------------------------------------------------------------------ commands
 
     async def action_quit(self) -> None:
         """Quit; the runs go on. Edits in the composer not saved or launched are asked for."""
-        if self.composer is not None and self.composer.has_edits():
-            self.composer.unless_edited("Quit, dropping the composer's edits?", self.exit)
+        composer = self.composer()
+        if composer is not None and composer.has_edits():
+            self._quit_question = composer.unless_edited(QUIT_EDITS, self.exit)
         else:
             self.exit()
 
+    def action_ask_quit(self) -> None:
+        """Ctrl-C: asks first (the runs go on either way); a second Ctrl-C is a yes, unless
+        the question is about composer edits, which must be answered."""
+        asked = self._quit_question
+        if asked is not None and self.screen is asked:
+            if not asked.risky:
+                self.exit()
+            return
+        composer = self.composer()
+        if composer is not None and composer.has_edits():
+            self._quit_question = composer.unless_edited(QUIT_EDITS, self.exit)
+            return
+        note = "The runs go on: the app is never their parent (ctrl+c again quits)."
+        self._quit_question = Prompt("Quit kdtui?", [], note=note, ok="Quit", cancel="Stay")
+        self.push_screen(self._quit_question, lambda values: values is not None and self.exit())
+
     def action_help(self) -> None:
         if not isinstance(self.screen, HelpScreen):
-            self.push_screen(HelpScreen())
+            self.push_screen(HelpScreen(self.help_sections()))
+
+    def help_sections(self) -> list[Section]:
+        from kdtui.screens.run_detail import RunDetailScreen
+
+        return [
+            ("Everywhere", "", self.BINDINGS),
+            *(
+                (name.title(), SCREENS_HELP[name], screen.BINDINGS)
+                for name, screen in self.MODES_CLASSES.items()
+            ),
+            ("Run detail", "One run: curves, log, spec.", RunDetailScreen.BINDINGS),
+        ]
 
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
         """The palette offers the screens and every action of the current screen."""

@@ -1,0 +1,140 @@
+"""TableScreen: what the runs, results and TODO screens share — a Grid under an optional
+text filter, a summary bar, and sorting by a column (``o`` for the next column, ``O`` to
+reverse, a click on a column's title; a second click reverses)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from typing import ClassVar
+
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.widget import Widget
+from textual.widgets import Footer, Header, Input, Static
+
+from kdtui.screens.live import LiveScreen
+from kdtui.widgets import Column, Grid
+
+# The bindings a table screen lists among its own (each screen orders its footer).
+SORT = Binding("o", "sort", "Sort", tooltip="Sort by the next column (or click a column title).")
+REVERSE = Binding("O", "reverse", "Reverse", show=False, tooltip="Reverse the order.")
+CLEAR_FILTER = Binding("escape", "clear_filter", "Clear filter", show=False)
+
+
+def filter_binding(tooltip: str) -> Binding:
+    return Binding("slash", "filter", "Filter", key_display="/", tooltip=tooltip)
+
+
+class TableScreen(LiveScreen):
+    """A Grid of ``columns`` with id ``grid_id``; a text filter above it when
+    ``filter_placeholder`` is set; sorted by ``sort_column`` unless that is None. A screen
+    draws its rows in ``refresh_rows``, called whenever the filter or the order changes."""
+
+    # Down or up in the filter goes on into the table: the next key is a command there.
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("down,up", "to_table", show=False),
+    ]
+    grid_id: ClassVar[str]
+    filter_placeholder: ClassVar[str | None] = None
+
+    def __init__(self, columns: Iterable[Column], sort_column: str | None = None) -> None:
+        super().__init__()
+        self.initial_columns = list(columns)
+        self.sort_column, self.sort_reverse = sort_column, False
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        yield from self.compose_filters()
+        yield Grid(self.initial_columns, id=self.grid_id)
+        yield Static(id="summary", classes="bar")
+        yield Footer()
+
+    def compose_filters(self) -> Iterator[Widget]:
+        if self.filter_placeholder is not None:
+            yield Input(placeholder=self.filter_placeholder, id="filter", compact=True)
+
+    def on_mount(self) -> None:
+        super().on_mount()
+        self.grid.focus()
+
+    @property
+    def grid(self) -> Grid:
+        return self.query_one(Grid)
+
+    def refresh_rows(self) -> None:
+        """Show the rows the filter lets through, in the chosen order."""
+        raise NotImplementedError
+
+    def show_summary(self, text: str) -> None:
+        self.query_one("#summary", Static).update(text, layout=False)  # one line
+
+    # ------------------------------------------------------------------ filter
+
+    def filter_words(self) -> list[str]:
+        """The filter's words, lower case (none without a filter)."""
+        if self.filter_placeholder is None:
+            return []
+        return self.query_one("#filter", Input).value.lower().split()
+
+    def action_filter(self) -> None:
+        self.query_one("#filter", Input).focus()
+
+    def action_clear_filter(self) -> None:
+        self.query_one("#filter", Input).value = ""
+        self.grid.focus()
+
+    def action_to_table(self) -> None:
+        self.grid.focus()
+
+    @on(Input.Changed, "#filter")
+    def _filter_changed(self) -> None:
+        self.refresh_rows()
+
+    @on(Input.Submitted, "#filter")
+    def _filter_done(self) -> None:
+        self.grid.focus()
+
+    # ------------------------------------------------------------------ sort
+
+    def column_label(self, column: Column) -> str:
+        """A column's title (without the sort arrow)."""
+        return column.label
+
+    def show_sort(self) -> None:
+        """The column titles, the sorted one with its arrow (▲ ascending, ▼ reversed)."""
+        arrow = "▼" if self.sort_reverse else "▲"
+        self.grid.set_labels(
+            [
+                f"{self.column_label(c)} {arrow}"
+                if c.key == self.sort_column and c.key != "mark"  # a ✓ column needs no arrow
+                else self.column_label(c)
+                for c in self.grid.columns
+            ]
+        )
+
+    def sort_changed(self) -> None:
+        self.show_sort()
+        self.refresh_rows()
+
+    def action_sort(self) -> None:
+        keys = [c.key for c in self.grid.columns]
+        if self.sort_column is None or not keys:
+            return
+        at = keys.index(self.sort_column) + 1 if self.sort_column in keys else 0
+        self.sort_column, self.sort_reverse = keys[at % len(keys)], False
+        self.sort_changed()
+
+    def action_reverse(self) -> None:
+        if self.sort_column is not None:
+            self.sort_reverse = not self.sort_reverse
+            self.sort_changed()
+
+    def on_grid_header_clicked(self, event: Grid.HeaderClicked) -> None:
+        if self.sort_column is None:
+            return
+        if event.column == self.sort_column:
+            self.sort_reverse = not self.sort_reverse
+        else:
+            self.sort_column, self.sort_reverse = event.column, False
+        self.sort_changed()

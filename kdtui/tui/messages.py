@@ -1,0 +1,36 @@
+"""What screens ask of the app. A screen posts one of these (from a worker thread too:
+``post_message`` is thread-safe); it bubbles up to the app, which owns the navigation and
+the polling, so no screen needs to know the app or another screen."""
+
+from __future__ import annotations
+
+from textual.message import Message
+
+
+class OpenRun(Message):
+    """Show one run's detail on top of the current screen."""
+
+    def __init__(self, run_id: str) -> None:
+        super().__init__()
+        self.run_id = run_id
+
+
+class ShowRuns(Message):
+    """Go to the runs screen with its filter set to ``text`` (a group's runs, or the runs
+    just launched), closing any detail left open on it."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__()
+        self.text = text
+
+
+class EditRunAsNew(Message):
+    """Open the composer on a run's frozen experiment, to edit it into a new one."""
+
+    def __init__(self, run_id: str) -> None:
+        super().__init__()
+        self.run_id = run_id
+
+
+class StoreWritten(Message):
+    """A screen wrote to the store: poll now, so every screen shows it at once."""
