@@ -33,11 +33,12 @@ ROWS = group_rows(
 
 
 def test_markdown_has_mean_std_n_and_each_seed():
+    # a seed still running: the mean of the two finished is marked * and the note says so
     lines = markdown_table(ROWS).splitlines()
     assert lines[0] == "| " + " | ".join(EXPORT_HEAD) + " |"
     assert lines[2] == (
-        "| kd_T4 \\| λ=0.7 | WRN16-3(gaf) → WRN16-1(signal) | ce+kd | 2 | 68.32 ± 0.17 | 68.21 "
-        "| 68.44 | 67.32 ± 0.17 | 68.21, 68.44 | 1 running/queued |"
+        "| kd_T4 \\| λ=0.7 | WRN16-3(gaf) → WRN16-1(signal) | ce+kd | 2 | 68.32 ± 0.17* | 68.21 "
+        "| 68.44 | 67.32 ± 0.17* | 68.21, 68.44 | 2 of 3 seeds finished |"
     )
     assert lines[3] == "| alone | x | ce | 1 | 50.00 ± – | 50.00 | 50.00 | 49.00 ± – | 50.00 |  |"
 
@@ -47,7 +48,7 @@ def test_csv_splits_mean_and_std_and_leaves_missing_cells_empty():
     assert rows[0]["group"] == "kd_T4 | λ=0.7" and rows[0]["group_key"] == "g1"
     assert (rows[0]["n"], rows[0]["best_mean"], rows[0]["best_std"]) == ("2", "68.3237", "0.1660")
     assert rows[0]["best_per_seed"] == "68.2063, 68.4410"
-    assert rows[0]["note"] == "1 running/queued"
+    assert rows[0]["note"] == "2 of 3 seeds finished"  # the means stay plain numbers
     assert (rows[1]["best_std"], rows[1]["last_std"], rows[1]["best_min"]) == ("", "", "50.0000")
 
 

@@ -1,13 +1,11 @@
 """Results: run summaries grouped by configuration, with per-seed statistics.
 
-One row per group key; a seed counts once (its latest finished run). Text formats for the
-CLI and the notes live here too, so the CLI, the TUI and exports print the same numbers.
+One row per group key; a seed counts once (its latest finished run). ``summarize`` turns a
+group into text once, so the CLI, the TUI and the exports print the same numbers.
 """
 
 from __future__ import annotations
 
-import csv
-import io
 import math
 import statistics
 from collections import Counter
@@ -18,6 +16,8 @@ from typing import Any, Literal
 from kdtui.store import ACTIVE
 
 Metric = Literal["best", "last"]  # the best epoch's accuracy, or the last epoch's
+#: After a mean over the seeds finished so far while others are queued or running.
+PARTIAL_MARK = "*"
 
 
 @dataclass(frozen=True)
@@ -95,12 +95,18 @@ class GroupRow:
         ]
         return sorted({s for s, v in values if not math.isfinite(v)})
 
-    def status_note(self, metric: Metric | None = None) -> str:
+    def status_note(self, metric: Metric | None = None, *, progress: bool = False) -> str:
         """What is missing, so a partial mean is never mistaken for a final one: seeds still
         to come, then the ended ones by what happened (failed, crashed, cancelled), then
-        the seeds of ``metric`` (or of either) left out for not being finite."""
+        the seeds of ``metric`` (or of either) left out for not being finite. ``progress``
+        words the seeds to come as how far the group is (``2 of 3 seeds finished``), for a
+        table that shows the partial mean beside it; the app's Results screen, which shows
+        the note in place of that mean, keeps ``1 running/queued``."""
         parts = []
-        if self.pending_seeds:
+        if self.pending_seeds and progress:
+            total = self.n + len(self.pending_seeds)
+            parts.append(f"{self.n} of {total} seeds finished")
+        elif self.pending_seeds:
             parts.append(f"{len(self.pending_seeds)} running/queued")
         ended = Counter(self.ended.get(s, "failed") for s in self.failed_seeds)
         order = {status: i for i, status in enumerate(ENDED_ORDER)}
@@ -221,141 +227,32 @@ class Summary:
     max: str
     note: str  # status_note(): seeds pending, failed, cancelled, not finite
     pending: bool  # seeds still queued or running: the mean is not final yet
+    mark: str = ""  # PARTIAL_MARK after a mean that seeds still to come will change
+    progress: str = ""  # the note with the seeds to come as "2 of 3 seeds finished"
+
+    @property
+    def marked_mean(self) -> str:
+        """The mean as a table that shows partial means prints it: ``86.90 ± 1.74*``."""
+        return self.mean + self.mark
 
 
 def summarize(
     row: GroupRow, metric: Metric = "best", digits: int = 2, missing: str = "–"
 ) -> Summary:
     """Mean ± std, min and max over the seeds that finished, whatever happened to the
-    others: a failed or cancelled seed is named in ``note``, it does not hide the rest."""
+    others: a failed or cancelled seed is named in ``note``, it does not hide the rest; a
+    mean that seeds still running will change is marked (``mark``) and ``progress`` says
+    how many seeds it holds."""
     stats = row.best if metric == "best" else row.last
     digits = row.digits(digits)
     mean = stats.mean_pm_std(digits) if stats.mean is not None else missing
+    partial = bool(row.pending_seeds) and stats.mean is not None
     return Summary(
         mean,
         _fmt(stats.min, digits, missing),
         _fmt(stats.max, digits, missing),
         row.status_note(metric),
         bool(row.pending_seeds),
+        PARTIAL_MARK if partial else "",
+        row.status_note(metric, progress=True),
     )
-
-
-EXPORT_HEAD = (
-    "group",
-    "teacher → student",
-    "loss",
-    "n",
-    "best acc (mean ± std)",
-    "min",
-    "max",
-    "last acc (mean ± std)",
-    "best acc per seed",
-    "note",
-)
-
-
-def export_cells(r: GroupRow, digits: int = 2, missing: str = "–") -> list[str]:
-    """One group as the cells of ``EXPORT_HEAD``: every text export formats its numbers here."""
-    b, last = summarize(r, "best", digits, missing), summarize(r, "last", digits, missing)
-    done = sorted(r.best_by_seed.items())
-    # Seeds 0..n-1 read by position; any other set names each seed, so a failed or
-    # cancelled seed left out cannot shift the others.
-    named = [s for s, _ in done] != list(range(len(done)))
-    places = r.digits(digits)
-    seeds = ", ".join(
-        (f"s{s}=" if named else "") + (_fmt(v, places, missing) if math.isfinite(v) else missing)
-        for s, v in done
-    )
-    return [
-        r.name,
-        r.label,
-        r.loss,
-        str(r.n),
-        b.mean,
-        b.min,
-        b.max,
-        last.mean,
-        seeds or missing,
-        r.status_note(),  # the export shows best and last: what either leaves out
-    ]
-
-
-def markdown_table(rows: list[GroupRow], digits: int = 2) -> str:
-    """The table a researcher pastes into notes: mean ± std over seeds, best and last, and
-    each seed's best accuracy."""
-    lines = ["| " + " | ".join(EXPORT_HEAD) + " |", "|" + "---|" * len(EXPORT_HEAD)]
-    for r in rows:
-        cells = [c.replace("|", "\\|") for c in export_cells(r, digits)]
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n"
-
-
-def csv_table(rows: list[GroupRow], digits: int = 4) -> str:
-    """The table for a spreadsheet: the same cells, mean and std in separate columns."""
-    buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(
-        [
-            "group",
-            "group_key",
-            "teacher_student",
-            "loss",
-            "n",
-            "best_mean",
-            "best_std",
-            "best_min",
-            "best_max",
-            "last_mean",
-            "last_std",
-            "best_per_seed",
-            "note",
-        ]
-    )
-    for r in rows:
-        name, label, loss, n, _, lo, hi, _, seeds, note = export_cells(r, digits, missing="")
-        b, last = r.best, r.last
-        places = r.digits(digits)
-        mean_std = [_fmt(v, places, "") for v in (b.mean, b.std)]
-        last_mean_std = [_fmt(v, places, "") for v in (last.mean, last.std)]
-        writer.writerow(
-            [name, r.group_key, label, loss, n, *mean_std, lo, hi, *last_mean_std, seeds, note]
-        )
-    return buf.getvalue()
-
-
-_LATEX_SPECIAL = {
-    "\\": r"\textbackslash{}",
-    "&": r"\&",
-    "%": r"\%",
-    "$": r"\$",
-    "#": r"\#",
-    "_": r"\_",
-    "{": r"\{",
-    "}": r"\}",
-    "~": r"\textasciitilde{}",
-    "^": r"\textasciicircum{}",
-    "|": r"\textbar{}",
-    "±": r"$\pm$",
-    "→": r"$\rightarrow$",
-    "×": r"$\times$",
-    "λ": r"$\lambda$",
-    "–": "--",
-}
-
-
-def latex_escape(text: str) -> str:
-    return "".join(_LATEX_SPECIAL.get(ch, ch) for ch in text)
-
-
-def latex_table(rows: list[GroupRow], digits: int = 2) -> str:
-    """A booktabs ``tabular`` for a paper, with the same cells as the markdown table."""
-    cols = "lllr" + "l" * (len(EXPORT_HEAD) - 4)
-    lines = [
-        rf"\begin{{tabular}}{{{cols}}}",
-        r"\toprule",
-        " & ".join(latex_escape(h) for h in EXPORT_HEAD) + r" \\",
-        r"\midrule",
-    ]
-    lines += [" & ".join(latex_escape(c) for c in export_cells(r, digits)) + r" \\" for r in rows]
-    lines += [r"\bottomrule", r"\end{tabular}"]
-    return "\n".join(lines) + "\n"
