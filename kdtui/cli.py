@@ -33,14 +33,8 @@ from kdtui.clikit import (
     print_grid,
 )
 from kdtui.notes_cli import notes_app, record, todo_import
-from kdtui.results import (
-    GroupRow,
-    csv_table,
-    group_rows,
-    latex_table,
-    markdown_table,
-    summarize,
-)
+from kdtui.results import group_rows
+from kdtui.results_cli import compare_cmd, print_rows, table_cmd
 from kdtui.store import (
     ACTIVE,
     STATUSES,
@@ -441,57 +435,8 @@ def show(
         out.print_json(json.dumps(frozen["experiment"]))
 
 
-def print_rows(rows: list[GroupRow]) -> None:
-    """The results table; each group's models and loss go on a dim second line, so the
-    numbers keep their columns in an 80-column terminal."""
-    if not rows:
-        out.print("no results yet")
-        return
-    table = Table(box=None, header_style="bold", pad_edge=False)
-    table.add_column("group", ratio=1)
-    table.add_column("n", justify="right")
-    for col in ("best acc %", "last acc %"):
-        table.add_column(col, justify="right", no_wrap=True)
-    table.add_column("min", justify="right")
-    table.add_column("max", justify="right")
-    for row in rows:
-        best, last = summarize(row, "best"), summarize(row, "last")  # fractions get 4 places
-        note = f"  [yellow]{row.status_note()}[/]" if row.status_note() else ""
-        table.add_row(
-            f"[bold]{escape(row.name)}[/]{note}\n[dim]{escape(row.label)} · {escape(row.loss)}[/]",
-            str(row.n),
-            best.mean,
-            last.mean,
-            best.min,
-            best.max,
-        )
-    out.print(table)
-    out.print("[dim]mean ± sample std over seeds; best = best epoch, last = last epoch[/]")
-
-
-@app.command("table")
-def table_cmd(
-    fmt: Annotated[
-        str, typer.Option("--format", "-f", help="table, json, markdown, csv or latex.")
-    ] = "table",
-    workspace: Workspace = None,
-) -> None:
-    """Results: one row per configuration (group) with n, mean ± std, min, max over seeds."""
-    store = open_store(workspace)
-    rows = group_rows(store.runs() if store.index_path.exists() else [])
-    if fmt == "json":
-        sys.stdout.write(json.dumps([r.to_json() for r in rows], indent=1) + "\n")
-    elif fmt == "markdown":
-        sys.stdout.write(markdown_table(rows))
-    elif fmt == "csv":
-        sys.stdout.write(csv_table(rows))
-    elif fmt == "latex":
-        sys.stdout.write(latex_table(rows))
-    elif fmt == "table":
-        print_rows(rows)
-    else:
-        err.print(f"[red]error:[/] unknown format {fmt!r} (table, json, markdown, csv, latex)")
-        raise typer.Exit(2)
+app.command("table")(table_cmd)
+app.command("compare")(compare_cmd)
 
 
 @app.command()
