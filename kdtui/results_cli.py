@@ -156,7 +156,7 @@ def table_cmd(
     store = open_store(workspace)
     runs = store.runs()  # a lost index comes back (from memory where it cannot be saved)
     rows = group_rows(runs)
-    if rows_path is not None and cols_path is not None:
+    if rows_path is not None and cols_path is not None and rows:  # none: as the flat table
         try:
             pivot = build_pivot(
                 rows,

@@ -302,6 +302,11 @@ def test_cli_mistakes_are_one_line(study: Store, args: list[str], message: str):
     assert "Traceback" not in result.output
 
 
+def test_an_empty_workspace_says_so_as_the_flat_table_does(tmp_path: Path):
+    result = invoke(tmp_path / "ws", "--rows", "loss", "--cols", "student")
+    assert (result.exit_code, result.output) == (0, "no results yet\n")
+
+
 def test_a_group_whose_spec_cannot_be_read_stays_in_the_pivot(tmp_path: Path):
     """A result recorded from elsewhere, or a damaged spec.json: its paths read as –."""
     store = build(tmp_path / "ws")
