@@ -11,7 +11,7 @@ import sys
 import time
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.markup import escape
@@ -32,6 +32,9 @@ from kdtui.clikit import (
     plural,
     print_grid,
 )
+from kdtui.executors import ExecutorError, LocalExecutor, reconcile
+from kdtui.executors.local import revive_runner, runner_alive
+from kdtui.needs import waiting_students
 from kdtui.notes_cli import notes_app, record, todo_import
 from kdtui.results import group_rows
 from kdtui.results_cli import compare_cmd, print_rows, table_cmd
@@ -43,9 +46,11 @@ from kdtui.store import (
     Store,
     StoreError,
     default_workspace,
-    need_group,
 )
 from kdtui.todo_cli import todo_app
+
+if TYPE_CHECKING:
+    from kdtui.spec import SpecError
 
 app = typer.Typer(
     help="kdtui: knowledge-distillation experiments from the terminal. "
@@ -85,16 +90,91 @@ class ExecutorName(str, Enum):
     slurm = "slurm"
 
 
+# Each option of `kdtui run`, beside the check of its value.
+
+ExecutorOpt = Annotated[
+    ExecutorName,
+    typer.Option(help="local: this machine's queue runner; slurm: one sbatch job per run."),
+]
+JobsOpt = Annotated[
+    int | None, typer.Option("--jobs", "-j", min=1, help="Runs at a time on CPU (default 1).")
+]
+GpusOpt = Annotated[str | None, typer.Option(help="GPUs to use, e.g. 0,1 (default: all).")]
+PerGpuOpt = Annotated[int | None, typer.Option(min=1, help="Runs sharing one GPU.")]
+
+
+def local_executor(jobs: int | None, gpus: str | None, per_gpu: int | None) -> LocalExecutor:
+    """--jobs, --gpus, --per-gpu: GPUs this machine does not show are refused (the runner
+    would silently train on CPU, or on fewer GPUs)."""
+    gpu_ids = [g.strip() for g in gpus.split(",") if g.strip()] if gpus else None
+    if gpu_ids:
+        check_gpus(gpu_ids, f"--gpus {','.join(gpu_ids)}")
+    elif per_gpu is not None:  # runs per GPU, on a machine that may show none
+        check_gpus([], "--per-gpu")
+    return LocalExecutor(jobs, gpu_ids, per_gpu)
+
+
+def check_gpus(wanted: list[str], asked: str) -> None:
+    """Raise ExecutorError unless every GPU in ``wanted`` (or, for none, some GPU) is
+    visible, naming what is."""
+    from kdtui.runner import discover_gpus  # nvidia-smi or CUDA_VISIBLE_DEVICES, no torch
+
+    visible = discover_gpus()
+    missing = [g for g in wanted if g not in visible]
+    if visible and not missing:
+        return
+    if visible:
+        raise ExecutorError(
+            f"{asked}: GPU {', '.join(missing)} not visible (visible: {', '.join(visible)})"
+        )
+    if os.environ.get("CUDA_VISIBLE_DEVICES") is not None:
+        why = "CUDA_VISIBLE_DEVICES empty"
+    elif shutil.which("nvidia-smi") is None:
+        why = "nvidia-smi not found"
+    else:
+        why = "nvidia-smi lists none"
+    raise ExecutorError(f"{asked}: no GPU visible ({why})")
+
+
+PartitionOpt = Annotated[str | None, typer.Option(help="Slurm partition (sbatch --partition).")]
+GpusPerRunOpt = Annotated[
+    int | None,
+    typer.Option(min=0, help="GPUs per Slurm job (--gres=gpu:N; default 1, 0 for CPU)."),
+]
+TimeOpt = Annotated[
+    str | None,
+    typer.Option("--time", help="Slurm time limit per run (sbatch --time), e.g. 04:00:00."),
+]
+SlurmOptOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        metavar="KEY=VALUE", help="Another sbatch option, repeatable: --slurm-opt account=lab."
+    ),
+]
+
+
+def refuse_foreign(executor: ExecutorName, local: dict[str, Any], slurm: dict[str, Any]) -> None:
+    """Options of the other executor are a mistake, not something to ignore."""
+    other = slurm if executor == ExecutorName.local else local
+    if foreign := [k for k, v in other.items() if v is not None]:
+        raise ExecutorError(f"{', '.join(foreign)}: not an option of --executor {executor.value}")
+
+
+def print_spec_error(exc: SpecError) -> None:
+    """Every problem of an invalid spec, one per line, under its source."""
+    err.print(f"[red]invalid spec[/] {escape(exc.source)}: {plural(len(exc.problems), 'problem')}")
+    for problem in exc.problems:
+        err.print(f"  {escape(str(problem))}")
+
+
 @app.command()
 def run(
     spec: Annotated[
         Path, typer.Argument(help='Spec JSON: one experiment, a list, or {"experiments": [...]}.')
     ],
-    jobs: Annotated[
-        int | None, typer.Option("--jobs", "-j", min=1, help="Runs at a time on CPU (default 1).")
-    ] = None,
-    gpus: Annotated[str | None, typer.Option(help="GPUs to use, e.g. 0,1 (default: all).")] = None,
-    per_gpu: Annotated[int | None, typer.Option(min=1, help="Runs sharing one GPU.")] = None,
+    jobs: JobsOpt = None,
+    gpus: GpusOpt = None,
+    per_gpu: PerGpuOpt = None,
     detach: Annotated[
         bool, typer.Option("--detach", "-d", help="Enqueue and return at once; the runs go on.")
     ] = False,
@@ -106,112 +186,58 @@ def run(
             "to train only what is missing.",
         ),
     ] = False,
-    executor: Annotated[
-        ExecutorName,
-        typer.Option(help="local: this machine's queue runner; slurm: one sbatch job per run."),
-    ] = ExecutorName.local,
-    partition: Annotated[
-        str | None, typer.Option(help="Slurm partition (sbatch --partition).")
-    ] = None,
-    gpus_per_run: Annotated[
-        int | None,
-        typer.Option(min=0, help="GPUs per Slurm job (--gres=gpu:N; default 1, 0 for CPU)."),
-    ] = None,
-    time_limit: Annotated[
-        str | None,
-        typer.Option("--time", help="Slurm time limit per run (sbatch --time), e.g. 04:00:00."),
-    ] = None,
-    slurm_opt: Annotated[
-        list[str] | None,
-        typer.Option(
-            metavar="KEY=VALUE", help="Another sbatch option, repeatable: --slurm-opt account=lab."
-        ),
-    ] = None,
+    executor: ExecutorOpt = ExecutorName.local,
+    partition: PartitionOpt = None,
+    gpus_per_run: GpusPerRunOpt = None,
+    time_limit: TimeOpt = None,
+    slurm_opt: SlurmOptOpt = None,
     workspace: Workspace = None,
 ) -> None:
     """Validate a spec, queue its runs (experiment × seed), follow them, print the results.
     Slurm defaults can live in WORKSPACE/slurm.json (see the README)."""
-    # pydantic models take ~0.15 s to import: only this command pays for them
-    from kdtui.slurm import SlurmExecutor, SlurmOptions
-    from kdtui.spec import SpecError, load_spec
+    from kdtui.spec import SpecError  # pydantic (~0.15 s): only this command pays for it
 
     store = open_store(workspace)
-    try:
-        loaded = load_spec(spec, store_lookup=launcher.store_lookup(store))
-    except SpecError as exc:
-        err.print(
-            f"[red]invalid spec[/] {escape(exc.source)}: {plural(len(exc.problems), 'problem')}"
-        )
-        for problem in exc.problems:
-            err.print(f"  {escape(str(problem))}")
-        raise typer.Exit(2) from None
     local = {"--jobs": jobs, "--gpus": gpus, "--per-gpu": per_gpu}
     slurm = {"--partition": partition, "--gpus-per-run": gpus_per_run, "--time": time_limit}
-    slurm["--slurm-opt"] = slurm_opt
-    foreign = [k for k, v in (slurm if executor == "local" else local).items() if v is not None]
     try:
-        if foreign:
-            raise launcher.ExecutorError(
-                f"{', '.join(foreign)}: not an option of --executor {executor.value}"
+        refuse_foreign(executor, local, {**slurm, "--slurm-opt": slurm_opt})
+        ex = (
+            local_executor(jobs, gpus, per_gpu)
+            if executor == ExecutorName.local
+            else launcher.choose_executor(
+                store, "slurm", partition=partition, gpus_per_run=gpus_per_run,
+                time_limit=time_limit, extra=slurm_opt,
             )
-        ex: launcher.Executor
-        if executor == "local":
-            gpu_ids = [g.strip() for g in gpus.split(",") if g.strip()] if gpus else None
-            if gpu_ids:
-                check_gpus(gpu_ids, f"--gpus {','.join(gpu_ids)}")
-            elif per_gpu is not None:  # runs per GPU, on a machine that may show none
-                check_gpus([], "--per-gpu")
-            ex = launcher.LocalExecutor(jobs, gpu_ids, per_gpu)
-            before = launcher.read_runner_config(store)
-            asked = {"jobs": jobs, "gpus": gpu_ids, "per_gpu": per_gpu}
-            if changed := [
-                f"{k} {before[k]} → {v}"
-                for k, v in asked.items()
-                if v is not None and before.get(k) not in (None, v)
-            ]:  # the runner serves every run of the workspace: say so
-                err.print(
-                    f"[yellow]note:[/] the workspace's slots change ({', '.join(changed)}):"
-                    " queued runs of earlier launches share them"
-                )
-        else:
-            opts = SlurmOptions.load(
-                store,
-                partition=partition,
-                gpus_per_run=gpus_per_run,
-                time_limit=time_limit,
-                extra=slurm_opt,
-            )
-            ex = SlurmExecutor(opts)
-        ex.check(store, lambda line: out.print(escape(line)))
-    except launcher.ExecutorError as exc:
+        )  # fmt: skip
+        launch = launcher.prepare_launch(
+            store, spec, ex, skip_done=skip_done, log=lambda line: out.print(escape(line))
+        )
+    except SpecError as exc:
+        print_spec_error(exc)
+        raise typer.Exit(2) from None
+    except ExecutorError as exc:
         err.print(f"[red]error:[/] {escape(str(exc))}")
         raise typer.Exit(2) from None
-    stored = store.runs() if store.index_path.exists() else []
-    for name, others in launcher.names_taken(stored, loaded).items():
-        err.print(
-            f"[yellow]note:[/] {escape(name)!r} already names another configuration "
-            f"(group {', '.join(k[:12] for k in others)}): a student naming it from the store "
-            "will have to give a group key"
-        )
-    keys = set(loaded.group_keys.values())
-    if (again := launcher.seeds_in_store(stored, loaded)) and skip_done:
-        loaded = launcher.without_seeds(loaded, again)
-        out.print(f"skipped, in the store already: {escape(launcher.seeds_text(again))}")
-        if not loaded.experiments:
-            out.print("nothing to run: every seed is in the store")
-            print_rows(group_rows([r for r in stored if r.get("group_key") in keys]))
-            return
-    elif again:
-        err.print(
-            f"[yellow]note:[/] the store has {escape(launcher.seeds_text(again))} already: "
-            "trained again, the latest run counts (--skip-done leaves them out)"
-        )
-    run_ids = launcher.enqueue(store, loaded, ex)
-    ex.start(store, run_ids)
-    job_ids = [r["job_id"] for r in store.runs() if r["run_id"] in run_ids and r.get("job_id")]
+    for note in launch.notes(skip_hint=" (--skip-done leaves them out)"):
+        err.print(f"[yellow]note:[/] {escape(note)}")
+    if launch.skipped:
+        out.print(f"skipped, in the store already: {escape(launcher.seeds_text(launch.again))}")
+    keys = launch.group_keys()
+    if not launch.run_ids:
+        out.print("nothing to run: every seed is in the store")
+        print_rows(group_rows([r for r in launch.stored if r.get("group_key") in keys]))
+        return
+    present_queued(store, launch, detach)
+
+
+def present_queued(store: Store, launch: launcher.Launch, detach: bool) -> None:
+    """Say what was queued; unless detached, follow the runs and print the results table
+    (earlier seeds of the same groups too); exit 1 when a run did not end done."""
+    run_ids, jobs = launch.run_ids, launch.job_ids
     out.print(
-        f"queued {plural(len(run_ids), 'run')} ({plural(len(loaded.experiments), 'experiment')})"
-        f" in {store.root}" + (f" as Slurm jobs {', '.join(job_ids)}" if job_ids else "")
+        f"queued {plural(len(run_ids), 'run')} ({plural(len(launch.loaded.experiments), 'experiment')})"
+        f" in {store.root}" + (f" as Slurm jobs {', '.join(jobs)}" if jobs else "")
     )
     if detach:
         out.print(
@@ -224,33 +250,11 @@ def run(
         leave_or_cancel(store, run_ids)
         raise typer.Exit(130) from None
     runs = store.runs()
-    print_rows(group_rows([r for r in runs if r.get("group_key") in keys]))  # earlier seeds too
+    print_rows(group_rows([r for r in runs if r.get("group_key") in launch.group_keys()]))
     bad = [r for r in runs if r["run_id"] in set(run_ids) and r["status"] != "done"]
     for r in bad:
         err.print(f"[red]{r['status']}[/] {r['run_id']}: {escape(str(r.get('error') or ''))}")
     raise typer.Exit(1 if bad else 0)
-
-
-def check_gpus(wanted: list[str], asked: str) -> None:
-    """Refuse GPUs this machine does not show: the runner would silently train on CPU (or
-    on fewer GPUs). Raises ExecutorError naming what is visible."""
-    from kdtui.runner import discover_gpus  # nvidia-smi or CUDA_VISIBLE_DEVICES, no torch
-
-    visible = discover_gpus()
-    missing = [g for g in wanted if g not in visible]
-    if visible and not missing:
-        return
-    if visible:
-        raise launcher.ExecutorError(
-            f"{asked}: GPU {', '.join(missing)} not visible (visible: {', '.join(visible)})"
-        )
-    if os.environ.get("CUDA_VISIBLE_DEVICES") is not None:
-        why = "CUDA_VISIBLE_DEVICES empty"
-    elif shutil.which("nvidia-smi") is None:
-        why = "nvidia-smi not found"
-    else:
-        why = "nvidia-smi lists none"
-    raise launcher.ExecutorError(f"{asked}: no GPU visible ({why})")
 
 
 def follow(store: Store, run_ids: list[str]) -> None:
@@ -286,7 +290,7 @@ def follow(store: Store, run_ids: list[str]) -> None:
             if runs and all(r["status"] in TERMINAL for r in runs):
                 return
             time.sleep(0.5)
-            store.reconcile()
+            reconcile(store)
 
 
 def leave_or_cancel(store: Store, run_ids: list[str]) -> None:
@@ -514,13 +518,7 @@ def rm(
     targets = list({r["run_id"]: r for r in find_runs(store, runs)}.values())  # once each
     ids = {r["run_id"] for r in targets}
     every = store.runs()
-    waiting = [  # students that are still to load one of these teachers
-        s["run_id"]
-        for s in every
-        if s["status"] in ACTIVE
-        and s["run_id"] not in ids
-        and any(t["run_id"] in ids for n in s.get("needs") or [] for t in need_group(n, every))
-    ]
+    waiting = waiting_students(every, ids)  # they are still to load one of these teachers
     if busy := [r["run_id"] for r in targets if r["status"] in ACTIVE]:
         err.print(f"[red]error:[/] {escape(', '.join(busy))}: queued or running; stop first")
         raise typer.Exit(2)
@@ -560,19 +558,19 @@ def doctor(workspace: Workspace = None) -> None:
     except StoreError as exc:
         err.print(f"[red]error:[/] {escape(str(exc))}")
         raise typer.Exit(1) from None
-    for line in store.reconcile():
+    for line in reconcile(store):
         out.print(f"reconciled {escape(line)}")
-    if waiting := launcher.revive_runner(store):
+    if waiting := revive_runner(store):
         out.print(f"queue runner: restarted ({plural(waiting, 'queued run')} waited for it)")
     else:
-        alive = launcher.runner_alive(store)
+        alive = runner_alive(store)
         out.print(f"queue runner: {'running' if alive else 'not running'}")
 
 
 @app.callback(invoke_without_command=True)
 def _default(ctx: typer.Context, workspace: Workspace = None) -> None:
     if ctx.invoked_subcommand is None:
-        from kdtui.app import run_app  # the TUI, imported only when asked for
+        from kdtui.tui.app import run_app  # the TUI, imported only when asked for
 
         run_app(check_workspace(workspace or default_workspace()))
 

@@ -1,48 +1,35 @@
-"""From a validated spec to queued runs, and the executors that start and stop them.
+"""One launch path: from a spec to queued runs handed to their executor.
 
-``enqueue`` turns each experiment × seed into a run folder with its frozen spec and a
-``queued`` summary. An **executor** then sets them going: ``local`` (``LocalExecutor``) makes
-sure a queue runner (``python -m kdtui.runner``) is alive for the workspace — started in its
-own session, so neither the CLI nor the TUI is ever the parent of a training process, and
-closing either (or losing SSH) stops nothing; ``slurm`` (``kdtui.slurm.SlurmExecutor``)
-submits one batch job per run. A run's summary names its executor, so stop and resume reach
-the right one. Nothing here imports torch.
+``prepare_launch`` is what ``kdtui run`` and the composer both call: it validates the spec,
+checks the executor, finds the seeds the store already has and the names that already name
+another configuration, enqueues (one run folder with its frozen spec and a ``queued``
+summary per experiment × seed) and starts the runs; its ``Launch`` result says what to
+tell the user, and the callers only present it. Stop, resume and more seeds also go through
+here, to the executor each run's summary names (``kdtui.executors``). Nothing here imports
+torch, and the spec models only when a launch needs them.
 """
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import dataclasses
-import fcntl
-import json
-import os
-import socket
-import subprocess
-import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar, Protocol
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from kdtui import __version__, procs
-from kdtui.store import (
-    ACTIVE,
-    Store,
-    atomic_write,
-    close_names,
-    initial_summary,
-    names_key,
-    need_group,
-    new_run_id,
-)
+from kdtui import __version__
+from kdtui.executors import Executor, ExecutorError, LocalExecutor, executor_for
+from kdtui.executors.local import read_runner_config, revive_runner, slot_changes
+from kdtui.needs import need_group
+from kdtui.store import ACTIVE, Store, close_names, initial_summary, names_key, new_run_id
 
-if TYPE_CHECKING:  # the spec models cost ~0.15 s to import: only `kdtui run` needs them
+if TYPE_CHECKING:  # the spec models cost ~0.15 s to import: only a launch needs them
     from kdtui.spec import Experiment, LoadedSpec, StoreGroup
 
-RUNNER_LOCK = "runner.lock"
-RUNNER_CONFIG = "runner.json"
-REVIVE_AFTER_S = 10.0
+# The TUI reads the runner's slots and revives a stranded queue through the launcher.
+__all__ = ["Executor", "ExecutorError", "LocalExecutor", "read_runner_config", "revive_runner"]
 
 
 def store_lookup(store: Store):
@@ -286,77 +273,6 @@ def requeue(store: Store, run_ids: list[str]) -> list[str]:
     return again
 
 
-# ---------------------------------------------------------------------- executors
-
-
-class ExecutorError(Exception):
-    """Runs cannot be started this way from here; said before anything is queued."""
-
-
-class Executor(Protocol):
-    """Who starts a run's engine and who stops it. How a run's status is judged follows
-    the ``executor`` field of its summary too (``Store.reconcile``)."""
-
-    name: ClassVar[str]
-
-    def check(self, store: Store, log: Callable[[str], None]) -> None:
-        """Raise ExecutorError, before anything is queued, when runs could not start."""
-
-    def frozen(self) -> dict[str, Any]:
-        """What each run's spec.json records about its launch (resume reuses it)."""
-
-    def start(self, store: Store, run_ids: list[str]) -> None:
-        """Set queued runs going."""
-
-    def stop(self, store: Store, run: dict[str, Any]) -> bool:
-        """Stop one queued or running run whose ``cancel_requested`` is set; True when it
-        was cancelled or told to stop."""
-
-
-@dataclass
-class LocalExecutor:
-    """Engine processes on this machine, started by the queue runner within device slots."""
-
-    name: ClassVar[str] = "local"
-    jobs: int | None = None
-    gpus: list[str] | None = None
-    per_gpu: int | None = None
-
-    def check(self, store: Store, log: Callable[[str], None]) -> None:
-        """Nothing to check: the runner starts engines where kdtui itself runs."""
-
-    def frozen(self) -> dict[str, Any]:
-        return {"executor": self.name}
-
-    def start(self, store: Store, run_ids: list[str]) -> None:
-        if (self.jobs, self.gpus, self.per_gpu) != (None, None, None):
-            write_runner_config(store, jobs=self.jobs, gpus=self.gpus, per_gpu=self.per_gpu)
-        ensure_runner(store)
-
-    def stop(self, store: Store, run: dict[str, Any]) -> bool:
-        """Queued: cancelled at once. Running: SIGTERM to the engine's process group (it
-        writes a ``cancelled`` end event); the runner SIGKILLs after a grace time."""
-        if run["status"] == "queued":
-            return cancel_queued(store, run["run_id"])
-        if run.get("host") != socket.gethostname():
-            return True  # never signal a pid of another host: its engine reads the request
-        pid, started = run.get("pid") or 0, run.get("pid_start")
-        if pid > 1 and started is not None and procs.is_alive(pid, started):
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(pid, 15)
-            return True
-        return False
-
-
-def executor_for(name: str) -> Executor:
-    """The executor that started existing runs, by the ``executor`` of their summary."""
-    if name == "slurm":
-        from kdtui.slurm import SlurmExecutor  # it builds on this module
-
-        return SlurmExecutor()
-    return LocalExecutor()
-
-
 def start_runs(store: Store, run_ids: list[str]) -> None:
     """Hand queued runs to the executors recorded in their summaries."""
     by_executor: dict[str, list[str]] = {}
@@ -378,82 +294,102 @@ def stop_runs(store: Store, run_ids: list[str]) -> list[str]:
     return stopped
 
 
-def cancel_queued(store: Store, run_id: str) -> bool:
-    """A run that never started ends ``cancelled`` at once."""
-    event = {"type": "end", "status": "cancelled", "reason": "cancelled before it started"}
-    # one locked step: the runner may be starting this very run
-    return store.record_event(run_id, event, if_status={"queued"}) is not None
+# ---------------------------------------------------------------------- one launch path
 
 
-# ---------------------------------------------------------------------- the runner
+@dataclass
+class Launch:
+    """What a launch did, for its caller to present (nothing here prints)."""
+
+    loaded: LoadedSpec  # what was queued: the spec less any seeds left out
+    executor: Executor
+    stored: list[dict[str, Any]]  # the store's runs before the launch
+    #: Seeds the store has already, per experiment (left out with ``skip_done``).
+    again: dict[str, list[int]] = field(default_factory=dict)
+    skipped: bool = False
+    #: Experiments whose name already names another configuration: their group keys.
+    taken: dict[str, list[str]] = field(default_factory=dict)
+    #: The workspace runner's slots this launch changes (``jobs 2 → 1``).
+    slots: list[str] = field(default_factory=list)
+    run_ids: list[str] = field(default_factory=list)
+    job_ids: list[str] = field(default_factory=list)
+
+    def notes(self, skip_hint: str = "") -> list[str]:
+        """Warnings in words: the launch went ahead, but the user should know these.
+        ``skip_hint`` follows the seeds-again note (how the caller leaves them out)."""
+        out = []
+        if self.slots:  # the runner serves every run of the workspace: say so
+            out.append(
+                f"the workspace's slots change ({', '.join(self.slots)}): queued runs of "
+                "earlier launches share them"
+            )
+        for name, keys in self.taken.items():
+            out.append(
+                f"{name!r} already names another configuration (group "
+                f"{', '.join(k[:12] for k in keys)}): a student naming it from the store will "
+                "have to give a group key"
+            )
+        if self.again and not self.skipped:
+            out.append(
+                f"the store has {seeds_text(self.again)} already: trained again, the latest "
+                f"run counts{skip_hint}"
+            )
+        return out
+
+    def group_keys(self) -> set[str]:
+        """The groups of the spec as given (skipped seeds' groups too)."""
+        return set(self.loaded.group_keys.values())
 
 
-def write_runner_config(store: Store, **config: Any) -> None:
-    """Slots for the runner (it re-reads this file every tick): jobs, gpus, per_gpu."""
-    store.root.mkdir(parents=True, exist_ok=True)
-    current = read_runner_config(store)
-    current.update({k: v for k, v in config.items() if v is not None})
-    atomic_write(store.root / RUNNER_CONFIG, json.dumps(current).encode())
+def prepare_launch(
+    store: Store,
+    spec: Path | dict[str, Any] | list[Any],
+    executor: Executor,
+    *,
+    base_dir: Path = Path(),
+    source: str = "spec",
+    skip_done: bool = False,
+    log: Callable[[str], None] = lambda line: None,
+) -> Launch:
+    """Validate ``spec`` (a file, or the parsed JSON with the folder its paths are
+    relative to), check that ``executor`` can start runs from here, compare with the store
+    (seeds it has, names it uses for another configuration), enqueue and start.
 
+    Raises SpecError (nothing written) or ExecutorError (nothing queued). With
+    ``skip_done`` the seeds the store has are left out; when none is left, nothing is
+    queued and ``run_ids`` is empty. ``log`` hears what a slow check is doing."""
+    from kdtui.spec import load_spec, validate_spec
 
-def read_runner_config(store: Store) -> dict[str, Any]:
-    try:
-        return json.loads((store.root / RUNNER_CONFIG).read_text())
-    except (OSError, ValueError):
-        return {}
-
-
-def runner_alive(store: Store) -> bool:
-    """True while some process holds the workspace's runner lock."""
-    path = store.root / RUNNER_LOCK
-    if not path.exists():
-        return False
-    with open(path, "a+") as fh:
-        try:
-            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return True
-        fcntl.flock(fh, fcntl.LOCK_UN)
-        return False
-
-
-def revive_runner(store: Store) -> int:
-    """Start the queue runner again when local runs wait in the queue but no runner is
-    alive (it was killed, or the machine rebooted), so no queued run is stranded; returns
-    how many runs it was started for (0: nothing to do)."""
-    if not store.index_path.exists() or runner_alive(store):  # the lock, before the index
-        return 0
-    # Runs queued a moment ago are their launcher's to start (it may be starting it now).
-    settled = time.time() - REVIVE_AFTER_S
-    waiting = [
-        r
-        for r in store.runs()
-        if r.get("status") == "queued"
-        and r.get("executor", "local") == "local"
-        and not r.get("cancel_requested")
-        and (r.get("created") or 0) < settled
+    lookup = store_lookup(store)
+    if isinstance(spec, Path):
+        loaded = load_spec(spec, store_lookup=lookup)
+    else:
+        loaded = validate_spec(spec, base_dir=base_dir, source=source, store_lookup=lookup)
+    slots = slot_changes(store, executor) if isinstance(executor, LocalExecutor) else []
+    executor.check(store, log)
+    stored = store.runs() if store.index_path.exists() else []
+    launch = Launch(loaded, executor, stored, slots=slots)
+    launch.taken = names_taken(stored, loaded)
+    launch.again = seeds_in_store(stored, loaded)
+    if launch.again and skip_done:
+        launch.loaded, launch.skipped = without_seeds(loaded, launch.again), True
+        if not launch.loaded.experiments:
+            return launch
+    launch.run_ids = enqueue(store, launch.loaded, executor)
+    executor.start(store, launch.run_ids)
+    wanted = set(launch.run_ids)
+    launch.job_ids = [
+        r["job_id"] for r in store.runs() if r["run_id"] in wanted and r.get("job_id")
     ]
-    if not waiting:
-        return 0
-    ensure_runner(store)
-    return len(waiting)
+    return launch
 
 
-def ensure_runner(store: Store) -> bool:
-    """Start the workspace's queue runner unless one is alive. Returns True if started.
+def choose_executor(store: Store, name: str, **options: Any) -> Executor:
+    """The executor called ``name`` with its options: ``jobs``, ``gpus``, ``per_gpu`` for
+    local; ``partition``, ``gpus_per_run``, ``time_limit``, ``extra`` for Slurm (over the
+    workspace's slurm.json). Raises ExecutorError for bad Slurm options."""
+    if name == "slurm":
+        from kdtui.executors.slurm import SlurmExecutor, SlurmOptions  # pydantic
 
-    Two callers racing both start one; the second finds the lock taken and exits."""
-    if runner_alive(store):
-        return False
-    store.root.mkdir(parents=True, exist_ok=True)
-    with open(store.root / "runner.log", "ab") as log:
-        subprocess.Popen(
-            [sys.executable, "-m", "kdtui.runner", str(store.root.resolve())],
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-            close_fds=True,
-            cwd=str(store.root.resolve()),
-        )
-    return True
+        return SlurmExecutor(SlurmOptions.load(store, **options))
+    return LocalExecutor(**options)

@@ -25,8 +25,10 @@ from pathlib import Path
 from typing import Any
 
 from kdtui import procs
-from kdtui.launcher import RUNNER_LOCK, read_runner_config
-from kdtui.store import Store, atomic_write, needs_state
+from kdtui.executors import reconcile
+from kdtui.executors.local import RUNNER_LOCK, read_runner_config
+from kdtui.needs import needs_state
+from kdtui.store import Store, StoreError, atomic_write
 
 TICK_S = 0.5
 KILL_GRACE_S = 30.0
@@ -136,7 +138,7 @@ class Runner:
 
     def tick(self) -> bool:
         """One scheduling pass. Returns False when there is nothing left to do."""
-        for line in self.store.reconcile():
+        for line in reconcile(self.store):
             print(f"reconciled {line}", flush=True)
         while self.store.notices:
             print(f"store: {self.store.notices.pop(0)}", flush=True)
@@ -190,7 +192,12 @@ def main(argv: list[str] | None = None) -> int:
     print(f"kdtui runner {os.getpid()}: started on {store.root}", flush=True)
     runner = Runner(store)
     while True:
-        if runner.tick():
+        try:
+            busy = runner.tick()
+        except (StoreError, OSError) as exc:  # a busy or unwritable index: try next tick
+            print(f"kdtui runner: {exc}; trying again", flush=True)
+            busy = True
+        if busy:
             time.sleep(TICK_S)
             continue
         # Queue empty: let go of the lock, then look once more, so runs enqueued while we

@@ -27,7 +27,6 @@ import json
 import os
 import re
 import secrets
-import socket
 import tempfile
 import time
 from collections.abc import Callable, Collection, Iterator
@@ -38,7 +37,7 @@ from tinydb import TinyDB
 from tinydb.storages import Storage
 from tinydb.table import Document, Table
 
-from kdtui import procs
+from kdtui.safefs import open_nofollow, read_bytes_nofollow
 
 STATUSES = ("queued", "running", "done", "failed", "crashed", "cancelled")
 TERMINAL = frozenset({"done", "failed", "crashed", "cancelled"})
@@ -46,11 +45,6 @@ ACTIVE = frozenset({"queued", "running"})
 TRASH = "trash"  # where `kdtui rm` puts run folders
 RUN_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,127}$")
 HEARTBEAT_EVERY_S = 10.0
-
-
-def heartbeat_stale_s() -> float:
-    """How long a running run may go without a heartbeat before it counts as crashed."""
-    return float(os.environ.get("KDTUI_HEARTBEAT_STALE_S", "120"))
 
 
 class StoreError(Exception):
@@ -203,7 +197,7 @@ def fold_event(summary: dict[str, Any], event: dict[str, Any]) -> None:
 def read_events(run_dir: Path) -> list[dict[str, Any]]:
     """All events of a run. A torn or malformed line (a kill mid-write) is skipped."""
     try:
-        raw = (run_dir / "events.jsonl").read_bytes()
+        raw = read_bytes_nofollow(run_dir / "events.jsonl")
     except FileNotFoundError:
         return []
     events = []
@@ -222,7 +216,7 @@ def append_event(run_dir: Path, event: dict[str, Any]) -> None:
     write was torn."""
     path = run_dir / "events.jsonl"
     line = json.dumps(event, separators=(",", ":")).encode() + b"\n"
-    with open(path, "ab+") as fh:
+    with open_nofollow(path, "ab+") as fh:  # a planted link is refused, never followed
         if fh.tell() > 0:
             fh.seek(-1, os.SEEK_END)
             if fh.read(1) != b"\n":
@@ -397,7 +391,7 @@ class Store:
             db.table("runs").remove(doc_ids=list(run_ids))
 
     def read_spec(self, run_id: str) -> dict[str, Any]:
-        return json.loads((self.run_dir(run_id) / "spec.json").read_text())
+        return json.loads(read_bytes_nofollow(self.run_dir(run_id) / "spec.json"))
 
     def events(self, run_id: str) -> list[dict[str, Any]]:
         return read_events(self.run_dir(run_id))
@@ -488,82 +482,15 @@ class Store:
             out.append(summary)
         return out
 
-    def reconcile(self) -> list[str]:
-        """Settle active runs whose engine can no longer speak for itself, and refresh what
-        their executor says about them. This is the one place that branches on a run's
-        executor: a local run counts as crashed when its process is gone — pid *and* start
-        time must match, so a reused pid never keeps a dead run alive — and never while that
-        process lives; runs of other hosts by a stale heartbeat alone; a Slurm run is judged from
-        what Slurm says about its job (``kdtui.slurm.judge``), never from a pid. Returns one
-        line per run it ended."""
-        runs = self.runs()
-        active = [d for d in runs if d.get("status") in ACTIVE]
-        slurm_runs = [d for d in active if d.get("executor") == "slurm"]
-        verdicts: dict[str, Verdict] = {}
-        if slurm_runs:
-            from kdtui import slurm  # it builds on this module
-
-            verdicts = slurm.judge(self, slurm_runs, runs)
-        host, now = socket.gethostname(), time.time()
-        for doc in active:
-            if doc.get("executor") != "slurm" and doc["status"] == "running":
-                mine = doc.get("host") == host and doc.get("pid")
-                reason = None
-                if mine and not procs.is_alive(doc["pid"], doc.get("pid_start")):
-                    reason = f"process {doc['pid']} is gone without an end event"
-                elif mine and doc.get("pid_start") is not None:
-                    # Its very process is alive: a stale heartbeat means a suspended VM or
-                    # a stalled disk, and a run called crashed would be resumed twice.
-                    continue
-                if reason := reason or self.stale_heartbeat(doc, now):
-                    verdicts[doc["run_id"]] = ({}, end_event("crashed", reason, now))
-        changed = []
-        for doc in active:
-            if doc["run_id"] not in verdicts:
-                continue
-            fields, event = verdicts[doc["run_id"]]
-
-            def change(d: dict[str, Any], f=fields, e=event) -> None:
-                if e is not None:
-                    fold_event(d, e)
-                d.update(f)
-
-            new = self.modify(doc["run_id"], change, if_status={doc["status"]})
-            if new is not None and event is not None:
-                append_event(self.run_dir(doc["run_id"]), event)
-                changed.append(f"{doc['run_id']}: {new['status']} ({new.get('error')})")
-        return changed
-
-    def stale_heartbeat(self, doc: dict[str, Any], now: float) -> str | None:
-        """Why a running run counts as dead by its heartbeat alone, or None."""
-        beat = max(doc.get("heartbeat") or 0, self._heartbeat_time(doc["run_id"]))
-        if beat and now - beat > heartbeat_stale_s():
-            return f"no heartbeat for {now - beat:.0f} s"
-        return None
-
     def log_tail(self, run_id: str) -> str:
         """The last line of the run's log (its last words, for a one-line reason)."""
         try:
-            text = (self.run_dir(run_id) / "stdout.log").read_text(errors="replace")
+            raw = read_bytes_nofollow(self.run_dir(run_id) / "stdout.log")
+            text = raw.decode(errors="replace")
         except OSError:
             return ""
         lines = text.strip().splitlines()
         return lines[-1][-300:] if lines else ""
-
-    def _heartbeat_time(self, run_id: str) -> float:
-        try:
-            return float(json.loads((self.run_dir(run_id) / "heartbeat").read_text())["time"])
-        except (OSError, ValueError, KeyError, TypeError):
-            return 0.0
-
-
-#: What reconcile does to a run: fields to set, and the event (end or error) that ends it.
-Verdict = tuple[dict[str, Any], dict[str, Any] | None]
-
-
-def end_event(status: str, reason: str, at: float | None = None) -> dict[str, Any]:
-    """The end event that reconcile writes for an engine that could not write its own."""
-    return {"type": "end", "status": status, "reason": reason, "time": at or time.time()}
 
 
 def names_key(ref: str, key: str) -> bool:
@@ -578,51 +505,3 @@ def close_names(name: str, runs: list[dict[str, Any]]) -> list[str]:
     longer = [n for n in names if n.startswith(name) and n != name]
     close = difflib.get_close_matches(name, names, n=5, cutoff=0.6)
     return list(dict.fromkeys(longer + close))[:5]
-
-
-def need_group(need: dict[str, Any], runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The runs that can satisfy a student's need: the teacher group's kdtui runs (of the
-    need's seed for ``same-seed``). Outside results (notes, record) have no checkpoint."""
-    group = [
-        r
-        for r in runs
-        if r.get("group_key") == need["group_key"] and r.get("source", "kdtui") == "kdtui"
-    ]
-    if need.get("seed") is not None:
-        group = [r for r in group if r.get("seed") == need["seed"]]
-    return group
-
-
-def needs_state(run: dict[str, Any], runs: list[dict[str, Any]]) -> tuple[str, str]:
-    """A student's readiness over all its needs: the first need that is not ``ready``
-    decides (see ``resolve_need``)."""
-    for need in run.get("needs") or []:
-        state, detail = resolve_need(need, runs)
-        if state != "ready":
-            return state, detail
-    return "ready", ""
-
-
-def resolve_need(need: dict[str, Any], runs: list[dict[str, Any]]) -> tuple[str, str]:
-    """Which teacher run satisfies a student's need, from the run summaries.
-
-    Returns ``("ready", run_id)``, ``("wait", "")`` while a candidate is still queued or
-    running, or ``("failed", reason)`` when none can succeed any more. ``same-seed`` wants a
-    done run of the group with that seed; ``best`` waits for the whole group to settle,
-    then takes its done run with the best test accuracy."""
-    group = need_group(need, runs)
-    done = [r for r in group if r.get("status") == "done"]
-    active = [r for r in group if r.get("status") in ACTIVE]
-    what = f"teacher {need.get('name')!r}" + (
-        f" seed {need['seed']}" if need.get("seed") is not None else ""
-    )
-    if need.get("seed") is not None and done:
-        return "ready", max(done, key=lambda r: r.get("ended") or 0)["run_id"]
-    if active:
-        return "wait", ""
-    if done:
-        return "ready", max(done, key=lambda r: r.get("best_acc") or 0)["run_id"]
-    if not group:
-        return "failed", f"{what}: no such run in the store"
-    last = max(group, key=lambda r: r.get("ended") or 0)
-    return "failed", f"{what} is {last['status']} ({last['run_id']})"

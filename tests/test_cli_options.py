@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 
 from kdtui import launcher, runner
 from kdtui.cli import app
+from kdtui.executors import LocalExecutor, local
 from kdtui.clikit import fmt_acc, plural
 from kdtui.spec import validate_spec
 from kdtui.store import Store
@@ -30,8 +31,8 @@ def here(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 @pytest.fixture
 def no_runner(monkeypatch: pytest.MonkeyPatch) -> None:
     """``kdtui run`` queues its runs but starts no queue runner (nothing trains)."""
-    monkeypatch.setattr(launcher.LocalExecutor, "start", lambda self, store, run_ids: None)
-    monkeypatch.setattr(launcher, "ensure_runner", lambda store: False)  # nor does `ls` then
+    monkeypatch.setattr(LocalExecutor, "start", lambda self, store, run_ids: None)
+    monkeypatch.setattr(local, "ensure_runner", lambda store: False)  # nor does `ls` then
 
 
 def invoke(*args: str):
@@ -123,9 +124,9 @@ def test_a_workspace_that_is_a_file_is_one_line_and_exit_2(
 def test_the_app_refuses_a_workspace_that_is_a_file(
     here: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import kdtui.app
+    import kdtui.tui.app
 
-    monkeypatch.setattr(kdtui.app, "run_app", lambda ws: pytest.fail(f"app opened on {ws}"))
+    monkeypatch.setattr(kdtui.tui.app, "run_app", lambda ws: pytest.fail(f"app opened on {ws}"))
     (here / "f").write_text("hi\n")
     result = invoke("-w", "f")
     assert result.exit_code == 2 and "workspace f is not a directory" in result.stderr
@@ -289,7 +290,7 @@ def test_stop_and_resume_with_nothing_named_are_usage_errors(here: Path) -> None
 
 
 def test_changing_the_workspace_slots_is_said(here: Path, no_runner: None) -> None:
-    launcher.write_runner_config(Store(here / "ws"), jobs=2)  # an earlier `run --jobs 2`
+    local.write_runner_config(Store(here / "ws"), jobs=2)  # an earlier `run --jobs 2`
     same = invoke("run", str(spec_file(here)), "--jobs", "2", "--detach", "-w", "ws")
     assert same.exit_code == 0 and "note:" not in same.stderr
     again = invoke("run", str(spec_file(here)), "--jobs", "1", "--detach", "-w", "ws")

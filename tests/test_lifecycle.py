@@ -129,7 +129,7 @@ def test_truncated_index_is_rebuilt_by_the_next_ls(write_spec, cleanup_processes
     ws = cleanup_processes
     spec = write_spec(tiny_experiment("keep", seeds=[0, 1]))
     assert run_cli("run", str(spec), workspace=ws, timeout=180).returncode == 0
-    from kdtui.launcher import runner_alive
+    from kdtui.executors.local import runner_alive
 
     wait_for(lambda: not runner_alive(Store(ws)), timeout=30, what="the runner to exit")
     index = ws / "kdtui.json"
@@ -145,12 +145,13 @@ def test_truncated_index_is_rebuilt_by_the_next_ls(write_spec, cleanup_processes
 def test_a_queue_whose_runner_was_killed_is_picked_up_by_the_next_ls(cleanup_processes):
     ws = cleanup_processes
     from kdtui import launcher
+    from kdtui.executors.local import runner_alive
     from kdtui.spec import validate_spec
 
     store = Store(ws)
     ids = launcher.enqueue(store, validate_spec(tiny_experiment("stranded", seeds=[0, 1])))
     launcher.stop_runs(store, [ids[1]])  # cancelled: waits for nothing
-    assert not launcher.runner_alive(store)  # as after a reboot: queued, no runner
+    assert not runner_alive(store)  # as after a reboot: queued, no runner
     assert "restarted" not in run_cli("ls", workspace=ws).stderr  # just queued: its launcher's
     store.update(ids[0], {"created": time.time() - 60})
     result = run_cli("ls", workspace=ws)

@@ -29,7 +29,8 @@ from kdtui.notes import (
 )
 from kdtui.results import group_rows
 from kdtui.spec import validate_spec
-from kdtui.store import RUN_ID_PATTERN, Store, resolve_need
+from kdtui.needs import resolve_need
+from kdtui.store import RUN_ID_PATTERN, Store
 
 EXAMPLE = Path(__file__).parent.parent / "examples" / "notes.md"
 

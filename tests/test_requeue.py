@@ -5,14 +5,15 @@ from __future__ import annotations
 import pytest
 from conftest import tiny_experiment
 
-from kdtui import launcher
+from kdtui import launcher, procs
+from kdtui.executors import local
 from kdtui.spec import validate_spec
 from kdtui.store import Store
 
 
 @pytest.fixture
 def store(tmp_path, monkeypatch) -> Store:
-    monkeypatch.setattr(launcher, "ensure_runner", lambda store: None)  # no processes
+    monkeypatch.setattr(local, "ensure_runner", lambda store: None)  # no processes
     return Store(tmp_path / "ws")
 
 
@@ -70,7 +71,7 @@ def test_stop_signals_only_an_engine_of_this_host_it_can_identify(store, monkeyp
     starts = [
         {"pid": os.getpid(), "host": "elsewhere"},  # another host: never by pid
         {"pid": 1, "host": me},  # no start time recorded: cannot tell it is ours
-        {"pid": os.getpid(), "host": me, "pid_start": launcher.procs.start_time(os.getpid())},
+        {"pid": os.getpid(), "host": me, "pid_start": procs.start_time(os.getpid())},
     ]
     for run_id, start in zip(ids, starts, strict=True):
         store.record_event(run_id, {"type": "start", **start})

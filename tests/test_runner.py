@@ -9,6 +9,7 @@ import pytest
 from conftest import tiny_experiment
 
 from kdtui import launcher, procs, runner
+from kdtui.executors.local import write_runner_config
 from kdtui.spec import validate_spec
 from kdtui.store import Store
 
@@ -24,11 +25,11 @@ def test_a_restarted_runner_counts_the_engines_it_did_not_start(
     me = os.getpid()
     store.update(first, {"status": "running", "pid": me, "pid_start": procs.start_time(me),
                          "host": socket.gethostname(), "slot": "cpu", "device": "cpu"})  # fmt: skip
-    launcher.write_runner_config(store, jobs=1)
+    write_runner_config(store, jobs=1)
     pass_ = runner.Runner(store)
     spawned: list[str] = []
     monkeypatch.setattr(pass_, "spawn", lambda run, slot, cpu_slots: spawned.append(run["run_id"]))
     assert pass_.tick() and spawned == []  # its one slot is taken: --jobs 1 holds
-    launcher.write_runner_config(store, jobs=2)
+    write_runner_config(store, jobs=2)
     pass_.tick()
     assert spawned == [second]

@@ -17,10 +17,10 @@ import pytest
 from conftest import run_cli, tiny_experiment, wait_for
 from slurm_cluster import SlurmCluster, slurm_cluster, unavailable
 
-from kdtui import slurm
-from kdtui.launcher import ExecutorError, enqueue, more_seeds, requeue
+from kdtui.executors import ExecutorError, reconcile, slurm
+from kdtui.executors.slurm import Job, SlurmExecutor, SlurmOptions, afterok
+from kdtui.launcher import enqueue, more_seeds, requeue
 from kdtui.runner import local_queue
-from kdtui.slurm import Job, SlurmExecutor, SlurmOptions, afterok
 from kdtui.spec import validate_spec
 from kdtui.store import Store, read_events
 
@@ -77,7 +77,7 @@ def test_slurm_runs_are_judged_by_slurm_never_by_a_pid(tmp_path, fake_slurm):
         "6": Job("FAILED", "NonZeroExitCode", "n1", exit_code=0, signal=9),
         "7": Job("PENDING", "Priority", None),
     }
-    lines = store.reconcile()
+    lines = reconcile(store)
     runs = [store.get(i) for i in ids]
     assert [r["status"] for r in runs] == [
         "running", "crashed", "crashed", "cancelled", "failed", "crashed", "queued",
@@ -93,7 +93,7 @@ def test_slurm_runs_are_judged_by_slurm_never_by_a_pid(tmp_path, fake_slurm):
     assert runs[5]["error"] == "Slurm job 6 FAILED on n1: killed by signal 9"
     assert runs[6]["slurm_reason"] == "Priority" and runs[6]["slurm_state"] == "PENDING"
     assert len(lines) == 5 and read_events(store.run_dir(ids[1]))[-1]["status"] == "crashed"
-    assert store.reconcile() == []  # settled runs stay settled
+    assert reconcile(store) == []  # settled runs stay settled
 
 
 def test_without_slurm_a_running_slurm_run_is_judged_by_its_heartbeat(
@@ -106,14 +106,14 @@ def test_without_slurm_a_running_slurm_run_is_judged_by_its_heartbeat(
     store.update(stale, {"heartbeat": time.time() - 1000})
     monkeypatch.setenv("KDTUI_HEARTBEAT_STALE_S", "120")
     fake_slurm["jobs"] = None  # squeue missing or the controller down
-    store.reconcile()
+    reconcile(store)
     assert store.get(fresh)["status"] == "running" and store.get(queued)["status"] == "queued"
     assert store.get(stale)["status"] == "crashed"
     assert "no heartbeat" in store.get(stale)["error"]
 
     fake_slurm["jobs"] = {}  # Slurm answers, and knows nothing of job 1
     monkeypatch.setattr(slurm, "_answers", slurm._Answers())
-    store.reconcile()
+    reconcile(store)
     assert "Slurm has no record of job 1" in store.get(fresh)["error"]
 
 
@@ -123,7 +123,7 @@ def test_a_queued_student_of_a_failed_teacher_fails_and_its_job_is_cancelled(tmp
     teacher_id, student_id = _slurm_runs(store, tiny_experiment("t"), student)
     store.record_event(teacher_id, {"type": "error", "message": "boom"})
     fake_slurm["jobs"] = {"2": Job("PENDING", "Dependency", None)}
-    store.reconcile()
+    reconcile(store)
     assert store.get(student_id)["status"] == "failed"
     assert "teacher 't' seed 0 is failed" in store.get(student_id)["error"]
     assert fake_slurm["cancelled"] == ["2"]
@@ -133,7 +133,7 @@ def test_dependency_never_satisfied_fails_the_student(tmp_path, fake_slurm):
     store = Store(tmp_path / "ws")
     (run_id,) = _slurm_runs(store, tiny_experiment("s"))
     fake_slurm["jobs"] = {"1": Job("PENDING", "DependencyNeverSatisfied", None)}
-    store.reconcile()
+    reconcile(store)
     assert store.get(run_id)["status"] == "failed"
     assert "DependencyNeverSatisfied" in store.get(run_id)["error"]
     assert fake_slurm["cancelled"] == ["1"]

@@ -11,7 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from kdtui.store import Store, append_event, fold_event, read_events, resolve_need
+from kdtui.executors import reconcile
+from kdtui.needs import resolve_need
+from kdtui.store import Store, append_event, fold_event, read_events
 
 
 def _doc(run_id: str, **over) -> dict:
@@ -178,7 +180,7 @@ def test_reconcile_uses_pid_and_start_time(tmp_path):
             "heartbeat": time.time(),
         },
     )
-    changed = store.reconcile()
+    changed = reconcile(store)
     status = {r["run_id"]: r["status"] for r in store.runs()}
     assert status == {"alive": "running", "reused": "crashed", "gone": "crashed"}
     assert len(changed) == 2
@@ -202,7 +204,7 @@ def test_other_hosts_are_judged_by_heartbeat_only(tmp_path, monkeypatch):
         },
     )
     monkeypatch.setenv("KDTUI_HEARTBEAT_STALE_S", "60")
-    store.reconcile()
+    reconcile(store)
     status = {r["run_id"]: r["status"] for r in store.runs()}
     assert status == {"far": "running", "stale": "crashed"}
 

@@ -6,6 +6,7 @@ import pytest
 from conftest import tiny_experiment
 
 from kdtui import launcher
+from kdtui.executors import local
 from kdtui.spec import SpecError, validate_spec
 from kdtui.store import Store
 
@@ -37,7 +38,7 @@ def test_a_name_two_groups_share_is_refused_and_a_group_key_picks_one(tmp_path) 
 
 
 def test_a_students_runs_keep_their_teacher_when_its_name_moves_on(tmp_path, monkeypatch) -> None:
-    monkeypatch.setattr(launcher, "ensure_runner", lambda store: None)  # no processes
+    monkeypatch.setattr(local, "ensure_runner", lambda store: None)  # no processes
     store = Store(tmp_path / "ws")
     first = _done_group(store)
     teachers = [{"experiment": "t", "pick": "best"}]

@@ -47,7 +47,8 @@ from kdtui.spec import (
     StepSchedule,
     canonical_json,
 )
-from kdtui.store import HEARTBEAT_EVERY_S, Store, atomic_write, read_events, resolve_need
+from kdtui.needs import resolve_need
+from kdtui.store import HEARTBEAT_EVERY_S, Store, atomic_write, read_events
 
 
 class Diverged(RuntimeError):

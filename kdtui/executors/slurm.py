@@ -36,17 +36,15 @@ from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from kdtui.launcher import ExecutorError, cancel_queued
-from kdtui.store import (
-    ACTIVE,
-    Store,
+from kdtui.executors.base import (
+    ExecutorError,
     Verdict,
-    atomic_write,
+    cancel_queued,
     end_event,
-    need_group,
-    needs_state,
-    resolve_need,
+    stale_heartbeat,
 )
+from kdtui.needs import need_group, needs_state, resolve_need
+from kdtui.store import ACTIVE, Store, atomic_write
 
 CONFIG_FILE = "slurm.json"
 PROBE_FILE = "slurm-probe.json"
@@ -249,7 +247,7 @@ def scancel(job_id: str) -> bool:
 def judge(
     store: Store, docs: list[dict[str, Any]], runs: list[dict[str, Any]]
 ) -> dict[str, Verdict]:
-    """What Slurm's word does to active Slurm runs (``Store.reconcile`` applies it).
+    """What Slurm's word does to active Slurm runs (``executors.reconcile`` applies it).
 
     A queued student whose teacher can no longer succeed fails, and its job is cancelled
     rather than left pending forever (DependencyNeverSatisfied). A job that ended while
@@ -285,7 +283,7 @@ def _judge(
     if not job_id:
         return None  # being submitted right now
     if answers is None:
-        reason = store.stale_heartbeat(doc, now) if doc["status"] == "running" else None
+        reason = stale_heartbeat(store, doc, now) if doc["status"] == "running" else None
         return ({}, end_event("crashed", reason, now)) if reason else None
     job = answers.get(job_id)
     if job is None:
@@ -456,6 +454,12 @@ class SlurmExecutor:
         if run["status"] == "queued":
             return cancel_queued(store, run["run_id"])
         return bool(run.get("job_id"))
+
+    def verdicts(
+        self, store: Store, docs: list[dict[str, Any]], runs: list[dict[str, Any]]
+    ) -> dict[str, Verdict]:
+        """Slurm's word on these runs' jobs (``judge``), never a pid."""
+        return judge(store, docs, runs)
 
 
 def probe(
