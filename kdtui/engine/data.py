@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from kdtui.spec import NPZ_KEYS, NPZ_LAYOUT, npz_labels
+from kdtui.spec.npz import NPZ_KEYS, NPZ_LAYOUT, check_npz, npz_labels
 
 #: Bump when loading, normalisation or the synthetic generator change: old cached views must
 #: not be reused for arrays that are no longer the same.
@@ -290,71 +290,23 @@ def _file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _read_npz(path: Path) -> dict[str, np.ndarray]:
+def load_npz(path: str | Path, channels: list[int] | None = None) -> Arrays:
+    """The user's own windows; labels (ints or strings) map to 0..K-1 in sorted order.
+
+    The file is checked first by the same inspection that validated the spec (a file may
+    have changed since), so that the engine refuses exactly the files validation refuses,
+    with the same words; only then are the arrays read."""
+    path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: file not found; {NPZ_LAYOUT}")
+    if problems := check_npz(path, cached=False).problems:
+        raise DataError(f"{path}: {'; '.join(problems)}; {NPZ_LAYOUT}")
     try:
-        npz = np.load(path, allow_pickle=False)
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
+        with np.load(path, allow_pickle=False) as npz:
+            a = {k: npz[k] for k in NPZ_KEYS}
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:  # changed meanwhile
         raise DataError(f"{path}: not a readable .npz archive ({e}); {NPZ_LAYOUT}") from e
-    if not isinstance(npz, np.lib.npyio.NpzFile):
-        raise DataError(f"{path}: a single .npy array, not an .npz archive; {NPZ_LAYOUT}")
-    with npz:
-        missing = [k for k in NPZ_KEYS if k not in npz.files]
-        if missing:
-            raise DataError(
-                f"{path}: missing {', '.join(missing)} (has {', '.join(npz.files) or 'nothing'})"
-                f"; {NPZ_LAYOUT}"
-            )
-        out = {}
-        for k in NPZ_KEYS:
-            try:
-                out[k] = npz[k]
-            except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
-                # object arrays need pickle, which we refuse: a data file must not run code
-                raise DataError(
-                    f"{path}: cannot read {k} ({e}); store numbers, and labels as ints or "
-                    f"fixed-width strings; {NPZ_LAYOUT}"
-                ) from e
-        return out
-
-
-def load_npz(path: str | Path, channels: list[int] | None = None) -> Arrays:
-    """The user's own windows; labels (ints or strings) map to 0..K-1 in sorted order."""
-    path = Path(path)
-    a = _read_npz(path)
-
-    def fail(problem: str) -> DataError:
-        return DataError(f"{path}: {problem}; {NPZ_LAYOUT}")
-
-    for k in ("X_train", "X_test"):
-        if a[k].ndim != 3:
-            raise fail(f"{k} has shape {a[k].shape}, expected 3 dimensions (N, C, L)")
-        if a[k].dtype.kind not in "iuf":
-            raise fail(f"{k} has dtype {a[k].dtype}, expected numbers")
-        if a[k].shape[0] == 0:
-            raise fail(f"{k} is empty")
-    for k in ("y_train", "y_test"):
-        if a[k].ndim != 1:
-            raise fail(f"{k} has shape {a[k].shape}, expected 1 dimension (N,)")
-        if a[k].dtype.kind not in "iufUS":
-            raise fail(f"{k} has dtype {a[k].dtype}, expected integer or string labels")
-    for split in ("train", "test"):
-        n_x, n_y = len(a[f"X_{split}"]), len(a[f"y_{split}"])
-        if n_x != n_y:
-            raise fail(f"X_{split} has {n_x} samples but y_{split} has {n_y}")
-    if a["X_train"].shape[1:] != a["X_test"].shape[1:]:
-        raise fail(
-            f"X_train has (C, L) = {a['X_train'].shape[1:]} but X_test has {a['X_test'].shape[1:]}"
-        )
-    for k in ("X_train", "X_test"):
-        bad = int(np.count_nonzero(~np.isfinite(a[k])))
-        if bad:
-            raise fail(f"{k} has {bad} NaN or infinite values")
-
-    y_train, y_test, problems = npz_labels(a["y_train"], a["y_test"])  # as validation checks
-    if problems:
-        raise fail(problems[0])
+    y_train, y_test, _ = npz_labels(a["y_train"], a["y_test"])  # as the check read them
     labels = np.unique(y_train)
     return _finish(
         a["X_train"],

@@ -19,7 +19,7 @@ import numpy as np
 from PIL import Image
 
 from kdtui.engine.data import Arrays, DataError, stable_hash
-from kdtui.spec import CIFAR10_LAYOUT, IMAGE_FOLDER_LAYOUT
+from kdtui.spec.datasets import CIFAR10_LAYOUT, IMAGE_FOLDER_LAYOUT
 
 _IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 _CIFAR_TRAIN = tuple(f"data_batch_{i}" for i in range(1, 6))

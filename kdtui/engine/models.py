@@ -11,6 +11,8 @@ from typing import NamedTuple
 import torch
 from torch import Tensor, nn
 
+from kdtui.spec.arch import GROUP_STRIDES, STEM_WIDTH, blocks_per_group, group_widths
+
 #: The only difference between the 1-D and the 2-D network: which conv and batch-norm classes.
 _LAYERS: dict[int, tuple[type[nn.Module], type[nn.Module]]] = {
     1: (nn.Conv1d, nn.BatchNorm1d),
@@ -76,22 +78,16 @@ class WideResNet(nn.Module):
         dropout: float = 0.0,
     ) -> None:
         super().__init__()
-        if depth < 10 or (depth - 4) % 6 != 0:
-            raise ValueError(
-                f"WRN depth must be 6n+4 with n >= 1 (10, 16, 22, 28, ...), got {depth}"
-            )
-        if width < 1:
-            raise ValueError(f"WRN width must be >= 1, got {width}")
+        n = blocks_per_group(depth)  # the shape maths is shared with the spec's checks
+        self.feature_channels: tuple[int, int, int] = group_widths(width)
         if dim not in _LAYERS:
             raise ValueError(f"dim must be 1 or 2, got {dim}")
         conv, bn = _LAYERS[dim]
-        n = (depth - 4) // 6
-        self.feature_channels: tuple[int, int, int] = (16 * width, 32 * width, 64 * width)
 
-        self.stem = conv(in_channels, 16, 3, stride=1, padding=1, bias=False)
+        self.stem = conv(in_channels, STEM_WIDTH, 3, stride=1, padding=1, bias=False)
         groups = []
-        c_in = 16
-        for c_out, stride in zip(self.feature_channels, (1, 2, 2), strict=True):
+        c_in = STEM_WIDTH
+        for c_out, stride in zip(self.feature_channels, GROUP_STRIDES, strict=True):
             blocks = [
                 _Block(dim, c_in if i == 0 else c_out, c_out, stride if i == 0 else 1, dropout)
                 for i in range(n)

@@ -1,0 +1,145 @@
+"""The spec package's single sources: loss terms declared once, WRN shapes computed once."""
+
+from __future__ import annotations
+
+import math
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+from conftest import tiny_experiment
+
+from kdtui.engine.models import WideResNet
+from kdtui.spec import (
+    FEATURE_TERMS,
+    TEACHER_TERMS,
+    TERMS,
+    LossSpec,
+    ModelSpec,
+    SpecError,
+    arch,
+    json_schema,
+    validate_spec,
+)
+from kdtui.spec.problems import all_field_names
+
+
+def test_loss_spec_fields_follow_the_term_table():
+    assert list(LossSpec.model_fields) == ["ce", *TERMS]
+    assert TEACHER_TERMS == ("kd", "at", "sp", "amd", "dask")
+    assert FEATURE_TERMS == ("at", "sp", "amd")
+    schema = json_schema()["$defs"]
+    loss = schema["LossSpec"]["properties"]
+    for key, term in TERMS.items():
+        assert loss[key]["description"] == term.summary
+        assert term.spec.__name__ in schema  # its parameters are described too
+        assert set(term.spec.model_fields) <= all_field_names()
+        # each term's own default parameters validate and label
+        assert LossSpec.model_validate({key: {}}).label().startswith("CE+")
+    assert schema["LossSpec"]["description"].startswith("A weighted sum of named terms")
+
+
+def test_a_typo_in_any_term_gets_its_field():
+    for key, term in TERMS.items():
+        field = next(f for f in term.spec.model_fields if len(f) > 3)
+        raw = tiny_experiment("x", loss={key: {field + "x": 1}})
+        if term.teacher:
+            raw["teachers"] = [{"checkpoint": "t.pt", "model": {"depth": 10}}]
+        with pytest.raises(Exception) as info:
+            validate_spec(raw)
+        assert f"did you mean {field!r}" in str(info.value), (key, str(info.value))
+
+
+@pytest.mark.parametrize("dim", [1, 2])
+@pytest.mark.parametrize("size", [5, 8, 9, 17, 33])
+def test_group_shapes_are_the_networks(dim: int, size: int):
+    """The spec's torch-free shape maths gives the engine's feature maps, odd sizes too."""
+    model = WideResNet(10, 1, num_classes=3, in_channels=2, dim=dim)
+    x = torch.randn(1, 2, *([size] * dim))
+    feats = model(x).feats
+    assert len(feats) == arch.N_GROUPS == ModelSpec().n_groups
+    assert model.feature_channels == arch.group_widths(1)
+    for g, f in enumerate(feats):
+        assert tuple(f.shape[2:]) == arch.group_shape(size, g, dim)
+
+
+def test_depth_rule_is_one_rule():
+    for depth in range(0, 60):
+        ok = arch.is_wrn_depth(depth)
+        assert ok == (depth >= 10 and (depth - 4) % 6 == 0)
+        if ok:
+            WideResNet(depth, 1, num_classes=2, in_channels=1, dim=1)
+        else:
+            with pytest.raises(ValueError, match="6n\\+4"):
+                arch.blocks_per_group(depth)
+
+
+def test_spec_package_imports_neither_torch_nor_numpy():
+    code = (
+        "import sys, kdtui.spec; "
+        "assert 'torch' not in sys.modules and 'numpy' not in sys.modules, sys.modules.keys()"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_a_long_chain_of_teachers_is_checked():
+    """Keys and cycles without recursion: a chain deeper than Python's recursion limit,
+    students listed before their teachers (the old recursion hit RecursionError)."""
+    n = 1500
+    chain = [tiny_experiment("e0")] + [
+        tiny_experiment(f"e{i}", teachers=[{"experiment": f"e{i - 1}"}], loss={"kd": {}})
+        for i in range(1, n)
+    ]
+    chain.reverse()
+    spec = validate_spec(chain)
+    assert list(spec.group_keys) == [f"e{i}" for i in reversed(range(n))]  # file order
+    assert len(set(spec.group_keys.values())) == n
+    chain[-1] = {**chain[-1], "teachers": [{"experiment": f"e{n - 1}"}], "loss": {"kd": {}}}
+    with pytest.raises(SpecError) as info:
+        validate_spec(chain)
+    cycle = [p for p in info.value.problems if "cycle" in p.message]
+    assert [p.path for p in cycle] == [f"[{i}].teachers" for i in range(n)]
+
+
+def _check_time(n: int) -> float:
+    raw = []
+    for i in range(n // 2):
+        raw.append(tiny_experiment(f"t{i}"))
+        raw.append(tiny_experiment(f"s{i}", teachers=[{"experiment": f"t{i}"}], loss={"kd": {}}))
+    best = math.inf
+    for _ in range(3):
+        start = time.perf_counter()
+        validate_spec(raw)
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+def test_checking_is_linear_in_the_experiments():
+    """4,000 experiments took 18 s: each built a name table of all the others. Four times
+    the experiments must take about four times as long, not sixteen."""
+    small, large = _check_time(800), _check_time(3200)
+    assert large / small < 8, (small, large)
+
+
+def test_teachers_found_in_the_store_are_not_compared_with_every_name(monkeypatch):
+    """Close names are only for a name not found: comparing every store reference with every
+    experiment of the file made 4,000 experiments take minutes."""
+    import difflib
+
+    from kdtui.spec import StoreGroup
+
+    data = validate_spec(tiny_experiment("x")).experiments[0].data.model_dump()
+    group = StoreGroup("t", "0123456789ab", {"depth": 10, "width": 1}, data, (0,))
+    compared = []
+    monkeypatch.setattr(difflib, "get_close_matches", lambda *a, **k: compared.append(a) or [])
+    raw = [
+        tiny_experiment(f"s{i}", teachers=[{"experiment": "t"}], loss={"kd": {}}) for i in range(50)
+    ]
+    spec = validate_spec(raw, store_lookup=lambda ref: group if ref == "t" else None)
+    assert set(spec.store_refs) == {"t"} and compared == []
+    raw[0]["teachers"] = [{"experiment": "s-typo"}]
+    with pytest.raises(SpecError):
+        validate_spec(raw, store_lookup=lambda ref: group if ref == "t" else None)
+    assert len(compared) == 1  # the one name not found
