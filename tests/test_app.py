@@ -15,10 +15,11 @@ import pytest
 from conftest import tiny_experiment
 from rich.console import Console
 from textual.widgets import Select, Static
-from tuikit import NOW, STALE_ENV, build_workspace, grid_lines, until, write_index
+from tuikit import NOW, STALE_ENV, build_workspace, checked, grid_lines, settle, until, write_index
 
 from kdtui import launcher
 from kdtui.executors import local
+from kdtui.screens import compose
 from kdtui.screens.compose import ComposeScreen
 from kdtui.screens.results import ResultsScreen
 from kdtui.screens.run_detail import RunDetailScreen
@@ -39,6 +40,9 @@ def _no_crash_detection(monkeypatch: pytest.MonkeyPatch) -> None:
     for key, value in STALE_ENV.items():
         monkeypatch.setenv(key, value)
     monkeypatch.setattr(launcher, "revive_runner", lambda store: 0)  # queued runs stay so
+    # The composer checks 20 ms after an edit instead of waiting for typing to pause: the
+    # tests wait for the check itself (tuikit.checked), never for a time.
+    monkeypatch.setattr(compose, "CHECK_DELAY_S", 0.02)
 
 
 @pytest.fixture
@@ -237,7 +241,7 @@ async def test_stopping_a_running_run_asks_first(tmp_path: Path) -> None:
         await pilot.press("s")
         await until(pilot, lambda: isinstance(app.screen, Prompt), "the question")
         await pilot.press("escape")  # no: nothing asked of the run
-        await pilot.pause(0.2)
+        await settle(pilot)
         assert not store.get(run_id).get("cancel_requested")
         await pilot.press("s")
         await until(pilot, lambda: isinstance(app.screen, Prompt), "the question")
@@ -251,6 +255,7 @@ async def test_run_detail_follows_the_log_and_links_teachers(tmp_path: Path) -> 
     async with app.run_test(size=SIZE) as pilot:
         await until(pilot, lambda: len(grid(app).order) == 11, "runs")
         app.screen.query_one("#filter").value = "kd-gaf-to-signal-s2"
+        await until(pilot, lambda: grid(app).order == ["kd-gaf-to-signal-s2"], "the filter")
         await pilot.press("enter")
         detail = await until(
             pilot, lambda: isinstance(app.screen, RunDetailScreen) and app.screen, "detail"
@@ -327,8 +332,7 @@ async def test_a_students_teacher_line_follows_its_status(tmp_path: Path) -> Non
 
 
 async def wait_checked(pilot: Any, screen: ComposeScreen) -> list[Any]:
-    await until(pilot, lambda: not screen.checking, "the check")
-    return screen.problems or []
+    return await checked(pilot, screen)
 
 
 def field(screen: ComposeScreen, path: str) -> Any:
@@ -457,6 +461,7 @@ async def test_edit_a_run_as_a_new_experiment(tmp_path: Path) -> None:
         await until(pilot, lambda: screen.has_edits(), "the edit")
         await pilot.press("escape", "1")
         app.screen.query_one("#filter").value = "kd-gaf-to-signal-s1"
+        await until(pilot, lambda: grid(app).order == ["kd-gaf-to-signal-s1"], "the filter")
         await pilot.press("e")  # ... which "edit as new" asks before dropping
         await until(pilot, lambda: isinstance(app.screen, Prompt), "the question")
         await pilot.click("#ok")
@@ -488,7 +493,7 @@ async def test_new_asks_before_it_drops_edits_and_the_preview_follows_a_resize(
         screen = app.screen
         await wait_checked(pilot, screen)
         await pilot.press("ctrl+n")  # nothing edited: no question
-        await pilot.pause(0.2)
+        await settle(pilot)
         assert app.screen is screen
         field(screen, "name").editor.value = "mine"
         await until(pilot, lambda: (screen.form_value() or {}).get("name") == "mine", "edited")
@@ -498,13 +503,13 @@ async def test_new_asks_before_it_drops_edits_and_the_preview_follows_a_resize(
         await pilot.press("ctrl+n")
         await until(pilot, lambda: isinstance(app.screen, Prompt), "the question")
         await pilot.press("escape")  # no: the edit stays
-        await pilot.pause(0.2)
+        await settle(pilot)
         assert screen.form_value()["name"] == "mine"
         await pilot.press("escape", "q")  # quitting asks too; enter (on Cancel) stays
         ask = await until(pilot, lambda: isinstance(app.screen, Prompt) and app.screen, "quit?")
         assert ask.prompt_title == "Quit, dropping the composer's edits?"
         await pilot.press("enter")
-        await pilot.pause(0.2)
+        await settle(pilot)
         assert app.is_running and screen.form_value()["name"] == "mine"
         await pilot.press("ctrl+n")
         ask = await until(pilot, lambda: isinstance(app.screen, Prompt) and app.screen, "again")
@@ -575,7 +580,7 @@ async def test_compose_save_and_load(tmp_path: Path) -> None:
         )  # fmt: skip
         assert "It holds 2 experiments: a, b." in str(ask.query_one("#note").render())
         await pilot.press("escape")
-        await pilot.pause(0.2)
+        await settle(pilot)
         assert spec.read_text() == before  # nothing lost
     saved = json.loads((tmp_path / "out" / "b.json").read_text())
     assert (

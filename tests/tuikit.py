@@ -160,6 +160,26 @@ async def until(pilot: Pilot, check: Callable[[], Any], what: str, timeout: floa
     raise AssertionError(f"timed out waiting for {what}")
 
 
+async def settle(pilot: Pilot) -> None:
+    """Let what the last keys started run to its end — messages, workers (the store's reads
+    and writes), animations — with no fixed sleep: before asserting that nothing happened."""
+    await pilot.app.workers.wait_for_complete()
+    await pilot.wait_for_scheduled_animations()
+    await pilot.pause()
+
+
+async def checked(pilot: Pilot, screen: Any) -> list[Any]:
+    """Wait until the composer shows the check of what its form holds now (an edit made
+    a moment ago may not have started its check yet); its problems."""
+
+    def done() -> bool:
+        value = screen.form_value()
+        return not screen.checking and value is not None and screen.checked == value
+
+    await until(pilot, done, "the check of the form")
+    return screen.problems or []
+
+
 SCREENS = ("runs", "run-detail", "compose", "results", "todo")
 
 
@@ -185,10 +205,10 @@ async def show(pilot: Pilot, name: str) -> None:
         if name == "compose":
             screen = app.screen
             assert isinstance(screen, ComposeScreen)
-            await until(pilot, lambda: not screen.checking, "the check")
+            await checked(pilot, screen)
         else:
             await until(pilot, grid, name)
-    await pilot.pause(0.1)
+    await settle(pilot)
 
 
 def grid_lines(grid: Grid) -> list[str]:

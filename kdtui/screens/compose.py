@@ -108,6 +108,7 @@ class ComposeScreen(LiveScreen):
         self.base_dir = Path.cwd()
         self.problems: list[Problem] | None = None  # of the last check (None: none yet)
         self.checking = True  # an edit not checked yet
+        self.checked: dict[str, Any] | None = None  # the form value the problems are of
         self.group_names: list[str] = []
         self._pending: Timer | None = None
         # The form as last loaded, saved or launched (None: the next check's value), so
@@ -244,7 +245,7 @@ class ComposeScreen(LiveScreen):
         if self._kept is None:
             self._kept = raw
         validity_changed = (problems == []) != (self.problems == [])
-        self.problems, self.checking = problems, False
+        self.problems, self.checking, self.checked = problems, False, raw
         nodes: dict[str, FormNode] = {}
         for node in self.query(FormNode):
             nodes.setdefault(node.path, node)  # a box's own problems go on its outer frame
