@@ -16,6 +16,7 @@ from conftest import run_cli, tiny_experiment, wait_for
 from test_images import write_cifar10, write_image_folder
 
 from kdtui.engine.models import WideResNet
+from kdtui.spec.study import expand
 from kdtui.store import TERMINAL, Store
 
 pytestmark = pytest.mark.slow
@@ -37,6 +38,8 @@ METHODS = {
     "image-kd": {"ce", "kd"},
     "signal-student": {"ce"},
     "kd-gaf-to-signal": {"ce", "kd"},
+    "kd-gaf-WRN28-3": {"ce", "kd"},  # the study's
+    "kd-two-teachers": {"ce", "kd"},
     # not examples: the mtf / rp views and the image-folder data (below)
     "views": {"ce", "kd", "sp"},
     "folder-cutmix": {"ce", "amc"},
@@ -44,13 +47,16 @@ METHODS = {
 
 
 def shrunk(path: Path, cifar: Path) -> dict:
-    """The example with one epoch, one seed, and the tiny CIFAR-10 folder."""
+    """The example with one epoch, one seed, and the tiny CIFAR-10 folder. The study
+    (defaults and grids) gets two epochs: it repeats the other examples' configurations,
+    and each example's groups must stay apart."""
     body = json.loads(path.read_text())
-    for exp in body["experiments"]:
-        exp.update(epochs=1, seeds=[0])
-        if exp["schedule"]["kind"] == "step":
+    epochs = 2 if "defaults" in body else 1
+    for exp in [body.get("defaults", {}), *body["experiments"]]:
+        exp.update(epochs=epochs, seeds=[0])
+        if exp.get("schedule", {}).get("kind") == "step":
             exp["schedule"]["milestones"] = [1]
-        if exp["data"]["dataset"] == "cifar10":
+        if exp.get("data", {}).get("dataset") == "cifar10":
             exp["data"]["path"] = str(cifar)
     return body
 
@@ -91,7 +97,7 @@ def test_every_example_trains_and_tables_one_group_per_method(tmp_path, cleanup_
         assert result.returncode == 0, result.stdout + result.stderr
 
     store = Store(ws)
-    n_runs = sum(len(body["experiments"]) for _, body in specs)
+    n_runs = sum(expand(body).counts[1] for _, body in specs)  # a grid is several runs
     wait_for(
         lambda: len(runs := store.runs()) == n_runs and all(r["status"] in TERMINAL for r in runs),
         timeout=600,

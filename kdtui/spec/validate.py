@@ -9,6 +9,7 @@ come back together as ``SpecError.problems``; nothing is returned unless there a
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from collections.abc import Callable
@@ -18,6 +19,7 @@ from typing import Any
 
 from pydantic import TypeAdapter, ValidationError
 
+from kdtui.spec import study
 from kdtui.spec.checks import (
     FileContext,
     StoreGroup,
@@ -81,7 +83,18 @@ def validate_spec(
     default_name: str = "experiment",
     store_lookup: StoreLookup | None = None,
 ) -> LoadedSpec:
-    """Validate already-parsed JSON (the TUI's composer calls this as the user types)."""
+    """Validate already-parsed JSON (the TUI's composer calls this as the user types). A
+    study (defaults, grids, name templates) is expanded first; its problems come back at
+    their places in the file as written."""
+    if study.is_study(raw):
+        again = functools.partial(
+            validate_spec,
+            base_dir=base_dir,
+            source=source,
+            default_name=default_name,
+            store_lookup=store_lookup,
+        )
+        return study.checked(raw, again, source)  # the expansion is no study: no recursion
     items, prefix = _items(raw, source)
 
     def path_of(i: int) -> str:
