@@ -19,6 +19,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from kdtui import launcher
+from kdtui.check_cli import check
 from kdtui.clikit import (
     STATUS_STYLE,
     Workspace,
@@ -63,6 +64,7 @@ app.add_typer(notes_app, name="notes")
 app.add_typer(todo_app, name="todo")
 todo_app.command("import")(todo_import)
 app.command("record")(record)
+app.command("check")(check)
 
 
 def find_runs(store: Store, refs: list[str]) -> list[dict[str, Any]]:
