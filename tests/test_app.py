@@ -29,6 +29,7 @@ from kdtui.spec import LossSpec, validate_spec
 from kdtui.store import Store
 from kdtui.tui.app import KdApp
 from kdtui.tui.help import HelpScreen
+from kdtui.tui.messages import ShowRuns
 from kdtui.widgets import Grid, Prompt
 from kdtui.widgets.form import FieldRow, FormNode, OptionalBox
 
@@ -771,3 +772,107 @@ async def test_a_problem_of_the_whole_spec_is_shown_once(tmp_path: Path) -> None
             str(w.render()) for w in screen.query(Static) if "unknown field" in str(w.render())
         ]
         assert shown == ["✗ foo: unknown field", "✗ 1 problem: foo: unknown field"]
+
+
+# ---------------------------------------------------------------------- first-week papercuts
+
+
+async def test_the_stop_question_says_what_each_button_does(tmp_path: Path) -> None:
+    store = Store(tmp_path / "ws")
+    (run_id,) = one_run(store, "grp")
+    store.record_event(run_id, {"type": "start", "pid": 1, "host": "elsewhere", "epochs": 3})
+    app = make_app(store.root)
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: row_of(app, run_id).startswith("running"), "the run")
+        await pilot.press("s")
+        ask = await until(pilot, lambda: isinstance(app.screen, Prompt) and app.screen, "ask")
+        labels = [str(b.label) for b in ask.query("Button")]
+        assert labels == ["Keep running", "Stop run"]
+        await pilot.click("#cancel")  # "Keep running": nothing asked of the run
+        await settle(pilot)
+        assert not isinstance(app.screen, Prompt)
+        assert not store.get(run_id).get("cancel_requested")
+
+
+@pytest.mark.parametrize("key", ["down", "up"])
+async def test_down_or_up_leave_the_runs_filter_for_the_table(tmp_path: Path, key: str) -> None:
+    store = Store(tmp_path / "ws")
+    (kept,) = one_run(store, "kept")
+    (run_id,) = one_run(store, "grp")
+    app = make_app(store.root)
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: len(grid(app).order) == 2, "the runs")
+        await pilot.press("slash", *"grp", key, "s")  # s: stop, not a letter of the filter
+        assert app.screen.query_one("#filter").value == "grp"
+        assert app.focused is grid(app)
+        await until(pilot, lambda: row_of(app, run_id).startswith("cancelled"), "stopped")
+        assert store.get(kept)["status"] == "queued"
+
+
+async def test_the_runs_filter_finds_a_group_by_its_name(tmp_path: Path) -> None:
+    root = tmp_path / "ws"
+    base = {"status": "done", "group_key": "k", "epochs": 1, "epoch": 1, "created": NOW}
+    # run ids need not hold the name (cut at 80 characters, or written by other tools)
+    write_index(
+        root, [base | {"run_id": "r1", "name": "kd-at"}, base | {"run_id": "r2", "name": "x"}]
+    )
+    app = make_app(root)
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: len(grid(app).order) == 2, "the runs")
+        app.post_message(ShowRuns("kd-at"))  # as from a results row
+        await until(pilot, lambda: grid(app).order == ["r1"], "the group's run")
+
+
+async def test_ctrl_c_asks_before_quitting(tmp_path: Path) -> None:
+    app = make_app(tmp_path / "ws")
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("slash", "ctrl+c")  # from a text field too
+        ask = await until(pilot, lambda: isinstance(app.screen, Prompt) and app.screen, "ask")
+        assert ask.prompt_title == "Quit kdtui?"
+        assert [str(b.label) for b in ask.query("Button")] == ["Stay", "Quit"]
+        await pilot.press("escape")  # stay
+        await settle(pilot)
+        assert app.is_running and not isinstance(app.screen, Prompt)
+        await pilot.press("ctrl+c")
+        await until(pilot, lambda: isinstance(app.screen, Prompt), "asked again")
+        await pilot.press("enter")  # yes: Quit has the focus (nothing is lost)
+        await until(pilot, lambda: not app.is_running, "quit")
+    assert app.return_code == 0
+
+
+async def test_ctrl_c_twice_quits_unless_composer_edits_are_at_stake(tmp_path: Path) -> None:
+    app = make_app(tmp_path / "ws")
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("2")
+        screen = app.screen
+        await wait_checked(pilot, screen)
+        field(screen, "name").editor.value = "mine"
+        await until(pilot, lambda: screen.has_edits(), "the edit")
+        await pilot.press("ctrl+c")
+        ask = await until(pilot, lambda: isinstance(app.screen, Prompt) and app.screen, "ask")
+        assert ask.prompt_title == "Quit, dropping the composer's edits?"
+        await pilot.press("ctrl+c")  # must be answered: a reflex does not drop the edits
+        await settle(pilot)
+        assert app.is_running and app.screen is ask
+        await pilot.press("escape")
+        field(screen, "name").editor.value = "my-experiment"  # the edit undone
+        await until(pilot, lambda: not screen.has_edits(), "no edits")
+        await pilot.press("ctrl+c", "ctrl+c")
+        await until(pilot, lambda: not app.is_running, "quit")
+
+
+async def test_the_header_follows_the_runner_settings(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from kdtui import runner
+    from kdtui.executors.local import write_runner_config
+
+    monkeypatch.setattr(runner, "discover_gpus", lambda: [])  # the same on every machine
+    store = Store(tmp_path / "ws")
+    app = KdApp(store.root, clock=lambda: NOW, poll_s=0.05)  # devices found, not given
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: "cpu ×1" in app.sub_title, "the default slot")
+        write_runner_config(store, jobs=2)  # `kdtui run --jobs 2`, with the app open
+        await until(pilot, lambda: "cpu ×2" in app.sub_title, "two slots")
+        write_runner_config(store, gpus=["0", "1"], per_gpu=2)
+        await until(pilot, lambda: "GPU 0,1 ×2" in app.sub_title, "the GPUs")

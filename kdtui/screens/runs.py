@@ -67,7 +67,8 @@ def run_cells(run: dict[str, Any], now: float) -> tuple[str, ...]:
 def matches(run: dict[str, Any], words: list[str]) -> bool:
     """Every word of the filter appears in the run's id, group, models, loss, device or error."""
     hay = " ".join(
-        str(run.get(k) or "") for k in ("run_id", "label", "loss", "device", "error", "dataset")
+        str(run.get(k) or "")
+        for k in ("run_id", "name", "label", "loss", "device", "error", "dataset")
     ).lower()
     return all(w in hay for w in words)
 
