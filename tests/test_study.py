@@ -205,7 +205,7 @@ def test_grid_paths_that_cannot_be_set_are_said_at_the_key():
     assert problems(study(exp)) == [
         'experiments[0].grid["student.depth"][2]: repeats the value at [0]',
         'experiments[0].grid["9lives"]: not a field path (e.g. loss.kd.T or teachers[0].experiment)',
-        'experiments[0].grid["seeds"]: a grid cannot vary seeds: give them without a grid',
+        'experiments[0].grid["seeds"]: a grid cannot vary seeds: seeds are a list already: every seed runs',
         'experiments[0].grid["optim"]: must be a non-empty list of values',
         "experiments[0].grid[\"student\"]: overlaps the axis 'student.depth'",
         'experiments[0].grid["teachers[2].pick"]: teachers has 0 item(s) here: teachers[2] '
@@ -222,6 +222,12 @@ def test_defaults_cannot_name_or_grid():
     ]
     assert problems({"defaults": [1], "experiments": [tiny_experiment("a")]}) == [
         "defaults: must be an object of experiment fields"
+    ]
+    assert problems({"defaults": {}, "experiments": "all"}) == [
+        "experiments: Input should be a valid list"
+    ]
+    assert problems({"defaults": {}, "experiments": [tiny_experiment("a")], "version": 2}) == [
+        "version: unknown field"
     ]
 
 
@@ -387,6 +393,7 @@ def test_parse_path():
     assert parse_path("teachers[0].model.depth") == ("teachers", 0, "model", "depth")
     assert parse_path("loss.kd.T") == ("loss", "kd", "T")
     assert parse_path("a..b") is None and parse_path("a[x]") is None
+    assert parse_path("epochs\n") is None
 
 
 def test_expansion_remembers_where_each_experiment_was_written():

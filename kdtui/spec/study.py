@@ -16,7 +16,9 @@ Rules (the README's "Studies" section says them to users):
   schedule or view ``kind``) replaces the default's rather than mixing fields with it.
 - ``grid`` maps a field path (``student.depth``, ``loss.kd.T``, ``teachers[0].experiment``)
   to a list of values; the experiment becomes one experiment per combination, first axis
-  outermost. Grid values win over the experiment's own fields and the defaults.
+  outermost. Grid values win over the experiment's own fields and the defaults; an object
+  value merges like an experiment over its defaults, so ``{"depth": 28, "width": 3}`` varies
+  two fields together.
 - A name is a template: ``{path}`` takes the value at that path in the expanded experiment
   (a grid axis, an own field or a default). Names must come out unique across the file.
 - A teacher may name a grid experiment by its written template name (``"gaf-WRN{student.depth}
@@ -50,9 +52,12 @@ _SEGMENT = r"[A-Za-z_][A-Za-z0-9_]*(?:\[\d+\])*"
 #: A field path as grids and name templates write it: ``loss.kd.T``, ``teachers[0].model``.
 PATH_PATTERN = rf"^{_SEGMENT}(?:\.{_SEGMENT})*$"
 _PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
-#: Fields a grid cannot vary: the name is the template, seeds are already a list, and a grid
-#: inside a grid means nothing.
-_NOT_AXES = {"name": "the name is the template: put {placeholders} in it", "grid": "", "seeds": ""}
+#: Fields a grid cannot vary, and why.
+_NOT_AXES = {
+    "name": "the name is the template: put {placeholders} in it",
+    "seeds": "seeds are a list already: every seed runs",
+    "grid": "a grid inside a grid means nothing",
+}
 #: Keys that say which kind of object a union holds (data, schedule, view): objects of
 #: different kinds replace each other instead of merging.
 _TAGS = ("dataset", "kind")
@@ -64,7 +69,7 @@ Parts = tuple[Part, ...]
 def parse_path(text: str) -> Parts | None:
     """``"teachers[0].model.depth"`` → ``("teachers", 0, "model", "depth")``; None when the
     text is no field path."""
-    if not isinstance(text, str) or not re.match(PATH_PATTERN, text):
+    if not isinstance(text, str) or not re.fullmatch(PATH_PATTERN, text):
         return None
     parts: list[Part] = []
     for segment in text.split("."):
@@ -304,6 +309,8 @@ class Expansion:
 
     def _locate(self, path: str) -> tuple[int, Parts | None] | None:
         """The expanded experiment a problem path is in, and the path inside it."""
+        if not self.origins:
+            return None
         if self.prefix is None:
             k, inner = 0, path
         else:
@@ -515,7 +522,7 @@ class _Expander:
                 )
                 continue
             if parts[0] in _NOT_AXES:
-                why = _NOT_AXES[parts[0]] or "give them without a grid"
+                why = _NOT_AXES[str(parts[0])]
                 self.problems.append(Problem(key_path, f"a grid cannot vary {parts[0]}: {why}"))
                 continue
             if clash := next((a for a in axes if _overlap(a.parts, parts)), None):
