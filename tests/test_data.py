@@ -280,3 +280,35 @@ def test_npz_missing_or_not_npz(tmp_path: Path) -> None:
     np.save(single, np.zeros(3))
     with pytest.raises(DataError, match="not an .npz"):
         load_npz(single)
+
+
+def test_npz_in_nlc_layout_is_transposed_on_load(tmp_path: Path, good: dict) -> None:
+    ncl = load_npz(_save(tmp_path / "ncl.npz", **good))
+    nlc_arrays = {k: v.transpose(0, 2, 1) if k[0] == "X" else v for k, v in good.items()}
+    path = _save(tmp_path / "nlc.npz", **nlc_arrays)
+    nlc = load_npz(path, layout="NLC")
+    assert (nlc.in_channels, nlc.length) == (2, 20)
+    np.testing.assert_array_equal(nlc.X_train, ncl.X_train)
+    np.testing.assert_array_equal(nlc.X_test, ncl.X_test)
+    assert nlc.key != ncl.key  # another file read another way: its own cached views
+    # the engine reads the layout from the run's frozen spec
+    from kdtui.engine.trainer import load_arrays
+
+    via_spec = load_arrays({"dataset": "npz", "path": str(path), "layout": "NLC"})
+    np.testing.assert_array_equal(via_spec.X_train, ncl.X_train)
+    # without a layout (a spec from before layouts), NCL as always
+    assert load_arrays({"dataset": "npz", "path": str(tmp_path / "ncl.npz")}).key == ncl.key
+
+
+def test_npz_bool_labels(tmp_path: Path, good: dict) -> None:
+    good["y_train"] = np.array([True, False, False] * 10)
+    good["y_test"] = np.array([False, True] * 6)
+    a = load_npz(_save(tmp_path / "d.npz", **good))
+    assert a.classes == ("0", "1") and a.num_classes == 2
+    assert list(a.y_train[:3]) == [1, 0, 0]
+
+
+def test_npz_nan_says_where(tmp_path: Path, good: dict) -> None:
+    good["X_train"][4, 1, 17] = np.nan
+    with pytest.raises(DataError, match=r"the first at sample 4, channel 1, step 17"):
+        load_npz(_save(tmp_path / "nan.npz", **good))

@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -178,7 +179,9 @@ def test_student_of_a_failed_teacher_fails_with_the_reason(write_spec, cleanup_p
 def test_corrupt_teacher_checkpoint_fails_with_one_line(write_spec, cleanup_processes, tmp_path):
     ws = cleanup_processes
     ckpt = tmp_path / "teacher.pt"
-    ckpt.write_bytes(b"\x00garbage")
+    # torch.save's zip layout (or validation would refuse the file), with garbage inside
+    with zipfile.ZipFile(ckpt, "w") as archive:
+        archive.writestr("teacher/data.pkl", b"\x00garbage")
     student = tiny_experiment("student", loss={"kd": {"T": 4}}, teachers=[
         {"checkpoint": str(ckpt), "model": {"depth": 10, "width": 1, "view": "signal"}}])  # fmt: skip
     result = run_cli("run", str(write_spec(student)), workspace=ws, timeout=120)

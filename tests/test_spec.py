@@ -6,6 +6,7 @@ import copy
 import json
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -177,6 +178,10 @@ def test_checkpoint_teacher_needs_model_and_file(tmp_path):
         validate_spec(exp, base_dir=tmp_path)
     assert "no such file" in str(info.value)
     (tmp_path / "t.pt").write_bytes(b"x")
+    with pytest.raises(SpecError, match="t.pt is not a PyTorch checkpoint"):
+        validate_spec(exp, base_dir=tmp_path)
+    with zipfile.ZipFile(tmp_path / "t.pt", "w") as archive:  # torch.save's layout
+        archive.writestr("t/data.pkl", b"")
     (tmp_path / "t.json").write_text(json.dumps({"model": {"depth": 16, "width": 1}}))
     with pytest.raises(SpecError) as info:
         validate_spec(exp, base_dir=tmp_path)

@@ -182,3 +182,93 @@ def test_a_rewritten_file_is_checked_again(tmp_path):
     saved(y_test=None)(path)
     os.utime(path, ns=(1, 1))  # a new mtime even where the clock is coarse
     assert "missing y_test" in check_npz(path).problems[0]
+
+
+# ------------------------------------------------------------------ axis layout, labels, NaN
+
+
+def transposed(arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The arrays as (N, L, C), as Keras and many pipelines save windows."""
+    return {k: v.transpose(0, 2, 1) if k.startswith("X") else v for k, v in arrays.items()}
+
+
+def test_an_nlc_file_is_refused_unless_the_spec_says_its_layout(tmp_path):
+    np.savez(tmp_path / "d.npz", **transposed(good_arrays()))  # 64 "channels" of 2 steps
+    got = problems_at(spec_on("d.npz"), tmp_path)
+    (msg,) = got["data.path"]
+    assert "X_train has shape (N, C, L) = (30, 64, 2)" in msg
+    assert '"layout": "NLC"' in msg
+    nlc = validate_spec(spec_on("d.npz", layout="NLC"), base_dir=tmp_path)
+    assert nlc.experiments[0].data.layout == "NLC"
+    # said to be NCL, it is taken as NCL: a file may truly have more channels than steps
+    validate_spec(spec_on("d.npz", layout="NCL"), base_dir=tmp_path)
+    # sizes are checked in the said layout: 2 channels, series of 64
+    got = problems_at(spec_on("d.npz", layout="NLC", channels=[2]), tmp_path)
+    assert got == {"data.channels": [f"{tmp_path / 'd.npz'} has channels 0..1"]}
+
+
+def test_the_layout_enters_the_group_key_only_when_not_ncl(tmp_path):
+    saved()(tmp_path / "d.npz")
+    np.savez(tmp_path / "t.npz", **transposed(good_arrays()))
+    left_out = validate_spec(spec_on("d.npz"), base_dir=tmp_path).group_keys["x"]
+    said = validate_spec(spec_on("d.npz", layout="NCL"), base_dir=tmp_path).group_keys["x"]
+    assert said == left_out  # the keys of existing npz groups did not move
+    nlc = validate_spec(spec_on("t.npz", layout="NLC"), base_dir=tmp_path).group_keys["x"]
+    raw = spec_on("t.npz", layout="NCL")  # the same file read the other way: another group
+    assert validate_spec(raw, base_dir=tmp_path).group_keys["x"] != nlc
+
+
+def test_a_store_teacher_trained_before_layouts_is_on_the_same_data(tmp_path):
+    from kdtui.spec import StoreGroup
+
+    saved()(tmp_path / "d.npz")
+    student = {**spec_on("d.npz"), "teachers": [{"experiment": "old"}], "loss": {"kd": {}}}
+    data = {"dataset": "npz", "path": "d.npz", "channels": None}  # no layout: older frozen spec
+    group = StoreGroup("old", "0123456789ab", {"depth": 10, "width": 1}, data, (0,))
+    spec = validate_spec(student, base_dir=tmp_path, store_lookup=lambda ref: group)
+    assert spec.store_refs == {"old": group}
+
+
+def test_unequal_series_say_pad_or_resample(tmp_path):
+    ragged = np.empty(30, dtype=object)
+    ragged[:] = [np.ones((2, 60 + i % 5)) for i in range(30)]
+    saved(X_train=ragged)(tmp_path / "d.npz")
+    (msg,) = problems_at(spec_on("d.npz"), tmp_path)["data.path"]
+    assert "series must have equal length: pad or resample" in msg
+    assert "pickle" not in msg
+    with pytest.raises(DataError, match="series must have equal length: pad or resample"):
+        load_npz(tmp_path / "d.npz")
+
+
+@pytest.mark.parametrize("layout", ["NCL", "NLC"])
+def test_a_nan_is_said_with_its_position(tmp_path, layout):
+    arrays = good_arrays()
+    arrays["X_test"][7, 1, 40] = np.nan  # sample 7, channel 1, step 40
+    arrays["X_test"][9, 0, 3] = np.inf
+    if layout == "NLC":
+        arrays = transposed(arrays)
+    np.savez(tmp_path / "d.npz", **arrays)
+    (msg,) = problems_at(spec_on("d.npz", layout=layout), tmp_path)["data.path"]
+    words = "X_test has 2 NaN or infinite values (the first at sample 7, channel 1, step 40)"
+    assert words in msg
+    with pytest.raises(DataError) as info:
+        load_npz(tmp_path / "d.npz", layout=layout)
+    assert words in str(info.value)
+
+
+def test_a_label_that_is_no_whole_number_is_said_with_its_sample(tmp_path):
+    y = np.array([0.0, 1.0, 2.0] * 10)
+    y[4] = 0.5
+    saved(y_train=y)(tmp_path / "d.npz")
+    (msg,) = problems_at(spec_on("d.npz"), tmp_path)["data.path"]
+    assert "y_train has labels that are not whole numbers (sample 4: 0.5)" in msg
+
+
+def test_bool_labels_are_zero_and_one(tmp_path):
+    saved(y_train=np.array([True, False, True] * 10), y_test=np.array([False, True] * 6))(
+        tmp_path / "d.npz"
+    )
+    validate_spec(spec_on("d.npz"), base_dir=tmp_path)
+    arrays = load_npz(tmp_path / "d.npz")
+    assert arrays.classes == ("0", "1")
+    assert list(arrays.y_train[:3]) == [1, 0, 1] and list(arrays.y_test[:2]) == [0, 1]

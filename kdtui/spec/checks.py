@@ -19,6 +19,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from kdtui.spec import arch
+from kdtui.spec.checkpoint import checkpoint_problem
 from kdtui.spec.datasets import (
     CIFAR10_LAYOUT,
     IMAGE_DATASETS,
@@ -27,6 +28,7 @@ from kdtui.spec.datasets import (
     KNOWN_IMAGE_SIDES,
     KNOWN_LENGTHS,
 )
+from kdtui.spec.keys import without_neutral
 from kdtui.spec.models import Experiment, ModelSpec, NpzData, TeacherSpec
 from kdtui.spec.npz import NPZ_LAYOUT, NpzSummary, check_npz
 from kdtui.spec.problems import Problem
@@ -71,7 +73,8 @@ def under(at: str, path: str) -> str:
 
 def experiment_problems(exp: Experiment, at: str, ctx: FileContext) -> list[Problem]:
     """Every check of one parsed experiment at JSON path ``at``."""
-    out = _data_path_problems(exp.data.model_dump(), ctx.base_dir, under(at, "data.path"))
+    said = exp.data.model_dump(exclude_unset=True)  # a layout left out is checked
+    out = _data_path_problems(said, ctx.base_dir, under(at, "data.path"))
     n_channels, length, source = _data_sizes(exp, ctx.base_dir)
     channels = getattr(exp.data, "channels", None)  # image datasets have no channel choice
     out += list_problems(channels, under(at, "data.channels"), "channel", n_channels, source)
@@ -104,7 +107,8 @@ def _data_sizes(exp: Experiment, base_dir: Path) -> tuple[int | None, int | None
         # The file's own sizes, so that channels and image sizes are checked as for the
         # built-in sets (an unreadable file was reported already and gives None here).
         full = (base_dir / exp.data.path).expanduser()
-        npz = check_npz(full) if full.is_file() else NpzSummary(())
+        layout = exp.data.said_layout()
+        npz = check_npz(full, layout) if full.is_file() else NpzSummary(())
         return npz.channels, npz.length, str(full)
     return n_channels, length, exp.data.dataset
 
@@ -170,7 +174,8 @@ def _data_path_problems(data: dict[str, Any], base_dir: Path, at: str) -> list[P
         if missing := missing_file(path, base_dir, at):
             return missing
         full = (base_dir / path).expanduser()
-        whys = check_npz(full).problems  # the expected layout once, after the last problem
+        axes = data.get("layout") if data.get("layout") in ("NCL", "NLC") else None
+        whys = check_npz(full, axes).problems  # the expected layout once, after the last
         return [
             Problem(at, f"{full}: {why}" + (f"; {NPZ_LAYOUT}" if i == len(whys) - 1 else ""))
             for i, why in enumerate(whys)
@@ -186,6 +191,8 @@ def _checkpoint_problems(teacher: TeacherSpec, base_dir: Path, at: str) -> list[
     if missing := missing_file(str(teacher.checkpoint), base_dir, f"{at}.checkpoint"):
         return missing
     ckpt = (base_dir / str(teacher.checkpoint)).expanduser()
+    if why := checkpoint_problem(ckpt):
+        return [Problem(f"{at}.checkpoint", why)]
     # kdtui writes a JSON sidecar with every checkpoint, so its architecture can be checked
     # here without torch; other checkpoints are checked by the engine when it loads them.
     sidecar = ckpt.with_suffix(".json")
@@ -371,7 +378,7 @@ def _reference_problems(
         out.append(
             Problem(f"{at}.model", f"{ref!r} trains {student.label()}, not {teacher.model.label()}")
         )
-    if data != exp.data.model_dump():
+    if without_neutral(data, "data") != without_neutral(exp.data.model_dump(), "data"):
         out.append(
             Problem(
                 f"{at}.experiment",

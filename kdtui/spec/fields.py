@@ -1,5 +1,10 @@
 """Building blocks shared by every spec model: the strict base, names, seeds, and the error
-that a model validator raises at one field's location."""
+that a model validator raises at one field's location.
+
+Every float of a spec must be finite: ``Infinity``, ``NaN`` or ``1e309`` (which JSON reads as
+infinity) as a learning rate or a loss weight would only make a run diverge hours later. The
+base class refuses them once, for every float field of every model (``allow_inf_nan``).
+"""
 
 from __future__ import annotations
 
@@ -17,13 +22,19 @@ Name = Annotated[
     ),
 ]
 
-Seed = Annotated[int, Field(ge=0)]
+#: The largest seed: the seeds of numpy's legacy RandomState and of many tools are 32-bit.
+MAX_SEED = 2**32 - 1
+Seed = Annotated[
+    int,
+    # strict: "0" or true in a seed list is a slip, not a seed, and is said rather than coerced
+    Field(ge=0, le=MAX_SEED, strict=True),
+]
 
 
 class Strict(BaseModel):
-    """Unknown fields are errors: a typo must not be silently ignored."""
+    """Unknown fields are errors (a typo must not be silently ignored); floats are finite."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 def field_error(model: type[BaseModel], field: str, message: str, value: Any) -> ValidationError:

@@ -49,6 +49,16 @@ class NpzData(Strict):
     dataset: Literal["npz"]
     path: str = Field(description="Path of the .npz file, relative to the spec file's folder.")
     channels: list[Annotated[int, Field(ge=0)]] | None = None
+    layout: Literal["NCL", "NLC"] = Field(
+        "NCL",
+        description="Axis order of X_train and X_test: NCL (samples, channels, time steps) or "
+        "NLC (samples, time steps, channels: transposed on load). Left out, a file with more "
+        "channels than time steps is refused as probably NLC.",
+    )
+
+    def said_layout(self) -> str | None:
+        """The layout the spec gives, None when it leaves it out (then NCL, checked)."""
+        return self.layout if "layout" in self.model_fields_set else None
 
 
 class Cifar10Data(Strict):

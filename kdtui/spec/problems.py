@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import difflib
 import functools
+import json
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, get_args
@@ -88,6 +89,12 @@ def message(err: dict[str, Any]) -> str:
         return "unknown field" + (f" (did you mean {close[0]!r}?)" if close else "")
     if kind == "missing":
         return "required field is missing"
+    if kind == "finite_number":
+        value = _as_json(err["input"])
+        beyond = " (a number beyond ±1.8e308 reads as Infinity)" if "Infinity" in value else ""
+        return f"must be a finite number, not {value}{beyond}"
+    if kind == "int_type":  # strict integers (seeds): a string or a boolean is no seed
+        return f"must be a whole number, not {_as_json(err['input'])}"
     if kind == "union_tag_invalid":
         what = str(ctx.get("discriminator", "kind")).strip("'")
         return f"unknown {what} {ctx.get('tag')!r} (expected one of {ctx.get('expected_tags')})"
@@ -102,6 +109,15 @@ def message(err: dict[str, Any]) -> str:
         )
     msg = err["msg"]
     return msg.removeprefix("Value error, ")
+
+
+def _as_json(value: Any) -> str:
+    """A value as the spec file writes it (true, "0", Infinity), short."""
+    try:
+        text = json.dumps(value)
+    except (TypeError, ValueError, RecursionError):
+        text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 def problems_from(exc: ValidationError, prefix: str) -> list[Problem]:

@@ -52,15 +52,22 @@ _experiment_adapter = TypeAdapter(Experiment)
 def read_spec_file(path: str | Path) -> Any:
     """Read JSON, turning I/O and syntax errors into a SpecError with a location."""
     path = Path(path)
+
+    def fail(why: str) -> SpecError:
+        return SpecError([Problem("", why)], str(path))
+
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
-        raise SpecError([Problem("", f"cannot read {path}: {exc.strerror}")], str(path)) from exc
+        raise fail(f"cannot read {path}: {exc.strerror}") from exc
+    except UnicodeDecodeError as exc:
+        raise fail(f"not a text file (byte {exc.start} is not UTF-8): expected JSON") from exc
     try:
         return json.loads(text)
     except json.JSONDecodeError as exc:
-        where = f"line {exc.lineno}, column {exc.colno}"
-        raise SpecError([Problem("", f"not valid JSON ({where}): {exc.msg}")], str(path)) from exc
+        raise fail(f"not valid JSON (line {exc.lineno}, column {exc.colno}): {exc.msg}") from exc
+    except RecursionError as exc:  # e.g. '[' * 100000: Python's parser recurses per level
+        raise fail("not a spec: JSON nested too deeply (thousands of levels)") from exc
 
 
 def load_spec(path: str | Path, store_lookup: StoreLookup | None = None) -> LoadedSpec:
