@@ -98,6 +98,16 @@ def attention_maps(feats: list[Tensor], p: float = 2.0) -> list[Tensor]:
     return out
 
 
+@dataclass
+class Outputs:
+    """A model's outputs on a whole split, from one pass in eval mode."""
+
+    logits: Tensor  # (N, K) float32
+    emb: Tensor  # (N, D) pre-logit embeddings
+    maps: list[Tensor] | None = None  # per group, the kept samples' attention maps
+    pred: Tensor | None = None  # the kept samples' predicted classes
+
+
 @torch.no_grad()
 def predict(
     model: nn.Module,
@@ -106,19 +116,35 @@ def predict(
     batch_size: int,
     amp_dtype: torch.dtype | None,
     device: torch.device,
-) -> tuple[Tensor, Tensor]:
-    """Logits (float32) and pre-logit embeddings of a whole split, in eval mode, in one pass:
-    the epoch's metrics and the kept analysis data come from the same forward."""
+    samples: Tensor | None = None,
+    p: float = 2.0,
+) -> Outputs:
+    """Logits (float32) and embeddings of a whole split in one pass, and the attention maps
+    of the rows ``samples`` on the way: the epoch's metrics and what the run keeps for
+    analysis come from the same forward (eval mode: a row's outputs do not depend on the
+    other rows of its batch), so keeping them costs no second pass."""
     model.eval()
     x = split.views[view]
     step = max(256, batch_size)
-    logits, embs = [], []
+    logits, embs, rows, maps, preds = [], [], [], [], []
     with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
         for i in range(0, len(x), step):
             out = model(split.inputs(view, x[i : i + step]))
             logits.append(out.logits.float())
             embs.append(out.emb)
-    return torch.cat(logits), torch.cat(embs)
+            if samples is not None:
+                hit = torch.nonzero((samples >= i) & (samples < i + step)).flatten()
+                if len(hit):
+                    local = samples[hit] - i
+                    rows.append(hit)
+                    maps.append(attention_maps([f[local] for f in out.feats], p))
+                    preds.append(out.logits[local].argmax(1))
+    result = Outputs(torch.cat(logits), torch.cat(embs))
+    if samples is not None and rows:
+        back = torch.argsort(torch.cat(rows))  # batch order back to the samples' order
+        result.maps = [torch.cat([m[g] for m in maps])[back] for g in range(len(maps[0]))]
+        result.pred = torch.cat(preds)[back]
+    return result
 
 
 def _compact(x: Tensor) -> np.ndarray:
@@ -132,9 +158,8 @@ def _compact(x: Tensor) -> np.ndarray:
 
 class Keeper:
     """Writes a run's analysis archives. The sample inputs and the teachers' maps are
-    computed once (teachers are frozen); each save adds only the split's logits and
-    embeddings, already computed for the metrics, and one forward of the student on the
-    samples."""
+    computed once (teachers are frozen); everything else comes from the student's pass
+    over the test split that the epoch's metrics need anyway (``Keeper.predict``)."""
 
     def __init__(
         self,
@@ -181,9 +206,15 @@ class Keeper:
         }
         self._teachers: dict[str, np.ndarray] | None = None
 
+    def predict(self, student: nn.Module, batch_size: int) -> Outputs:
+        """The student's outputs on the test split, with the kept samples' maps."""
+        view = self.members[0].view
+        return predict(student, self.split, view, batch_size, self.amp_dtype, self.device,
+                       self._idx, self.p)  # fmt: skip
+
     @torch.no_grad()
     def _on_samples(self, i: int, model: nn.Module) -> dict[str, np.ndarray]:
-        """Model ``i``'s attention maps and predictions on the samples."""
+        """Teacher ``i``'s attention maps and predictions on the samples (once: frozen)."""
         was_training = model.training
         model.eval()
         view = self.members[i].view
@@ -198,26 +229,21 @@ class Keeper:
         arrays[f"pred_m{i}"] = out.logits.argmax(1).cpu().numpy().astype(np.int64)
         return arrays
 
-    def save(
-        self,
-        which: str,
-        epoch: int,
-        logits: Tensor,
-        emb: Tensor,
-        student: nn.Module,
-        metrics: dict[str, float],
-    ) -> Path:
-        """Write ``<which>.npz`` atomically (a reader sees the old file or the new one)."""
+    def save(self, which: str, epoch: int, out: Outputs, metrics: dict[str, float]) -> Path:
+        """Write ``<which>.npz`` from the student's ``out`` (``predict``), atomically: a
+        reader sees the old file or the new one."""
         if self._teachers is None:
             self._teachers = {}
             for i, m in enumerate(self.members[1:], start=1):
                 self._teachers.update(self._on_samples(i, m.model))
+        assert out.maps is not None and out.pred is not None, "predict without the samples"
         arrays = {
             **self.fixed,
             **self._teachers,
-            **self._on_samples(0, student),
-            "logits": logits.detach().float().cpu().numpy(),
-            "emb": _compact(emb),
+            **{f"att_m0_g{g}": _compact(a) for g, a in enumerate(out.maps)},
+            "pred_m0": out.pred.cpu().numpy().astype(np.int64),
+            "logits": out.logits.detach().float().cpu().numpy(),
+            "emb": _compact(out.emb),
             "meta": np.array(
                 json.dumps({**self.meta, "which": which, "epoch": epoch, "metrics": metrics})
             ),
