@@ -39,6 +39,7 @@ from kdtui.needs import waiting_students
 from kdtui.notes_cli import notes_app, record, todo_import
 from kdtui.results import group_rows
 from kdtui.results_cli import compare_cmd, print_rows, table_cmd
+from kdtui.safefs import symlinks_in
 from kdtui.store import (
     ACTIVE,
     STATUSES,
@@ -492,7 +493,11 @@ def resume(
         if all_crashed
         else find_runs(store, _named(runs, "--all-crashed"))
     )
-    again = launcher.requeue(store, [r["run_id"] for r in targets])
+    try:
+        again = launcher.requeue(store, [r["run_id"] for r in targets])
+    except launcher.LinkedRunFiles as exc:  # nothing was written
+        err.print(f"[red]error:[/] {escape(str(exc))}")
+        raise typer.Exit(1) from None
     out.print(
         f"resuming {plural(len(again), 'run')}"
         if again
@@ -562,6 +567,12 @@ def doctor(workspace: Workspace = None) -> None:
         raise typer.Exit(1) from None
     for line in reconcile(store):
         out.print(f"reconciled {escape(line)}")
+    for run in store.runs():  # what a resume or the runner would refuse to write through
+        if linked := symlinks_in(store.run_dir(run["run_id"])):
+            out.print(
+                f"[yellow]linked:[/] {run['run_id']}: {escape(', '.join(linked))} "
+                "(kdtui does not write through symbolic links)"
+            )
     if waiting := revive_runner(store):
         out.print(f"queue runner: restarted ({plural(waiting, 'queued run')} waited for it)")
     else:

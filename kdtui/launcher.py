@@ -23,7 +23,16 @@ from kdtui import __version__
 from kdtui.executors import Executor, ExecutorError, LocalExecutor, executor_for
 from kdtui.executors.local import read_runner_config, revive_runner, slot_changes
 from kdtui.needs import need_group
-from kdtui.store import ACTIVE, Store, close_names, initial_summary, names_key, new_run_id
+from kdtui.safefs import symlinks_in
+from kdtui.store import (
+    ACTIVE,
+    Store,
+    StoreError,
+    close_names,
+    initial_summary,
+    names_key,
+    new_run_id,
+)
 
 if TYPE_CHECKING:  # the spec models cost ~0.15 s to import: only a launch needs them
     from kdtui.spec import Experiment, LoadedSpec, StoreGroup
@@ -243,11 +252,31 @@ _ATTEMPT_FIELDS = (
 )
 
 
+class LinkedRunFiles(StoreError):
+    """A run folder holds a symbolic link where kdtui would write (its log, events,
+    checkpoints): kdtui never writes through one, so it does not resume that run."""
+
+
+def refuse_linked(store: Store, run_ids: list[str]) -> None:
+    """Raise LinkedRunFiles, naming the first such run and its links, before anything of
+    a resume is written."""
+    for run_id in run_ids:
+        if linked := symlinks_in(store.run_dir(run_id)):
+            are = "is a symbolic link" if len(linked) == 1 else "are symbolic links"
+            what = f"{', '.join(linked)} {are}"
+            raise LinkedRunFiles(
+                f"{run_id}: {what}; kdtui does not write through links (make them plain files, "
+                "or remove the run)"
+            )
+
+
 def requeue(store: Store, run_ids: list[str]) -> list[str]:
     """Put finished-but-not-done runs back in the queue and hand them to their executors
     (resume picks up ``last.pt``); returns the ids that went back. Students that failed
     without starting because one of these teachers could not succeed go back too: their
-    failure was only the teacher's."""
+    failure was only the teacher's. A run folder with a linked file is refused first
+    (``LinkedRunFiles``)."""
+    refuse_linked(store, run_ids)
     fields = {"status": "queued", **dict.fromkeys(_ATTEMPT_FIELDS)}
     again = [
         run_id

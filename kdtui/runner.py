@@ -28,16 +28,29 @@ from kdtui import procs
 from kdtui.executors import reconcile
 from kdtui.executors.local import RUNNER_LOCK, read_runner_config
 from kdtui.needs import needs_state
-from kdtui.store import Store, StoreError, atomic_write
+from kdtui.safefs import open_nofollow, symlinks_in
+from kdtui.store import (
+    ACTIVE,
+    RUN_ID_PATTERN,
+    Store,
+    StoreError,
+    atomic_write,
+    fold_event,
+)
 
 TICK_S = 0.5
+RETRY_S = 5.0  # after the index could not be read or written
 KILL_GRACE_S = 30.0
 
 
 @dataclass
 class Child:
+    """An engine this runner started; ``fields`` is what the index must learn of it (its
+    status and pid), kept until a write of the index succeeded."""
+
     proc: subprocess.Popen
     slot: str
+    fields: dict[str, Any] | None = None
 
 
 def discover_gpus() -> list[str]:
@@ -69,8 +82,16 @@ def slots_for(config: dict[str, Any], gpus: list[str]) -> list[str]:
 
 
 def local_queue(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The queued runs that are this runner's to start (Slurm runs wait in Slurm's queue)."""
-    return [r for r in runs if r.get("status") == "queued" and r.get("executor") != "slurm"]
+    """The queued runs that are this runner's to start (Slurm runs wait in Slurm's queue).
+    A summary whose run id is not a valid one (a planted folder indexed by an older kdtui)
+    is nobody's to start: it names no folder kdtui would write into."""
+    return [
+        r
+        for r in runs
+        if r.get("status") == "queued"
+        and r.get("executor") != "slurm"
+        and RUN_ID_PATTERN.match(str(r.get("run_id", "")))
+    ]
 
 
 class Runner:
@@ -79,16 +100,27 @@ class Runner:
         self.children: dict[str, Child] = {}
         self.gpus = discover_gpus()
         self.host = socket.gethostname()
+        self.refused: set[str] = set()  # runs it will not start, said once each
 
     def spawn(self, run: dict[str, Any], slot: str, cpu_slots: int) -> None:
-        run_dir = self.store.run_dir(run["run_id"])
+        """Start the run's engine in its own session, its output in the run's log (never
+        through a link), and tell the index. A run whose folder cannot be used is failed
+        with the reason, and never tried again by this runner."""
+        run_id = run["run_id"]
+        run_dir = self.store.run_dir(run_id)
+        if linked := symlinks_in(run_dir):
+            return self.refuse(run_id, f"{', '.join(linked)}: a symbolic link, not followed")
         env = dict(os.environ, PYTHONUNBUFFERED="1")
         if slot.startswith("cuda:"):
             env["CUDA_VISIBLE_DEVICES"] = slot.split(":", 1)[1]
         else:
             env["CUDA_VISIBLE_DEVICES"] = ""
             env["KDTUI_THREADS"] = str(max(1, (os.cpu_count() or 1) // cpu_slots))
-        with open(run_dir / "stdout.log", "ab") as log:
+        try:
+            log = open_nofollow(run_dir / "stdout.log", "ab")
+        except OSError as exc:
+            return self.refuse(run_id, f"stdout.log: {exc.strerror or exc}")
+        with log:
             proc = subprocess.Popen(
                 [sys.executable, "-m", "kdtui.engine", str(run_dir)],
                 stdin=subprocess.DEVNULL,
@@ -108,26 +140,54 @@ class Runner:
             "heartbeat": time.time(),
             "error": None,
         }
-        if self.store.update(run["run_id"], fields, if_status={"queued"}) is None:
-            proc.kill()  # cancelled between our read and now
-            proc.wait()
+        self.children[run_id] = Child(proc, slot, fields)
+        self._record_start(run_id, self.children[run_id])
+
+    def _record_start(self, run_id: str, child: Child) -> None:
+        """Write a started engine's status and pid; raises StoreError or OSError while the
+        index cannot be written (the next tick tries again: the child is kept meanwhile)."""
+        assert child.fields is not None
+        # "running" too: the engine's own start event may have been folded in first
+        if self.store.update(run_id, child.fields, if_status=ACTIVE) is None:
+            child.proc.kill()  # cancelled between our read and now
+            child.proc.wait()
+            del self.children[run_id]
             return
-        self.children[run["run_id"]] = Child(proc, slot)
+        child.fields = None
+
+    def refuse(self, run_id: str, why: str) -> None:
+        """Never start this run: say why once, and fail it in the store if it can be."""
+        self.refused.add(run_id)
+        print(f"kdtui runner: not starting {run_id!r}: {why}", flush=True)
+        event = {"type": "error", "message": f"not started: {why}", "time": time.time()}
+        try:
+            self.store.record_event(run_id, event, if_status={"queued"})
+        except (StoreError, OSError):  # the events file is the link: the summary at least
+            self.store.modify(run_id, lambda doc: fold_event(doc, event), if_status={"queued"})
 
     def reap(self) -> None:
+        """Settle engines that exited without an end event: ``cancelled`` when the user had
+        asked (a SIGTERM before the engine could handle it), ``crashed`` when a signal
+        killed it, otherwise ``failed``. A child leaves only once the index knows."""
         for run_id, child in list(self.children.items()):
+            if child.fields is not None:
+                self._record_start(run_id, child)
+                if run_id not in self.children:
+                    continue
             code = child.proc.poll()
             if code is None:
                 self._enforce_cancel(run_id, child)
                 continue
-            del self.children[run_id]
             how = f"killed by signal {-code}" if code < 0 else f"exited with code {code}"
             tail = self.store.log_tail(run_id)
             reason = f"engine {how} without an end event" + (f": {tail}" if tail else "")
             status = "crashed" if code < 0 else "failed"
-            # only if still running: usually the engine recorded its own end
+            if (self.store.get(run_id) or {}).get("cancel_requested"):
+                status, reason = "cancelled", f"cancelled by the user ({reason})"
+            # only if still active: usually the engine recorded its own end
             event = {"type": "end", "status": status, "reason": reason}
-            self.store.record_event(run_id, event, if_status={"running"})
+            self.store.record_event(run_id, event, if_status=ACTIVE)
+            del self.children[run_id]
 
     def _enforce_cancel(self, run_id: str, child: Child) -> None:
         doc = self.store.get(run_id) or {}
@@ -136,8 +196,17 @@ class Runner:
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(child.proc.pid, signal.SIGKILL)
 
+    def waiting(self, runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """The runs of ``local_queue`` this runner may still start."""
+        return [
+            r
+            for r in local_queue(runs)
+            if r["run_id"] not in self.children and r["run_id"] not in self.refused
+        ]
+
     def tick(self) -> bool:
-        """One scheduling pass. Returns False when there is nothing left to do."""
+        """One scheduling pass. Returns False when there is nothing left to do. Raises
+        StoreError or OSError when the index cannot be read or written (``step``)."""
         for line in reconcile(self.store):
             print(f"reconciled {line}", flush=True)
         while self.store.notices:
@@ -146,7 +215,7 @@ class Runner:
         config = read_runner_config(self.store)
         slots = slots_for(config, self.gpus)
         runs = self.store.runs()
-        queued = local_queue(runs)
+        queued = self.waiting(runs)
         busy = [c.slot for c in self.children.values()]
         # Engines of an earlier runner (killed, then restarted) hold their slots too.
         busy += [
@@ -170,6 +239,25 @@ class Runner:
                 self.spawn(run, free.pop(0), cpu_slots=len(slots))
         return bool(queued or self.children)
 
+    def step(self) -> bool:
+        """``tick``, surviving an index that cannot be read or written right now (lock
+        contention, a full disk): one line, and the next tick tries again, its engines
+        kept. Returns whether there is still work."""
+        try:
+            return self.tick()
+        except (StoreError, OSError) as exc:
+            print(f"kdtui runner: {one_line(exc)}; trying again in {RETRY_S:.0f} s", flush=True)
+            time.sleep(RETRY_S - TICK_S)
+            return True
+
+
+def one_line(exc: BaseException) -> str:
+    """An exception as one line (an OSError with its file and cause)."""
+    if isinstance(exc, OSError) and exc.strerror:
+        where = f"{exc.filename}: " if exc.filename else ""
+        return f"{where}{exc.strerror}"
+    return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
@@ -188,22 +276,24 @@ def main(argv: list[str] | None = None) -> int:
         "host": socket.gethostname(),
         "started": time.time(),
     }
-    atomic_write(store.root / "runner.pid", json.dumps(me).encode())
+    try:
+        atomic_write(store.root / "runner.pid", json.dumps(me).encode())
+    except OSError as exc:  # only tests and people read it: no reason to stop the queue
+        print(f"kdtui runner: runner.pid not written: {one_line(exc)}", flush=True)
     print(f"kdtui runner {os.getpid()}: started on {store.root}", flush=True)
     runner = Runner(store)
     while True:
-        try:
-            busy = runner.tick()
-        except (StoreError, OSError) as exc:  # a busy or unwritable index: try next tick
-            print(f"kdtui runner: {exc}; trying again", flush=True)
-            busy = True
-        if busy:
+        if runner.step():
             time.sleep(TICK_S)
             continue
         # Queue empty: let go of the lock, then look once more, so runs enqueued while we
         # were deciding to leave are never stranded without a runner.
         fcntl.flock(lock, fcntl.LOCK_UN)
-        if not local_queue(store.runs()):
+        try:
+            left = runner.waiting(store.runs())
+        except (StoreError, OSError):
+            left = [{}]  # cannot tell: stay
+        if not left:
             break
         try:
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)

@@ -126,6 +126,19 @@ def test_stop_cancels_a_running_run_with_an_end_event(write_spec, cleanup_proces
     assert read_events(ws / run["run_id"])[-1]["status"] == "cancelled"
 
 
+def test_stop_in_the_engines_first_seconds_ends_cancelled(write_spec, cleanup_processes):
+    """Stopped while it still imports torch (no SIGTERM handler yet), a run was called
+    crashed, and ``resume --all-crashed`` trained again what the user had stopped."""
+    ws = cleanup_processes
+    run_cli("run", str(write_spec(_slow_experiment("early", epochs=50))), "--detach", workspace=ws)
+    store = Store(ws)
+    run = wait_for(lambda: (r := store.runs()) and r[0].get("pid") and r[0], what="an engine")
+    assert "cancelling 1 run" in run_cli("stop", run["run_id"], workspace=ws).stdout
+    wait_for(lambda: _one_run(store)["status"] != "running", timeout=60, what="the end")
+    assert _one_run(store)["status"] == "cancelled", _one_run(store)
+    assert "nothing to resume" in run_cli("resume", "--all-crashed", workspace=ws).stdout
+
+
 def test_truncated_index_is_rebuilt_by_the_next_ls(write_spec, cleanup_processes):
     ws = cleanup_processes
     spec = write_spec(tiny_experiment("keep", seeds=[0, 1]))

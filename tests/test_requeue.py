@@ -78,3 +78,43 @@ def test_stop_signals_only_an_engine_of_this_host_it_can_identify(store, monkeyp
     assert launcher.stop_runs(store, ids) == [ids[0], ids[2]]
     assert signalled == [os.getpid()]
     assert all(store.get(i)["cancel_requested"] for i in ids)
+
+
+@pytest.mark.parametrize("name", ["stdout.log", "events.jsonl", "ckpt"])
+def test_resume_refuses_a_run_whose_files_are_links(store: Store, tmp_path, name: str) -> None:
+    """Resuming appended the log and events to a planted link's target."""
+    from typer.testing import CliRunner
+
+    from kdtui.cli import app
+
+    (run_id,) = launcher.enqueue(store, validate_spec(tiny_experiment("r")))
+    store.record_event(run_id, {"type": "end", "status": "crashed", "reason": "killed"})
+    target = tmp_path / "outside"
+    target.mkdir() if name == "ckpt" else target.write_text("precious\n")
+    link = store.run_dir(run_id) / name
+    if link.exists():
+        link.unlink()
+    link.symlink_to(target)
+    result = CliRunner().invoke(app, ["resume", run_id, "-w", str(store.root)])
+    assert result.exit_code == 1, result.output
+    assert result.stderr.strip() == (
+        f"error: {run_id}: {name} is a symbolic link; kdtui does not write through links "
+        "(make them plain files, or remove the run)"
+    )
+    assert store.get(run_id)["status"] == "crashed"  # nothing written
+    assert (list(target.iterdir()) == []) if name == "ckpt" else target.read_text() == "precious\n"
+
+
+def test_events_are_never_appended_through_a_link(tmp_path) -> None:
+    from kdtui.safefs import SymlinkRefused
+    from kdtui.store import append_event, read_events
+
+    target = tmp_path / "outside.jsonl"
+    target.write_text("")
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "events.jsonl").symlink_to(target)
+    with pytest.raises(SymlinkRefused, match="a symbolic link, not followed"):
+        append_event(tmp_path / "run", {"type": "end", "status": "done"})
+    with pytest.raises(SymlinkRefused):
+        read_events(tmp_path / "run")
+    assert target.read_text() == ""

@@ -26,7 +26,7 @@ from typing import Any, ClassVar
 from kdtui import procs
 from kdtui.executors.base import Verdict, cancel_queued, end_event, stale_heartbeat
 from kdtui.safefs import open_nofollow
-from kdtui.store import Store, atomic_write
+from kdtui.store import RUN_ID_PATTERN, Store, atomic_write
 
 RUNNER_LOCK = "runner.lock"
 RUNNER_CONFIG = "runner.json"
@@ -157,6 +157,7 @@ def revive_runner(store: Store) -> int:
         for r in store.runs()
         if r.get("status") == "queued"
         and r.get("executor", "local") == "local"
+        and RUN_ID_PATTERN.match(str(r.get("run_id", "")))  # the runner skips the others
         and not r.get("cancel_requested")
         and (r.get("created") or 0) < settled
     ]
