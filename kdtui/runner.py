@@ -37,6 +37,7 @@ from kdtui.store import (
     atomic_write,
     fold_event,
 )
+from kdtui.threads import PARALLEL_ENV
 
 TICK_S = 0.5
 RETRY_S = 5.0  # after the index could not be read or written
@@ -110,12 +111,12 @@ class Runner:
         run_dir = self.store.run_dir(run_id)
         if linked := symlinks_in(run_dir):
             return self.refuse(run_id, f"{', '.join(linked)}: a symbolic link, not followed")
-        env = dict(os.environ, PYTHONUNBUFFERED="1")
+        # the engine splits the free cores between the runs side by side (kdtui.threads)
+        env = dict(os.environ, PYTHONUNBUFFERED="1", **{PARALLEL_ENV: str(cpu_slots)})
         if slot.startswith("cuda:"):
             env["CUDA_VISIBLE_DEVICES"] = slot.split(":", 1)[1]
         else:
             env["CUDA_VISIBLE_DEVICES"] = ""
-            env["KDTUI_THREADS"] = str(max(1, (os.cpu_count() or 1) // cpu_slots))
         try:
             log = open_nofollow(run_dir / "stdout.log", "ab")
         except OSError as exc:

@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+# Engines started by tests keep the test's priority: niced (kdtui's default) they would
+# wait for any busy process on a loaded machine and miss the tests' deadlines.
+os.environ.setdefault("KDTUI_NICE", "0")
 
 
 def tiny_experiment(name: str, /, **over: Any) -> dict[str, Any]:

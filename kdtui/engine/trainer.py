@@ -39,6 +39,8 @@ from kdtui.engine.metrics import classification_metrics
 from kdtui.engine.models import ModelOutput, WideResNet
 from kdtui.engine.objective import Objective
 from kdtui.engine.views import cached_view
+from kdtui.engine.watchdog import Watchdog, limit_setting
+from kdtui.needs import resolve_need
 from kdtui.spec import (
     ConstantSchedule,
     CosineSchedule,
@@ -47,8 +49,8 @@ from kdtui.spec import (
     StepSchedule,
     canonical_json,
 )
-from kdtui.needs import resolve_need
 from kdtui.store import HEARTBEAT_EVERY_S, Store, atomic_write, read_events
+from kdtui.threads import THREADS_ENV, Sharing, read_settings
 
 
 class Diverged(RuntimeError):
@@ -395,8 +397,9 @@ class Training:
 
 
 class Engine:
-    def __init__(self, run_dir: Path):
+    def __init__(self, run_dir: Path, sharing: Sharing | None = None):
         self.run_dir = run_dir.resolve()
+        self.sharing = sharing  # the threads and priority chosen before torch loaded
         self.store = Store(self.run_dir.parent)
         self.run_spec = json.loads((self.run_dir / "spec.json").read_text())
         self.run_id: str = self.run_spec["run_id"]
@@ -404,6 +407,7 @@ class Engine:
         self.seed: int = self.run_spec["seed"]
         self.cancel = threading.Event()
         self.ckpt_dir = self.run_dir / "ckpt"
+        self.watchdog: Watchdog | None = None
 
     def event(self, kind: str, **fields: Any) -> None:
         self.store.record_event(self.run_id, {"type": kind, "time": time.time(), **fields})
@@ -443,13 +447,37 @@ class Engine:
     def train(self, heartbeat: Heartbeat) -> None:
         """Set up, train epoch after epoch (each one checkpointed and recorded), end."""
         t = self.set_up(heartbeat)
-        for epoch in range(t.start_epoch, self.exp.epochs + 1):
-            heartbeat.epoch = epoch
-            self.run_epoch(t, epoch)
-            if self.cancel.is_set():
-                raise Cancelled
+        self.watchdog = self.start_watchdog()
+        try:
+            for epoch in range(t.start_epoch, self.exp.epochs + 1):
+                heartbeat.epoch = epoch
+                self.run_epoch(t, epoch)
+                if self.cancel.is_set():
+                    raise Cancelled
+        finally:
+            if self.watchdog is not None:
+                self.watchdog.stop()
         self.event("end", status="done", **self.bests())
         log("done")
+
+    def start_watchdog(self) -> Watchdog | None:
+        """The watchdog over the epoch loop (set-up is not watched), unless turned off."""
+        fixed_s = limit_setting(read_settings(self.run_dir).get("watchdog"))
+        if fixed_s is None:
+            return None
+        watchdog = Watchdog(fixed_s, self.stalled)
+        watchdog.start()
+        return watchdog
+
+    def stalled(self, idle_s: float, limit_s: float) -> None:
+        """The watchdog's verdict: the run is recorded as failed and the process exits at
+        once (its main thread is stuck: no exception would ever reach it)."""
+        reason = f"no progress for {_duration(idle_s)}"
+        log(f"watchdog: {reason} (limit {_duration(limit_s)}); stopping the run")
+        with contextlib.suppress(Exception):  # exit whatever happens: a stuck run is worse
+            self.event("end", status="failed", reason=reason, **self.bests())
+        sys.stdout.flush()
+        os._exit(1)
 
     # ------------------------------------------------------------------ set-up steps
 
@@ -482,9 +510,15 @@ class Engine:
 
     def configure_torch(self) -> torch.device:
         """Threads, device, seeds; cudnn autotune on GPU (speed over bitwise repeatability)."""
-        threads = os.environ.get("KDTUI_THREADS")
+        threads = os.environ.get(THREADS_ENV)
         if threads:
             torch.set_num_threads(int(threads))
+        with contextlib.suppress(RuntimeError):  # set once per process, before any use
+            torch.set_num_interop_threads(1)
+        if self.sharing is not None:
+            s = self.sharing
+            priority = f"nice +{s.nice}" if s.nice > 0 else "priority unchanged"
+            log(f"threads {s.threads} ({s.why}), {priority}")
         device = pick_device(self.exp.device)
         seed_everything(self.seed)
         if device.type == "cuda":
@@ -568,6 +602,8 @@ class Engine:
         }
         self.checkpoint(t, record)
         self.event("epoch", **{k: v for k, v in record.items() if k != "type"})
+        if self.watchdog is not None:
+            self.watchdog.epoch_done(record["seconds"])
         log(
             f"epoch {epoch}/{self.exp.epochs}: loss {train_loss:.4f}, test acc {metrics['acc']:.2f}% (best {t.best_acc:.2f}%), {record['seconds']:.2f} s"
         )
@@ -584,6 +620,8 @@ class Engine:
             if self.cancel.is_set():
                 raise Cancelled
             loss, parts = self.train_step(t, idx)
+            if self.watchdog is not None:
+                self.watchdog.progress()
             total += loss
             for k, v in parts.items():
                 sums[k] = sums.get(k, 0) + v
@@ -759,6 +797,14 @@ def evaluate(
     return classification_metrics(logits, split.labels)
 
 
+def _duration(seconds: float) -> str:
+    """``45 min``, ``2.5 min``, or ``12 s`` below a minute (a tiny test limit)."""
+    minutes = seconds / 60
+    if minutes >= 10:
+        return f"{minutes:.0f} min"
+    return f"{minutes:.1f} min" if minutes >= 1 else f"{seconds:.0f} s"
+
+
 def one_line(exc: BaseException) -> str:
     """A failure as one line for `kdtui ls`: the type (unless it speaks for itself) and the
     first line of the message."""
@@ -770,9 +816,9 @@ def one_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}"[:500]
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, sharing: Sharing | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if len(argv) != 1:
         print("usage: python -m kdtui.engine RUN_DIR", file=sys.stderr)
         return 2
-    return Engine(Path(argv[0])).main()
+    return Engine(Path(argv[0]), sharing).main()
