@@ -60,7 +60,7 @@ def analyze(
     in <epoch>.json."""
     from kdtui.analysis.data import NoAnalysisData  # numpy: not at the CLI's start-up
     from kdtui.analysis.report import write
-    from kdtui.cli import find_runs  # the CLI's run lookup; imported here: cli imports us
+    from kdtui.clikit import find_runs  # the CLI's run lookup
 
     store = open_store(workspace, reconcile=False)
     failed = 0

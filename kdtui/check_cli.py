@@ -34,7 +34,7 @@ def check(
     teachers, runs), writing nothing: no run, no workspace. Exits 2 on an invalid spec,
     with the problems `kdtui run` would print."""
     from kdtui import launcher
-    from kdtui.cli import print_spec_error
+    from kdtui.clikit import print_spec_error
     from kdtui.spec import SpecError, load_spec
 
     # Teachers may be groups of the store; the store is only read (no reconciling, no

@@ -25,6 +25,7 @@ from kdtui.clikit import (
     Workspace,
     check_workspace,
     err,
+    find_runs,
     fmt_acc,
     fmt_age,
     fmt_epoch,
@@ -32,6 +33,7 @@ from kdtui.clikit import (
     out,
     plural,
     print_grid,
+    print_spec_error,
 )
 from kdtui.executors import ExecutorError, LocalExecutor, reconcile
 from kdtui.executors.local import revive_runner, runner_alive
@@ -52,7 +54,7 @@ from kdtui.store import (
 from kdtui.todo_cli import todo_app
 
 if TYPE_CHECKING:
-    from kdtui.spec import SpecError
+    pass
 
 app = typer.Typer(
     help="kdtui: knowledge-distillation experiments from the terminal. "
@@ -66,23 +68,6 @@ app.add_typer(todo_app, name="todo")
 todo_app.command("import")(todo_import)
 app.command("record")(record)
 app.command("check")(check)
-
-
-def find_runs(store: Store, refs: list[str]) -> list[dict[str, Any]]:
-    """Runs by id or unique id prefix; exits 2 naming any reference that matches none or many."""
-    runs = store.runs()
-    found = []
-    for ref in refs:
-        hits = [r for r in runs if r["run_id"] == ref] or [
-            r for r in runs if r["run_id"].startswith(ref)
-        ]
-        if len(hits) != 1:
-            ids = ", ".join(r["run_id"] for r in hits[:5]) + (", …" if len(hits) > 5 else "")
-            what = f"{len(hits)} runs ({ids}): give more of the id" if hits else "no run"
-            err.print(f"[red]error:[/] {escape(ref)!s} matches {escape(what)}")
-            raise typer.Exit(2)
-        found.append(hits[0])
-    return found
 
 
 # ---------------------------------------------------------------------- run
@@ -161,13 +146,6 @@ def refuse_foreign(executor: ExecutorName, local: dict[str, Any], slurm: dict[st
     other = slurm if executor == ExecutorName.local else local
     if foreign := [k for k, v in other.items() if v is not None]:
         raise ExecutorError(f"{', '.join(foreign)}: not an option of --executor {executor.value}")
-
-
-def print_spec_error(exc: SpecError) -> None:
-    """Every problem of an invalid spec, one per line, under its source."""
-    err.print(f"[red]invalid spec[/] {escape(exc.source)}: {plural(len(exc.problems), 'problem')}")
-    for problem in exc.problems:
-        err.print(f"  {escape(str(problem))}")
 
 
 @app.command()

@@ -1,12 +1,13 @@
 """What every ``kdtui`` command shares: consoles, the workspace option, opening the store
-(with crash reconciliation), and aligned printing. The number formats live in
+(with crash reconciliation), finding runs by id, the words of an invalid spec, and aligned
+printing. The number formats live in
 ``kdtui.fmt`` (the app shows the same text); they are re-exported here for the commands."""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -17,6 +18,9 @@ from kdtui import executors, launcher
 from kdtui.fmt import fmt_acc, fmt_age, fmt_epoch, plural
 from kdtui.store import Store, default_workspace
 
+if TYPE_CHECKING:
+    from kdtui.spec import SpecError
+
 __all__ = [
     "STATUS_STYLE",
     "Workspace",
@@ -24,11 +28,13 @@ __all__ = [
     "err",
     "fmt_acc",
     "fmt_age",
+    "find_runs",
     "fmt_epoch",
     "open_store",
     "out",
     "plural",
     "print_grid",
+    "print_spec_error",
 ]
 
 # Piped into a file or another program, output is not cut to Rich's default 80 columns
@@ -141,3 +147,27 @@ def print_grid(
         "\n".join([head, *(line(r, s) for r, s in zip(rows, styles, strict=True))]) + "\n"
     )
     out.file.flush()
+
+
+def find_runs(store: Store, refs: list[str]) -> list[dict[str, Any]]:
+    """Runs by id or unique id prefix; exits 2 naming any reference that matches none or many."""
+    runs = store.runs()
+    found = []
+    for ref in refs:
+        hits = [r for r in runs if r["run_id"] == ref] or [
+            r for r in runs if r["run_id"].startswith(ref)
+        ]
+        if len(hits) != 1:
+            ids = ", ".join(r["run_id"] for r in hits[:5]) + (", …" if len(hits) > 5 else "")
+            what = f"{len(hits)} runs ({ids}): give more of the id" if hits else "no run"
+            err.print(f"[red]error:[/] {escape(ref)!s} matches {escape(what)}")
+            raise typer.Exit(2)
+        found.append(hits[0])
+    return found
+
+
+def print_spec_error(exc: SpecError) -> None:
+    """Every problem of an invalid spec, one per line, under its source."""
+    err.print(f"[red]invalid spec[/] {escape(exc.source)}: {plural(len(exc.problems), 'problem')}")
+    for problem in exc.problems:
+        err.print(f"  {escape(str(problem))}")
