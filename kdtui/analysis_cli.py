@@ -54,7 +54,9 @@ def analyze(
     fmt: Annotated[Format, typer.Option("--format", "-f", help="Figure file format.")] = Format.png,
     workspace: Workspace = None,
 ) -> None:
-    """Confusion matrix, per-class precision/recall/F1, reliability diagram with ECE and NLL,
+    """Figures and numbers of a run's test predictions, without retraining.
+
+    Confusion matrix, per-class precision/recall/F1, reliability diagram with ECE and NLL,
     t-SNE of the embeddings with the V-score of a k-means clustering, the attention maps of
     a few fixed test samples (beside each teacher's) and their view images; every number
     in <epoch>.json."""

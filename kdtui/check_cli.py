@@ -30,9 +30,10 @@ def check(
     ] = CheckFormat.table,
     workspace: Workspace = None,
 ) -> None:
-    """Validate a spec and list the experiments it expands to (name, group key, seeds,
-    teachers, runs), writing nothing: no run, no workspace. Exits 2 on an invalid spec,
-    with the problems `kdtui run` would print."""
+    """Validate a spec and list the experiments it expands to, writing nothing.
+
+    One line per experiment (name, group key, seeds, teachers, runs); no run, no workspace
+    is made. Exits 2 on an invalid spec, with the problems `kdtui run` would print."""
     from kdtui import launcher
     from kdtui.clikit import print_spec_error
     from kdtui.spec import SpecError, load_spec

@@ -15,10 +15,18 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    ProgressColumn,
+    Task,
+    TextColumn,
+)
 from rich.table import Table
+from rich.text import Text
 
-from kdtui import launcher
+from kdtui import __version__, launcher
 from kdtui.check_cli import check
 from kdtui.clikit import (
     STATUS_STYLE,
@@ -34,9 +42,11 @@ from kdtui.clikit import (
     plural,
     print_grid,
     print_spec_error,
+    unwrap_help,
 )
 from kdtui.executors import ExecutorError, LocalExecutor, reconcile
 from kdtui.executors.local import revive_runner, runner_alive
+from kdtui.fmt import fmt_elapsed, fmt_metric
 from kdtui.needs import waiting_students
 from kdtui.notes_cli import notes_app, record, todo_import
 from kdtui.results import group_rows
@@ -239,23 +249,27 @@ def present_queued(store: Store, launch: launcher.Launch, detach: bool) -> None:
 
 
 def follow(store: Store, run_ids: list[str]) -> None:
-    """A live progress line per run until every run has ended."""
-    wanted = set(run_ids)
+    """Follow the runs until every one has ended: live progress bars on a terminal; piped
+    (a log file, ``| tee``) a line per change, written as it happens, since bars that are
+    not redrawn would show nothing until the end."""
+    if not out.is_terminal:
+        _poll(store, run_ids, ProgressLines().update)
+        return
     columns = (
         TextColumn("{task.description}"),
         BarColumn(bar_width=24),
         MofNCompleteColumn(),
         TextColumn("{task.fields[info]}"),
-        TimeElapsedColumn(),
+        TrainingElapsed(),
     )
     with Progress(*columns, console=out, refresh_per_second=4) as progress:
         tasks: dict[str, Any] = {}
-        while True:
-            runs = [r for r in store.runs() if r["run_id"] in wanted]
+
+        def update(runs: list[dict[str, Any]]) -> None:
             for r in runs:
                 if r["run_id"] not in tasks:
                     tasks[r["run_id"]] = progress.add_task(
-                        f"{r['name']} s{r['seed']}", total=r.get("epochs"), info=""
+                        f"{r['name']} s{r['seed']}", total=r.get("epochs"), info="", run=r
                     )
                 status = r["status"]
                 style = STATUS_STYLE.get(status, "")
@@ -267,11 +281,77 @@ def follow(store: Store, run_ids: list[str]) -> None:
                     info += f"  acc {fmt_acc(r['acc']):>6}  best {fmt_acc(r.get('best_acc')):>6}"
                 if status in ("failed", "crashed") and r.get("error"):
                     info += f"  {escape(str(r['error']))[:60]}"
-                progress.update(tasks[r["run_id"]], completed=r.get("epoch") or 0, info=info)
-            if runs and all(r["status"] in TERMINAL for r in runs):
-                return
-            time.sleep(0.5)
-            reconcile(store)
+                progress.update(tasks[r["run_id"]], completed=r.get("epoch") or 0, info=info, run=r)
+
+        _poll(store, run_ids, update)
+
+
+def _poll(store: Store, run_ids: list[str], update: Any) -> None:
+    """Hand ``update`` the runs' summaries twice a second until every run has ended."""
+    wanted = set(run_ids)
+    while True:
+        runs = [r for r in store.runs() if r["run_id"] in wanted]
+        update(runs)
+        if runs and all(r["status"] in TERMINAL for r in runs):
+            return
+        time.sleep(0.5)
+        reconcile(store)
+
+
+def training_seconds(run: dict[str, Any], now: float | None = None) -> float | None:
+    """Seconds since the run started training (until its end, once ended); None before it
+    started. A queued run waits for a slot or a teacher: that is no training time."""
+    started = run.get("started")
+    if not started:
+        return None
+    ended = run.get("ended") if run.get("status") in TERMINAL else None
+    return (ended or (time.time() if now is None else now)) - started
+
+
+class TrainingElapsed(ProgressColumn):
+    """The elapsed column, counted from the run's ``started`` time, not from the moment
+    the bar was made (when the run was queued)."""
+
+    def render(self, task: Task) -> Text:
+        return Text(fmt_elapsed(training_seconds(task.fields.get("run") or {})), "progress.elapsed")
+
+
+class ProgressLines:
+    """Piped progress: a line when a run starts, at each epoch, and when it ends."""
+
+    def __init__(self) -> None:
+        self.seen: dict[str, tuple[Any, ...]] = {}
+
+    def update(self, runs: list[dict[str, Any]]) -> None:
+        for r in runs:
+            state = (r["status"], r.get("epoch") or 0, r.get("slurm_reason") or None)
+            if self.seen.get(r["run_id"], ("queued", 0, None)) != state:
+                self.seen[r["run_id"]] = state  # a plain queued run was said by "queued N runs"
+                out.print(escape(progress_line(r)), soft_wrap=True)
+
+
+def progress_line(run: dict[str, Any]) -> str:
+    """One run's state as a line of a log: ``teacher s0  epoch 3/30  acc 61.20  best 62.00
+    0:01:10``; started, ended (with the best accuracy or the error) and Slurm's reasons."""
+    status, epoch = run["status"], run.get("epoch")
+    head = f"{run['name']} s{run['seed']}"
+    elapsed = fmt_elapsed(training_seconds(run))
+    if status == "queued":
+        reason = run.get("slurm_reason")
+        return f"{head}  queued" + (f" (Slurm: {reason})" if reason else "")
+    if status == "running" and not epoch:
+        return f"{head}  started on {run.get('device') or '?'} ({run['run_id']})"
+    if status == "running":
+        return (
+            f"{head}  epoch {fmt_epoch(run)}  acc {fmt_acc(run.get('acc'))}"
+            f"  best {fmt_acc(run.get('best_acc'))}  {elapsed}"
+        )
+    line = f"{head}  {status}"
+    if status == "done":
+        line += f"  best {fmt_acc(run.get('best_acc'))}"
+    if run.get("started"):
+        line += f"  {elapsed}"
+    return line + (f"  {run['error']}" if run.get("error") else "")
 
 
 def leave_or_cancel(store: Store, run_ids: list[str]) -> None:
@@ -388,7 +468,7 @@ def show(
         "source",
     ):
         if r.get(key) is not None and not (outside and key in ("executor", "epoch")):
-            out.print(f"  {key:<11} {escape(str(r[key]))}")
+            out.print(f"  {key:<11} {escape(fmt_metric(key, r[key]))}")
     for t in r.get("teacher_runs") or []:
         out.print(
             f"  teacher     {escape(t['model'])} weight {t['weight']:g} ← {escape(t.get('run_id') or t['checkpoint'])}"
@@ -461,15 +541,20 @@ def resume(
         list[str] | None, typer.Argument(metavar="RUN...", help="Run ids or prefixes.")
     ] = None,
     all_crashed: Annotated[bool, typer.Option("--all-crashed", help="Every crashed run.")] = False,
+    all_cancelled: Annotated[
+        bool, typer.Option("--all-cancelled", help="Every cancelled run.")
+    ] = False,
     workspace: Workspace = None,
 ) -> None:
     """Queue crashed, failed or cancelled runs again; they continue from last.pt (a Slurm
     run as a new job with its sbatch options)."""
     store = open_store(workspace)
+    statuses = {"crashed"} if all_crashed else set()
+    statuses |= {"cancelled"} if all_cancelled else set()
     targets = (
-        [r for r in store.runs() if r["status"] == "crashed"]
-        if all_crashed
-        else find_runs(store, _named(runs, "--all-crashed"))
+        [r for r in store.runs() if r["status"] in statuses]
+        if statuses
+        else find_runs(store, _named(runs, "--all-crashed or --all-cancelled"))
     )
     try:
         again = launcher.requeue(store, [r["run_id"] for r in targets])
@@ -558,12 +643,30 @@ def doctor(workspace: Workspace = None) -> None:
         out.print(f"queue runner: {'running' if alive else 'not running'}")
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        out.print(f"kdtui {__version__}")
+        raise typer.Exit()
+
+
 @app.callback(invoke_without_command=True)
-def _default(ctx: typer.Context, workspace: Workspace = None) -> None:
+def _default(
+    ctx: typer.Context,
+    workspace: Workspace = None,
+    version: Annotated[
+        bool | None,
+        typer.Option(
+            "--version", callback=_print_version, is_eager=True, help="Print the version."
+        ),
+    ] = None,
+) -> None:
     if ctx.invoked_subcommand is None:
         from kdtui.tui.app import run_app  # the TUI, imported only when asked for
 
         run_app(check_workspace(workspace or default_workspace()))
+
+
+unwrap_help(app)  # every command registered: the help texts read whole at any width
 
 
 def main() -> None:

@@ -5,6 +5,7 @@ printing. The number formats live in
 
 from __future__ import annotations
 
+import inspect
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -35,6 +36,7 @@ __all__ = [
     "plural",
     "print_grid",
     "print_spec_error",
+    "unwrap_help",
 ]
 
 # Piped into a file or another program, output is not cut to Rich's default 80 columns
@@ -81,6 +83,27 @@ Workspace = Annotated[
         callback=_resolve_workspace,
     ),
 ]
+
+
+def whole_paragraphs(text: str) -> str:
+    """``text`` with each paragraph on one line (paragraphs stay apart)."""
+    return "\n\n".join(" ".join(p.split()) for p in inspect.cleandoc(text).split("\n\n"))
+
+
+def unwrap_help(app: typer.Typer) -> None:
+    """Make every command's help (docstrings written over several source lines) read as
+    whole paragraphs. Typer's rich help keeps a docstring's single line breaks in the
+    command list and in later paragraphs, so at 80 columns a sentence broke where the
+    source line did. Called once every command is registered; sub-apps included."""
+    for info in app.registered_commands:
+        text = info.help or inspect.getdoc(info.callback)
+        if text:
+            info.help = whole_paragraphs(text)
+    for group in app.registered_groups:
+        if group.typer_instance is not None:
+            unwrap_help(group.typer_instance)
+
+
 STATUS_STYLE = {
     "queued": "cyan",
     "running": "yellow",

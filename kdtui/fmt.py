@@ -20,6 +20,26 @@ def fmt_acc(value: Any) -> str:
     return f"{value:.2f}" if isinstance(value, int | float) else str(value)
 
 
+def fmt_metric(key: str, value: Any) -> str:
+    """A summary field as ``kdtui show`` prints it: accuracies as in the tables, NLL and ECE
+    to 3 decimals as in the epoch table (a float32 metric's 71.42857360839844 is noise)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return str(value)
+    if key == "acc" or key.endswith("_acc"):
+        return fmt_acc(value)
+    if key in ("nll", "ece", "train_loss"):
+        return f"{value:.3f}"
+    return str(value)
+
+
+def fmt_elapsed(seconds: float | None) -> str:
+    """A duration as ``H:MM:SS`` (Rich's elapsed column's form); unknown as ``-:--:--``."""
+    if seconds is None:
+        return "-:--:--"
+    s = max(0, int(seconds))
+    return f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}"
+
+
 def fmt_epoch(run: dict[str, Any]) -> str:
     """Training progress, ``3/30``; an outside result (notes, record) trained nowhere: –."""
     if run.get("source", "kdtui") != "kdtui":

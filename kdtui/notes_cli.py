@@ -5,6 +5,7 @@ prints what happened."""
 from __future__ import annotations
 
 import difflib
+import json
 import os
 import sys
 from collections.abc import Sequence
@@ -22,14 +23,15 @@ from kdtui.notes import (
     Notes,
     NotesError,
     Skipped,
+    Unmatched,
     accuracy_problem,
     fill,
     import_notes,
     import_todos,
     load_mapping,
+    match_store,
     parse_number,
     read_notes,
-    values_from_store,
 )
 from kdtui.notes import record as record_result
 from kdtui.store import StoreError, atomic_write
@@ -240,10 +242,34 @@ def _store_values(
         raise _fail(
             f"no results store in {store.root} (--workspace, or run some experiments first)"
         )
-    values, problems = values_from_store(store, path, notes, mapping, metric)
+    values, problems, unmatched = match_store(store, path, notes, mapping, metric)
     for line in problems:
         err.print(f"[yellow]--from-store:[/] {escape(line)}")
+    _print_unmatched(unmatched)
     return values
+
+
+def _print_unmatched(unmatched: Sequence[Unmatched]) -> None:
+    """Name the blocks whose title matches no group (their blanks stay blank) and show the
+    ``--map`` that would name their groups, with the store's close names where there are
+    some: otherwise a fill only says how many blocks changed."""
+    if not unmatched:
+        return
+    n = len(unmatched)
+    err.print(
+        f"[yellow]--from-store:[/] {n} block{'s' * (n != 1)} with blank seeds "
+        f"match{'es' * (n == 1)} no group of the store by title:",
+        soft_wrap=True,
+    )
+    for u in unmatched:
+        close = f" (close: {', '.join(u.close)})" if u.close else ""
+        err.print(f"  line {u.block.line}  {escape(u.block.name)}{escape(close)}", soft_wrap=True)
+    example = {u.block.name: u.close[0] if u.close else "GROUP" for u in unmatched}
+    err.print(
+        "  name their groups (as in kdtui table) with --map FILE.json: "
+        + escape(json.dumps(example, ensure_ascii=False)),
+        soft_wrap=True,
+    )
 
 
 def _print_diff(path: Path, old: bytes, new: bytes) -> None:
@@ -318,7 +344,7 @@ def todo_import(
 ) -> None:
     """Turn the list items under a heading into TODO items.
 
-    Nested items go into their item's text; '- [x] ...' items come in ticked; items
+    Nested items go into their item's text; '- \\[x] ...' items come in ticked; items
     imported before are skipped."""
     notes = _read(notes_file, None)
     try:

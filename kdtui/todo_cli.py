@@ -112,13 +112,39 @@ def ls(
 def done(
     todo_id: Annotated[str, typer.Argument(metavar="ID", help="Item id or a unique prefix.")],
     undo: Annotated[bool, typer.Option("--undo", help="Untick instead.")] = False,
+    unlink: Annotated[
+        bool,
+        typer.Option(
+            "--unlink",
+            help="With --undo: drop the item's group, so that it no longer ticks itself.",
+        ),
+    ] = False,
     workspace: Workspace = None,
 ) -> None:
     """Tick an item (or untick it with --undo)."""
+    if unlink and not undo:
+        err.print("[red]error:[/] --unlink needs --undo")
+        raise typer.Exit(2)
     store = open_store(workspace, reconcile=False)
     todo = find_todo(store, todo_id)
-    store.update_todo(todo["id"], done=not undo)
-    out.print(f"{'unticked' if undo else 'ticked'} {todo['id']}: {escape(todo['text'])}")
+    fields = {"group": None, "target": None} if unlink and todo.get("group") else {}
+    store.update_todo(todo["id"], done=not undo, **fields)
+    if undo and not fields and todo.get("group"):
+        runs = store.runs() if store.index_path.exists() else []
+        (item,) = todo_items([{**todo, "done": False}], runs)
+        if item.done:  # ticked by its group's results, not by hand: an untick cannot hold
+            out.print(
+                f"{todo['id']} stays ticked: it is linked to {escape(repr(item.group))}, whose "
+                f"{item.progress_text} seeds are done, and ticks itself; unlink it to untick: "
+                f"[bold]kdtui todo done {todo['id']} --undo --unlink[/]",
+                soft_wrap=True,
+            )
+            return
+    was = f" (no longer linked to {escape(repr(todo['group']))})" if fields else ""
+    out.print(
+        f"{'unticked' if undo else 'ticked'} {todo['id']}: {escape(todo['text'])}{was}",
+        soft_wrap=True,
+    )
 
 
 @todo_app.command("rm")

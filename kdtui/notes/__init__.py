@@ -19,7 +19,15 @@ Nothing here imports torch or typer.
 """
 
 from kdtui.notes.blocks import Notes, parse, read_notes
-from kdtui.notes.fill import Filled, fill, format_average, load_mapping, values_from_store
+from kdtui.notes.fill import (
+    Filled,
+    Unmatched,
+    fill,
+    format_average,
+    load_mapping,
+    match_store,
+    values_from_store,
+)
 from kdtui.notes.model import (
     DEFAULT_LABELS,
     EXTERNAL_DATASET,
@@ -48,6 +56,7 @@ __all__ = [
     "SectionItem",
     "Skipped",
     "Slot",
+    "Unmatched",
     "accuracy_problem",
     "fill",
     "format_average",
@@ -56,6 +65,7 @@ __all__ = [
     "import_notes",
     "import_todos",
     "load_mapping",
+    "match_store",
     "parse",
     "parse_number",
     "read_notes",

@@ -15,7 +15,7 @@ from kdtui.notes.blocks import Notes
 from kdtui.notes.model import Block, NotesError, Slot
 from kdtui.notes.outside import source_prefix
 from kdtui.results import Stats, group_rows
-from kdtui.store import Store
+from kdtui.store import Store, close_names
 
 
 def format_average(values: list[float], precision: int = 4) -> str:
@@ -117,6 +117,15 @@ def load_mapping(path: Path) -> dict[str, str]:
     return mapping
 
 
+@dataclass(frozen=True)
+class Unmatched:
+    """A block with blank seeds whose title names no group of the store (and ``--map``
+    names none for it): its blanks stay blank unless the user maps it."""
+
+    block: Block
+    close: tuple[str, ...]  # group names of the store that look like the title
+
+
 def values_from_store(
     store: Store,
     path: Path,
@@ -124,11 +133,24 @@ def values_from_store(
     mapping: Mapping[str, str] | None = None,
     metric: Literal["best", "last"] = "best",
 ) -> tuple[dict[str, dict[int, tuple[float, str]]], list[str]]:
+    """``match_store`` without the blocks that matched nothing."""
+    values, problems, _ = match_store(store, path, notes, mapping, metric)
+    return values, problems
+
+
+def match_store(
+    store: Store,
+    path: Path,
+    notes: Notes,
+    mapping: Mapping[str, str] | None = None,
+    metric: Literal["best", "last"] = "best",
+) -> tuple[dict[str, dict[int, tuple[float, str]]], list[str], list[Unmatched]]:
     """For each block with blank seeds, the finished runs of its group in the store, by
     seed (seed k fills blank item k). The group is the one named like the block (or given
-    by ``mapping``); this file's own imported runs do not count. Returns the values and one
-    line per problem: a block that could not be matched, a ``mapping`` entry naming no
-    block of the notes or no group of the store, a nan or inf seed (left blank)."""
+    by ``mapping``); this file's own imported runs do not count. Returns the values, one
+    line per problem (a block that could not be matched, a ``mapping`` entry naming no
+    block of the notes or no group of the store, a nan or inf seed, left blank) and the
+    blocks whose title matches no group, with the names close to it."""
     everything = store.runs()
     own = source_prefix(path)
     runs = [r for r in everything if not str(r.get("source", "")).startswith(own)]
@@ -138,6 +160,8 @@ def values_from_store(
     }
     values: dict[str, dict[int, tuple[float, str]]] = {}
     problems = []
+    unmatched = []
+    titles = {b.name for b in notes.blocks}
     # A typo in the mapping would otherwise only show as a blank that stays blank.
     known = {r.get("name") for r in everything} | {r.get("group_key") for r in everything}
     unknown = sorted({v for v in (mapping or {}).values() if v not in known})
@@ -160,6 +184,10 @@ def values_from_store(
         if row is None:
             if block.name in (mapping or {}) and target not in unknown:
                 problems.append(f"line {block.line} {block.name}: no group {target!r} in the store")
+            elif block.name not in (mapping or {}):
+                # a group named like another block is that block's, not a likely meaning
+                close = [n for n in close_names(block.name, runs) if n not in titles]
+                unmatched.append(Unmatched(block, tuple(close)))
             continue
         by_seed = row.best_by_seed if metric == "best" else row.last_by_seed
         blank = {k for k, s in enumerate(block.seeds) if s.kind == "blank"}
@@ -172,4 +200,4 @@ def values_from_store(
             for seed, value in by_seed.items()
             if math.isfinite(value)
         }
-    return values, problems
+    return values, problems, unmatched
