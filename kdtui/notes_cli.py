@@ -258,15 +258,17 @@ def _print_unmatched(unmatched: Sequence[Unmatched]) -> None:
     n = len(unmatched)
     err.print(
         f"[yellow]--from-store:[/] {n} block{'s' * (n != 1)} with blank seeds "
-        f"match{'es' * (n == 1)} no group of the store by title:",
+        f"match{'es' * (n == 1)} no group of the store by title (their own imported "
+        "numbers aside):",
         soft_wrap=True,
     )
     for u in unmatched:
         close = f" (close: {', '.join(u.close)})" if u.close else ""
         err.print(f"  line {u.block.line}  {escape(u.block.name)}{escape(close)}", soft_wrap=True)
-    example = {u.block.name: u.close[0] if u.close else "GROUP" for u in unmatched}
+    example = {u.block.name: u.close[0] for u in unmatched if u.close}
+    example = example or {unmatched[0].block.name: "GROUP"}
     err.print(
-        "  name their groups (as in kdtui table) with --map FILE.json: "
+        "  name their groups (as in kdtui table) with --map FILE.json, e.g. "
         + escape(json.dumps(example, ensure_ascii=False)),
         soft_wrap=True,
     )

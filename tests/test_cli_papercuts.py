@@ -175,15 +175,16 @@ def test_fill_from_store_names_the_blocks_that_match_no_group(workspace: Path, t
     dry = invoke("notes", "fill", str(notes), "--from-store", "--dry-run")
     assert dry.exit_code == 0, dry.output
     lines = dry.output.splitlines()
-    assert "--from-store: 3 blocks with blank seeds match no group of the store by title:" in lines
+    assert (
+        "--from-store: 3 blocks with blank seeds match no group of the store by title "
+        "(their own imported numbers aside):" in lines
+    )
     assert "  line 17  WRN16-3(GAF) teacher (close: WRN16-3 GAF teacher)" in lines
     assert "  line 26  T : WRN16-3(GAF), S : WRN16-1(sig) result" in lines
     assert "  line 58  T1 : WRN28-3(sig), T2 : WRN28-3(GAF)" in lines
     assert not any("line 53" in line for line in lines)  # matched by its title
     (hint,) = [line for line in lines if "--map FILE.json" in line]
-    suggested = json.loads(hint[hint.index("{") :])
-    assert suggested["WRN16-3(GAF) teacher"] == "WRN16-3 GAF teacher"
-    assert suggested["T1 : WRN28-3(sig), T2 : WRN28-3(GAF)"] == "GROUP"
+    assert json.loads(hint[hint.index("{") :]) == {"WRN16-3(GAF) teacher": "WRN16-3 GAF teacher"}
 
     # the suggestion, as given, fills the block it names and names it no more
     mapping = tmp_path / "map.json"
@@ -193,6 +194,11 @@ def test_fill_from_store_names_the_blocks_that_match_no_group(workspace: Path, t
     assert "- 0.7412\n- 0.7389\n- 0.7401\n" in notes.read_text()
     assert "2 blocks with blank seeds match no group" in done.output
     assert "  line 17  WRN16-3(GAF) teacher (close:" not in done.output
+    # no close names left: the form of the mapping, for the first block
+    example = '{"T : WRN16-3(GAF), S : WRN16-1(sig) result": "GROUP"}'
+    assert f"  name their groups (as in kdtui table) with --map FILE.json, e.g. {example}" in (
+        done.output.splitlines()
+    )
 
 
 # ---------------------------------------------------------------------- todo done --undo
