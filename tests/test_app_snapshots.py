@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 from textual.pilot import Pilot
-from tuikit import NOW, SCREENS, STALE_ENV, build_workspace, show
+from tuikit import NOW, SCREENS, STALE_ENV, build_workspace, show, until
 
 from kdtui import launcher
 from kdtui.screens import compose
@@ -57,6 +57,49 @@ def test_results_in_the_light_theme(snap_compare, demo: Path) -> None:
         await show(pilot, "results")
 
     assert snap_compare(demo_app(demo), run_before=go)
+
+
+async def show_pivot(pilot: Pilot) -> None:
+    """The results as teachers × loss, Δ to signal-student (its row the third)."""
+    await show(pilot, "results")
+    app, screen = pilot.app, pilot.app.screen
+    await until(pilot, lambda: screen.differs[0], "the groups' specs")
+    await pilot.press("down", "B", "p")
+    await until(pilot, lambda: app.screen is not screen, "the pivot dialog")
+    await pilot.press("enter")
+    await until(pilot, lambda: "+6.33" in " ".join(screen.grid.cells.get("pivot:0", ())), "Δ")
+    app.clear_notifications()
+    await pilot.pause(0.1)
+
+
+async def show_curves(pilot: Pilot) -> None:
+    """The curves of the three groups with finished seeds, together."""
+    from kdtui.screens.curves import CurvesScreen
+
+    await show(pilot, "results")
+    await pilot.press("space", "down", "space", "down", "space", "c")
+    app = pilot.app
+    curves = await until(pilot, lambda: isinstance(app.screen, CurvesScreen) and app.screen, "c")
+    await until(pilot, lambda: len(curves.epochs) == 8 and curves.query("Tab"), "the events")
+    await pilot.pause(0.2)
+
+
+def test_results_pivot(snap_compare, demo: Path) -> None:
+    """The pivot at 80×24: teachers × loss, signal-student as the baseline."""
+
+    async def go(pilot: Pilot) -> None:
+        await show_pivot(pilot)
+
+    assert snap_compare(demo_app(demo), terminal_size=SIZES["80x24"], run_before=go)
+
+
+def test_curves_together(snap_compare, demo: Path) -> None:
+    """Three groups' test accuracy on one chart at 80×24: means, ± std bands, legend."""
+
+    async def go(pilot: Pilot) -> None:
+        await show_curves(pilot)
+
+    assert snap_compare(demo_app(demo), terminal_size=SIZES["80x24"], run_before=go)
 
 
 def test_help(snap_compare, demo: Path) -> None:

@@ -62,7 +62,8 @@ def test_runs_results_and_quit_in_a_real_terminal(tmux: Tmux) -> None:
         assert text in screen
     tmux("send-keys", "-t", "kd", "3")
     screen = tmux.wait_for("±")
-    assert "86.90 ± 1.74" in screen and "1 running/queued" in screen
+    assert "86.90 ± 1.74" in screen and "85.56 ± 0.52*" in screen  # 2 of 3 seeds so far
+    assert "kd-gaf-to-signal: 2 of 3 seeds finished" in screen
     tmux("send-keys", "-t", "kd", "q")
     tmux.wait_for("READY$")
     tmux("send-keys", "-t", "kd", "echo exit=$?", "Enter")

@@ -110,6 +110,15 @@ def varying_paths(specs: Iterable[dict[str, Any]]) -> list[str]:
     return [path_text(p) for p in several + some]
 
 
+def axis_paths(specs: Iterable[dict[str, Any]]) -> list[str]:
+    """The paths a pivot can lay ``specs`` out by: each varying path lifted to the
+    labelled object above it (``student``, ``teachers``, ``loss``) first, then the varying
+    paths themselves (``loss.kd.T``), in spec order."""
+    specs = list(specs)
+    varying = varying_paths(specs)
+    return list(dict.fromkeys([*(_lift(parse_path(p), specs) for p in varying), *varying]))
+
+
 def _shape(parts: PathParts) -> str:
     """``teachers[0].model`` → ``teachers[].model``: the path's kind, for its label."""
     return "".join("[]" if isinstance(p, int) else f".{p}" for p in parts).lstrip(".")
@@ -310,7 +319,6 @@ def build_pivot(
     col_labels = _order(list(zip(col_of, col_values, strict=True)))
     pivot = Pivot(rows_path, cols_path, metric, row_labels, col_labels, {}, base, split)
     base_stats = pivot.baseline_stats()
-    base_scale = scales(_values(base, metric)) if base is not None else set()
     for i, r in enumerate(rows):
         at = (row_labels.index(row_of[i]), col_labels.index(col_of[i]))
         if at in pivot.cells:  # split rows leave none: a safeguard, never a silent mean
@@ -320,12 +328,14 @@ def build_pivot(
             )
         stats = r.best if metric == "best" else r.last
         cell = Cell(r, stats, summarize(r, metric, digits), r.digits(digits))
-        if base_stats is not None and base_stats.mean is not None and stats.mean is not None:
-            scale = scales(_values(r, metric))
-            if base_scale and scale and scale != base_scale:
-                pivot.no_delta.append(r.name)  # 0.74 against 72.1: no difference to take
-            else:
-                cell.delta = stats.mean - base_stats.mean
+        if (
+            base is not None
+            and base_stats is not None
+            and None not in (base_stats.mean, stats.mean)
+        ):
+            cell.delta = delta_to(r, base, metric)
+            if cell.delta is None:  # 0.74 against 72.1: no difference to take
+                pivot.no_delta.append(r.name)
         pivot.cells[at] = cell
     for c in range(len(col_labels)):
         column = [x for (_, cc), x in pivot.cells.items() if cc == c and x.stats.mean is not None]
@@ -338,6 +348,18 @@ def build_pivot(
 
 def _values(row: GroupRow, metric: Metric) -> Iterable[float]:
     return (row.best_by_seed if metric == "best" else row.last_by_seed).values()
+
+
+def delta_to(row: GroupRow, base: GroupRow, metric: Metric = "best") -> float | None:
+    """mean(row) − mean(base) of ``metric``; None when either has no mean yet or when
+    they are written on different scales (0.74 against 72.1: no difference to take)."""
+    mean, base_mean = ((r.best if metric == "best" else r.last).mean for r in (row, base))
+    if mean is None or base_mean is None:
+        return None
+    scale, base_scale = scales(_values(row, metric)), scales(_values(base, metric))
+    if scale and base_scale and scale != base_scale:
+        return None
+    return mean - base_mean
 
 
 def _split_rows(
@@ -358,28 +380,47 @@ def _split_rows(
     for (row, _), specs in cells.items():
         if len(specs) > 1:
             collided.setdefault(row, []).append(specs)
-    split: dict[str, list[str]] = {}
-    for row, cells_of_row in collided.items():
-        candidates: list[str] = []
-        for specs in cells_of_row:
-            for path in varying:
-                parts = parse_path(path)
-                lifted = _lift(parts, specs)
-                if (
-                    len({_normal(value_at(s, parts)) for s in specs}) > 1
-                    and lifted not in candidates
-                ):
-                    candidates.append(lifted)
-        chosen: list[str] = []
-        for path in candidates:  # the fewest paths, in spec order, that tell them apart
-            if all(_told_apart(specs, chosen) == len(specs) for specs in cells_of_row):
-                break
-            if any(_told_apart(c, [*chosen, path]) > _told_apart(c, chosen) for c in cells_of_row):
-                chosen.append(path)
-        if not all(_told_apart(specs, chosen) == len(specs) for specs in cells_of_row):
-            chosen.append("name")  # they differ only where no label shows it
-        split[row] = chosen
-    return split
+    return {row: telling_paths(cells_of_row, varying) for row, cells_of_row in collided.items()}
+
+
+def telling_paths(sets: list[list[dict[str, Any]]], varying: list[str]) -> list[str]:
+    """The fewest paths, in spec order, that tell the specs of each set apart, each lifted
+    to the labelled object above it (``student`` rather than ``student.depth``,
+    ``student.width``) when that label tells them apart too; the experiment's name where
+    nothing else does."""
+    candidates: list[str] = []
+    for specs in sets:
+        for path in varying:
+            parts = parse_path(path)
+            lifted = _lift(parts, specs)
+            if len({_normal(value_at(s, parts)) for s in specs}) > 1 and lifted not in candidates:
+                candidates.append(lifted)
+    chosen: list[str] = []
+    for path in candidates:
+        if all(_told_apart(specs, chosen) == len(specs) for specs in sets):
+            break
+        if any(_told_apart(c, [*chosen, path]) > _told_apart(c, chosen) for c in sets):
+            chosen.append(path)
+    if not all(_told_apart(specs, chosen) == len(specs) for specs in sets):
+        chosen.append("name")  # they differ only where no label shows it
+    return chosen
+
+
+def telling_labels(specs: dict[str, dict[str, Any]]) -> tuple[list[str], dict[str, str]]:
+    """Groups (key → frozen experiment) labelled by what differs between them, as a pivot
+    row is split: the fewest paths that tell them all apart, and per group its labels at
+    those paths joined by " · ". The path with the most different labels comes first, so
+    that a label cut short in 80 columns still tells most groups apart
+    (``CE+KD(T=4,w=0.7) · WRN16-1(signal)`` beside ``CE+KD(T=8,w=0.7) · …``)."""
+    if len(specs) < 2:
+        return [], {}
+    paths = telling_paths([list(specs.values())], varying_paths(specs.values()))
+    texts = {
+        p: {key: label(parse_path(p), value_at(spec, parse_path(p))) for key, spec in specs.items()}
+        for p in paths
+    }
+    paths.sort(key=lambda p: -len(set(texts[p].values())))  # stable: spec order within ties
+    return paths, {key: " · ".join(texts[p][key] for p in paths) for key in specs}
 
 
 def _told_apart(specs: list[dict[str, Any]], paths: list[str]) -> int:
@@ -572,8 +613,10 @@ __all__ = [
     "CellText",
     "Pivot",
     "PivotError",
+    "axis_paths",
     "build_pivot",
     "cell_text",
+    "delta_to",
     "find_group",
     "group_specs",
     "label",
@@ -582,6 +625,8 @@ __all__ = [
     "pivot_csv",
     "pivot_latex",
     "pivot_markdown",
+    "telling_labels",
+    "telling_paths",
     "to_json",
     "value_at",
     "varying_paths",

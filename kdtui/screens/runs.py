@@ -19,7 +19,7 @@ from kdtui.fmt import fmt_acc, fmt_age, fmt_epoch
 from kdtui.screens.run_actions import RUN_BINDINGS, RunActions
 from kdtui.screens.table import CLEAR_FILTER, REVERSE, SORT, TableScreen, filter_binding
 from kdtui.store import STATUSES
-from kdtui.tui.messages import OpenRun
+from kdtui.tui.messages import OpenRun, ShowCurves
 from kdtui.tui.snapshot import Snapshot
 from kdtui.widgets import STATUS_TONE, Column, Grid
 
@@ -82,6 +82,13 @@ class RunsScreen(RunActions, TableScreen):
         Binding(
             "f", "cycle_status", "Status", tooltip="Show one status only (cycles through them)."
         ),
+        Binding(
+            "c",
+            "curves",
+            "Curves",
+            tooltip="The selected runs' curves on one chart (or the cursor's run's).",
+        ),
+        Binding("space", "mark", "Select", show=False, tooltip="Select the run for the curves."),
         SORT,
         REVERSE,
         CLEAR_FILTER,
@@ -160,6 +167,20 @@ class RunsScreen(RunActions, TableScreen):
     def action_open(self) -> None:
         if run := self.selected_run():
             self.post_message(OpenRun(run["run_id"]))
+
+    def action_mark(self) -> None:
+        """Select the run under the cursor (again: no longer), for the curves."""
+        if (key := self.grid.cursor_key) is not None:
+            self.grid.toggle_mark(key)
+
+    def action_curves(self) -> None:
+        """The selected runs shown (or the cursor's run) on one chart, each on its own."""
+        grid, snapshot = self.grid, self.host.snapshot
+        keys = [k for k in grid.order if k in grid.marked] or [grid.cursor_key]
+        runs = [snapshot.by_id[k] for k in keys if snapshot and k in snapshot.by_id]
+        if runs:
+            curves = [(f"{r.get('name')} s{r.get('seed')}", [r["run_id"]]) for r in runs]
+            self.post_message(ShowCurves(curves))
 
     def show_filter(self, text: str) -> None:
         """The runs matching ``text`` (the app's answer to ``ShowRuns``)."""

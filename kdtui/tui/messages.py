@@ -34,3 +34,12 @@ class EditRunAsNew(Message):
 
 class StoreWritten(Message):
     """A screen wrote to the store: poll now, so every screen shows it at once."""
+
+
+class ShowCurves(Message):
+    """Plot these curves together on one chart: each (name, run ids), a group of seeds
+    drawn as its mean with a ± std band, or a single run."""
+
+    def __init__(self, curves: list[tuple[str, list[str]]]) -> None:
+        super().__init__()
+        self.curves = curves
