@@ -35,7 +35,7 @@ from kdtui.screens.runs import RunsScreen
 from kdtui.screens.todo import TodoScreen
 from kdtui.store import Store, StoreError
 from kdtui.tui.help import HelpScreen, Section
-from kdtui.tui.messages import EditRunAsNew, OpenRun, ShowRuns, StoreWritten
+from kdtui.tui.messages import EditRunAsNew, OpenRun, ShowCurves, ShowRuns, StoreWritten
 from kdtui.tui.snapshot import Snapshot
 from kdtui.widgets import Prompt
 
@@ -48,6 +48,7 @@ SCREENS_HELP = {
     "todo": "The experiments still to run; linked items tick themselves.",
 }
 QUIT_EDITS = "Quit, dropping the composer's edits?"
+CURVES_HELP = "Selected groups or runs on one chart (c in results or runs), a metric per tab."
 
 
 def _stamp(path: Path) -> tuple[int, int, int]:
@@ -238,6 +239,12 @@ class KdApp(App[None]):
 
         self.push_screen(RunDetailScreen(run_id))
 
+    @on(ShowCurves)
+    def _show_curves(self, message: ShowCurves) -> None:
+        from kdtui.screens.curves import CurvesScreen  # plotext loads on first use
+
+        self.push_screen(CurvesScreen(message.curves))
+
     @on(EditRunAsNew)
     async def _edit_run_as_new(self, message: EditRunAsNew) -> None:
         """A run's frozen experiment in the composer, to edit into a new one."""
@@ -295,6 +302,7 @@ class KdApp(App[None]):
             self.push_screen(HelpScreen(self.help_sections()))
 
     def help_sections(self) -> list[Section]:
+        from kdtui.screens.curves import CurvesScreen
         from kdtui.screens.run_detail import RunDetailScreen
 
         return [
@@ -304,6 +312,7 @@ class KdApp(App[None]):
                 for name, screen in self.MODES_CLASSES.items()
             ),
             ("Run detail", "One run: curves, log, spec.", RunDetailScreen.BINDINGS),
+            ("Curves", CURVES_HELP, CurvesScreen.BINDINGS),
         ]
 
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
