@@ -1,9 +1,11 @@
 """A workspace of many finished runs, written directly (no training), for scale benchmarks.
 
-    python bench/fake_workspace.py DIR [--runs 5000] [--epochs 200]
+    python bench/fake_workspace.py DIR [--runs 5000] [--epochs 200] [--recent 0]
 
 Each run gets a folder with spec.json and an events.jsonl of ``epochs`` epoch events, and a
-summary in the index, in the same formats the engine writes.
+summary in the index, in the same formats the engine writes. ``recent`` runs are then
+written again through the store, so that the index has a journal of recent changes beside
+kdtui.json, as a workspace in use has between two folds.
 """
 
 from __future__ import annotations
@@ -14,10 +16,12 @@ import random
 import time
 from pathlib import Path
 
-from kdtui.store import atomic_write, initial_summary
+from kdtui.store import Store, atomic_write, initial_summary
 
 
-def make_workspace(root: Path, runs: int = 5000, epochs: int = 200, seed: int = 0) -> Path:
+def make_workspace(
+    root: Path, runs: int = 5000, epochs: int = 200, seed: int = 0, recent: int = 0
+) -> Path:
     rng = random.Random(seed)
     root.mkdir(parents=True, exist_ok=True)
     now = time.time()
@@ -50,6 +54,8 @@ def make_workspace(root: Path, runs: int = 5000, epochs: int = 200, seed: int = 
                        device="cuda:0", host="gpu-box")  # fmt: skip
         index[run_id] = summary
     atomic_write(root / "kdtui.json", json.dumps({"runs": index, "todos": {}}).encode())
+    if recent:
+        Store(root).update_many(list(index)[-recent:], {"device": "cuda:1"})
     return root
 
 
@@ -58,5 +64,6 @@ if __name__ == "__main__":
     parser.add_argument("root", type=Path)
     parser.add_argument("--runs", type=int, default=5000)
     parser.add_argument("--epochs", type=int, default=200)
+    parser.add_argument("--recent", type=int, default=0, help="runs rewritten via the journal")
     args = parser.parse_args()
-    print(make_workspace(args.root, args.runs, args.epochs))
+    print(make_workspace(args.root, args.runs, args.epochs, recent=args.recent))

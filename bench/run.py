@@ -11,6 +11,11 @@ Figures (ratios are "baseline ÷ kdtui" where bigger is better, except the overh
                          teacher → WRN16-1 signal student, KD; goal ≥ 3
 - view_cache_speedup     preparing a GAF dataset the first time ÷ the second (disk cache); ≥ 20
 - store_ls_5k_s          `kdtui ls` on a generated workspace of 5,000 runs × 200 epochs; < 0.5
+- enqueue_2k_s           `kdtui run --detach` of a spec with 2,000 seeds (no runner); ≤ 10
+- lock_hold_max_s        the longest single hold of the index lock during that launch; ≤ 0.5
+- stop_2k_s              `kdtui stop --all` of those 2,000 queued runs; ≤ 10
+- store_ls_10k_s         `kdtui ls` on a generated workspace of 10,000 runs; ≤ 0.5
+- store_table_10k_s      `kdtui table` on it; ≤ 0.5
 - tui_first_frame_s      start of `kdtui` to its runs screen on that workspace; < 1
 - import_cli_s           `python -c "import kdtui.cli"`; < 0.3
 - gpu_samples_per_s      student training throughput on CUDA (only when a GPU is present)
@@ -28,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import fcntl
 import json
 import os
 import platform
@@ -38,6 +44,7 @@ import struct
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -134,6 +141,98 @@ def bench_tui_first_frame(workspace: Path, repeats: int) -> float:
     newest = Store(workspace).runs()[-1]["name"]  # the runs screen shows newest first
     first_frame(workspace, newest)  # warm-up
     return statistics.median(first_frame(workspace, newest) for _ in range(repeats))
+
+
+# ---------------------------------------------------------------------- the store at scale
+
+
+@contextlib.contextmanager
+def runner_held(ws: Path) -> Iterator[None]:
+    """Hold the workspace's runner lock, so that no queue runner starts: the store figures
+    time the store, not training."""
+    ws.mkdir(parents=True, exist_ok=True)
+    with open(ws / "runner.lock", "a+") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+class LockProbe:
+    """The longest wait for the index lock (``.kdtui.lock``), taken and released again and
+    again from a thread while the workload runs: what a training that wants to write its
+    epoch would wait, so the longest single hold of the lock, seen from outside."""
+
+    def __init__(self, ws: Path):
+        self.path, self.longest = ws / ".kdtui.lock", 0.0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+
+    def _loop(self) -> None:
+        with open(self.path, "a+") as fh:
+            while not self._stop.is_set():
+                t0 = time.perf_counter()
+                fcntl.flock(fh, fcntl.LOCK_EX)
+                self.longest = max(self.longest, time.perf_counter() - t0)
+                fcntl.flock(fh, fcntl.LOCK_UN)
+                time.sleep(0.0005)
+
+    def __enter__(self) -> LockProbe:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def bench_store_launch(work: Path, runs: int) -> dict[str, float]:
+    """``kdtui run --detach`` of a spec with ``runs`` seeds (validation, folders, index),
+    the longest hold of the index lock meanwhile, then ``kdtui stop --all`` of them."""
+    ws = work / "launch"
+    spec = work / "launch-spec.json"
+    experiment = {"name": "many", "data": {"dataset": "synthetic-har"},
+                  "student": {"depth": 10, "width": 1, "view": "signal"},
+                  "epochs": 1, "seeds": list(range(runs))}  # fmt: skip
+    spec.write_text(json.dumps(experiment))
+    quiet = {"check": True, "stdout": subprocess.DEVNULL}
+    with runner_held(ws):
+        with LockProbe(ws) as probe:
+            t0 = time.perf_counter()
+            subprocess.run(kdtui_cmd("run", str(spec), "--detach", "-w", str(ws)), **quiet)
+            enqueue = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        subprocess.run(kdtui_cmd("stop", "--all", "-w", str(ws)), **quiet)
+        stop = time.perf_counter() - t0
+    return {"enqueue_2k_s": enqueue, "stop_2k_s": stop, "lock_hold_max_s": probe.longest}
+
+
+def bench_store_scale(quick: bool, repeats: int, work: Path) -> dict[str, float]:
+    """The store at a study's size: a launch of 2,000 runs and its longest lock hold, their
+    stop, then `ls` and `table` on a workspace of 10,000 finished runs whose index has a
+    journal of recent changes (as between two folds)."""
+    work.mkdir(parents=True, exist_ok=True)
+    figures = bench_store_launch(work, 200 if quick else 2000)
+    runs = 1000 if quick else 10000
+    ws = make_workspace(work / "ws10k", runs=runs, epochs=5 if quick else 20, recent=runs // 20)
+    figures["store_ls_10k_s"] = bench_store_read(ws, "ls", repeats + 2)
+    figures["store_table_10k_s"] = bench_store_read(ws, "table", repeats + 2)
+    return figures
+
+
+def bench_store_read(workspace: Path, command: str, repeats: int) -> float:
+    """``kdtui ls`` or ``kdtui table`` as a subprocess, with bytecode caching as installed
+    (PYTHONDONTWRITEBYTECODE unset): what a user waits for."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    cmd = kdtui_cmd(command, "--workspace", str(workspace))
+
+    def once() -> None:
+        subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, env=env)
+
+    once()
+    return median_time(once, repeats)
 
 
 # ---------------------------------------------------------------------- views
@@ -484,6 +583,8 @@ GOALS = {
     "tui_first_frame_s": ("<", 1.0), "import_cli_s": ("<", 0.3),
     "loaded_epoch_ratio": ("<=", 2.5), "engine_start_s": ("<=", 3.0),
     "kd_over_plain_epoch_ratio": ("<=", 1.1),
+    "enqueue_2k_s": ("<=", 10.0), "lock_hold_max_s": ("<=", 0.5), "stop_2k_s": ("<=", 10.0),
+    "store_ls_10k_s": ("<=", 0.5), "store_table_10k_s": ("<=", 0.5),
 }  # fmt: skip
 
 
@@ -502,6 +603,7 @@ def main() -> int:
         )
         figures["store_ls_5k_s"] = bench_store_ls(ws, repeats + 2)
         figures["tui_first_frame_s"] = bench_tui_first_frame(ws, repeats + 2)
+        figures.update(bench_store_scale(args.quick, repeats, work / "scale"))
         figures.update(bench_view_cache(args.quick, repeats))
         figures.update(bench_engine_overhead(args.quick, repeats, work / "engine"))
         figures.update(bench_teacher_cache(args.quick, repeats, work / "teacher"))

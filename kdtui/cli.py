@@ -60,6 +60,7 @@ from kdtui.store import (
     Store,
     StoreError,
     default_workspace,
+    describe_os_error,
 )
 from kdtui.todo_cli import todo_app
 
@@ -390,7 +391,7 @@ def ls(
         err.print(f"[red]error:[/] unknown status {status!r} ({', '.join(STATUSES)})")
         raise typer.Exit(2)
     store = open_store(workspace)
-    every = store.runs() if store.index_path.exists() else []
+    every = store.runs()  # a lost index comes back (from memory where it cannot be saved)
     runs = [r for r in every if status is None or r.get("status") == status]
     if fmt == "json":
         sys.stdout.write(json.dumps([rounded_accs(r) for r in runs]) + "\n")
@@ -670,4 +671,14 @@ unwrap_help(app)  # every command registered: the help texts read whole at any w
 
 
 def main() -> None:
-    app()
+    """The console script. A file that cannot be written or read (a full disk, a read-only
+    workspace) or a store that cannot go on is one line and exit 1, never a traceback."""
+    try:
+        app()
+    except BrokenPipeError:  # `kdtui ls | head`: the reader left; nothing to say
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        raise SystemExit(1) from None
+    except (OSError, StoreError) as exc:
+        text = describe_os_error(exc) if isinstance(exc, OSError) else str(exc)
+        err.print(f"[red]error:[/] {escape(text)}")
+        raise SystemExit(1) from None

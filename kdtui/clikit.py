@@ -17,7 +17,7 @@ from rich.style import Style
 
 from kdtui import executors, launcher
 from kdtui.fmt import fmt_acc, fmt_age, fmt_epoch, plural
-from kdtui.store import Store, default_workspace
+from kdtui.store import Store, StoreError, default_workspace, describe_os_error
 
 if TYPE_CHECKING:
     from kdtui.spec import SpecError
@@ -132,11 +132,18 @@ def check_workspace(root: Path) -> Path:
 def open_store(workspace: Path | None, reconcile: bool = True) -> Store:
     """The workspace's store, with crashed runs detected and any recovery announced."""
     store = Store(check_workspace(workspace or default_workspace()))
-    if reconcile and store.index_path.exists():
-        for line in executors.reconcile(store):
-            err.print(f"[magenta]reconciled[/] {escape(line)}")
-    if reconcile and (waiting := launcher.revive_runner(store)):
-        err.print(f"[magenta]restarted[/] the queue runner: {plural(waiting, 'run')} waited for it")
+    store.load()  # a lost or damaged index is rebuilt here, before any command reads it
+    try:
+        if reconcile and store.index_path.exists():
+            for line in executors.reconcile(store):
+                err.print(f"[magenta]reconciled[/] {escape(line)}")
+        if reconcile and (waiting := launcher.revive_runner(store)):
+            err.print(
+                f"[magenta]restarted[/] the queue runner: {plural(waiting, 'run')} waited for it"
+            )
+    except (OSError, StoreError) as exc:  # a read-only workspace, a full disk: reads go on
+        text = describe_os_error(exc) if isinstance(exc, OSError) else str(exc)
+        err.print(f"[yellow]kdtui:[/] crashed runs not checked: {escape(text)}")
     for notice in store.notices:
         err.print(f"[yellow]kdtui:[/] {escape(notice)}")
     return store
@@ -152,16 +159,24 @@ def print_grid(
     fixed = sum(widths[:-1]) + 2 * (len(widths) - 1)
     widths[-1] = max(4, min(widths[-1], out.width - fixed)) if out.is_terminal else widths[-1]
     colour = out.is_terminal and not out.no_color
+    # One format for every line (10,000 rows of `kdtui ls` in milliseconds); the coloured
+    # column is padded, then styled, once per distinct value.
+    aligned = [f"{{:{'>' if i in right else '<'}{w}}}" for i, w in enumerate(widths)]
+    plain = "  ".join(aligned)
+    styled_fmt = "  ".join(["{}" if i == 1 else a for i, a in enumerate(aligned)])
+    rendered: dict[tuple[str, str], str] = {}
 
     def line(cells: list[str], style: str | None = None) -> str:
-        parts = []
-        for i, (cell, w) in enumerate(zip(cells, widths, strict=True)):
-            cell = cell if len(cell) <= w else cell[: max(0, w - 1)] + "…"
-            text = cell.rjust(w) if i in right else cell.ljust(w)
-            if colour and style and i == 1:
-                text = Style.parse(style).render(text, color_system=out.color_system)
-            parts.append(text)
-        return "  ".join(parts).rstrip()
+        if len(cells[-1]) > widths[-1]:
+            cells = [*cells[:-1], cells[-1][: max(0, widths[-1] - 1)] + "…"]
+        if not (colour and style and len(cells) > 1):
+            return plain.format(*cells).rstrip()
+        key = (cells[1], style)
+        if key not in rendered:
+            rendered[key] = Style.parse(style).render(
+                aligned[1].format(cells[1]), color_system=out.color_system
+            )
+        return styled_fmt.format(cells[0], rendered[key], *cells[2:]).rstrip()
 
     head = line(headers)
     if colour:

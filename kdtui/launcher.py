@@ -278,26 +278,29 @@ def requeue(store: Store, run_ids: list[str]) -> list[str]:
     (``LinkedRunFiles``)."""
     refuse_linked(store, run_ids)
     fields = {"status": "queued", **dict.fromkeys(_ATTEMPT_FIELDS)}
-    again = [
-        run_id
-        for run_id in run_ids
-        if store.update(run_id, fields, if_status={"failed", "crashed", "cancelled"})
-    ]
-    teachers = set(again)
-    while teachers:
-        runs = store.runs()
-        teachers = {
-            r["run_id"]
-            for r in runs
-            if r.get("status") == "failed"
-            and not r.get("started")
-            # a same-seed student only when its own seed of the teacher goes back
-            and any(
-                t["run_id"] in teachers for n in r.get("needs") or [] for t in need_group(n, runs)
-            )
-            and store.update(r["run_id"], fields, if_status={"failed"})
-        }
-        again += sorted(teachers)
+    with store.batch():  # one write, decided under the lock
+        again = [
+            run_id
+            for run_id in run_ids
+            if store.update(run_id, fields, if_status={"failed", "crashed", "cancelled"})
+        ]
+        teachers = set(again)
+        while teachers:
+            runs = store.runs()
+            teachers = {
+                r["run_id"]
+                for r in runs
+                if r.get("status") == "failed"
+                and not r.get("started")
+                # a same-seed student only when its own seed of the teacher goes back
+                and any(
+                    t["run_id"] in teachers
+                    for n in r.get("needs") or []
+                    for t in need_group(n, runs)
+                )
+                and store.update(r["run_id"], fields, if_status={"failed"})
+            }
+            again += sorted(teachers)
     start_runs(store, again)
     return again
 
@@ -314,13 +317,24 @@ def start_runs(store: Store, run_ids: list[str]) -> None:
 
 def stop_runs(store: Store, run_ids: list[str]) -> list[str]:
     """Cancel queued or running runs through their executors; returns those it reached.
-    The request is recorded first, so an engine told to stop knows it was asked to."""
-    stopped = []
-    for run_id in run_ids:
-        run = store.update(run_id, {"cancel_requested": time.time()}, if_status=ACTIVE)
-        if run is not None and executor_for(run.get("executor", "local")).stop(store, run):
-            stopped.append(run_id)
-    return stopped
+    One write records every request and ends the queued local runs (decided under the
+    lock: the runner may be starting one); engines are signalled and Slurm jobs cancelled
+    after it, so an engine told to stop knows it was asked to."""
+    now, stopped, later = time.time(), set(), []
+    with store.batch():
+        for run_id in dict.fromkeys(run_ids):
+            run = store.update(run_id, {"cancel_requested": now}, if_status=ACTIVE)
+            if run is None:
+                continue
+            if run["status"] == "queued" and run.get("executor", "local") == "local":
+                if executor_for("local").stop(store, run):
+                    stopped.add(run_id)
+            else:
+                later.append(run)
+    for run in later:
+        if executor_for(run.get("executor", "local")).stop(store, run):
+            stopped.add(run["run_id"])
+    return [run_id for run_id in dict.fromkeys(run_ids) if run_id in stopped]
 
 
 # ---------------------------------------------------------------------- one launch path

@@ -327,7 +327,7 @@ def record(
     store = open_store(workspace)
     try:
         run, warnings = record_result(store, group, number, seed=seed, note=note, force=force)
-    except (NotesError, StoreError) as exc:
+    except NotesError as exc:  # a store that cannot be written: kdtui's main, exit 1
         raise _fail(str(exc)) from None
     _say(
         f"recorded {escape(value.strip())} as seed {run['seed']} of {escape(run['name'])} "

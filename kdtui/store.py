@@ -1,8 +1,10 @@
-"""The run store: a TinyDB index of run summaries plus one folder per run.
+"""The run store: an index of run summaries plus one folder per run.
 
 Layout (under the workspace, ``./runs`` by default)::
 
     kdtui.json              TinyDB: tables ``runs`` (one summary per run) and ``todos``
+    kdtui.journal           changes since kdtui.json was last written (``kdtui.storage``)
+    todos.json              a copy of the TODO list, written with every change to it
     <run_id>/spec.json      the frozen run spec (experiment + seed + what it needs)
     <run_id>/events.jsonl   append-only events: start, epoch, end, error
     <run_id>/stdout.log     the engine's output
@@ -10,34 +12,59 @@ Layout (under the workspace, ``./runs`` by default)::
     <run_id>/ckpt/          last.pt (resume), best.pt, and their JSON sidecars
     cache/                  computed views, shared by all runs
 
-TinyDB rewrites its whole file on every write and is not safe across processes, so every
-write here holds an inter-process lock (``fcntl.flock``) for the read-modify-write and
-replaces the file atomically (temp file, fsync, ``os.replace``). Readers take no lock: they
-always see a whole file. Each operation opens a fresh TinyDB, so no process ever answers
-from a stale query cache. Per-epoch metrics live in ``events.jsonl``; the index keeps a
-small summary per run, folded from the same events by ``fold_event``.
+The run folders are the truth; the index is a summary of them that can always be rebuilt
+(``rebuild``; an unreadable or missing index is rebuilt by the next reader), and the TODO
+list, which has no folders, comes back from its copy — never from an empty index.
+
+Every write is a **batch** (``Store.batch``): under the workspace lock, read the index as
+it is, decide, and append the changes as one journal line (``kdtui.storage``: O(size of
+the change), folded into kdtui.json outside the lock now and then). So queueing or
+stopping N runs is one write; the lock is held for the decision and the write only —
+folders are written before it is taken; every read-modify-write (a status change, the next
+free seed of ``record``, a TODO edit) is decided under it. Readers take no lock and read
+only what was appended since their last read.
+
+An engine appends its events first and folds them into its summary after; when the index
+is busy or cannot be written it keeps training, and the summary catches up with the events
+file at the next write of that run (``events_at`` is how far it has read). A write that
+cannot be made (a full disk, a read-only workspace) raises WriteFailed, one line naming
+the file and the cause, and leaves the index as it was.
 """
 
 from __future__ import annotations
 
 import contextlib
 import difflib
-import fcntl
 import json
 import os
 import re
 import secrets
-import tempfile
+import shutil
+import threading
 import time
 from collections.abc import Callable, Collection, Iterator
 from pathlib import Path
 from typing import Any
 
-from tinydb import TinyDB
-from tinydb.storages import Storage
-from tinydb.table import Document, Table
-
 from kdtui.safefs import open_nofollow, read_bytes_nofollow
+from kdtui.storage import (
+    INDEX,
+    JOURNAL,
+    KEYS,
+    LOCK,
+    TODOS_COPY,
+    Index,
+    IndexCorrupt,
+    IndexMissing,
+    StoreError,
+    Tables,
+    WriteFailed,
+    apply_line,
+    atomic_write,
+    describe_os_error,
+    fsync_dir,
+    valid_doc,
+)
 
 STATUSES = ("queued", "running", "done", "failed", "crashed", "cancelled")
 TERMINAL = frozenset({"done", "failed", "crashed", "cancelled"})
@@ -47,76 +74,8 @@ RUN_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,127}$")
 HEARTBEAT_EVERY_S = 10.0
 
 
-class StoreError(Exception):
-    """A store operation that cannot go on (bad run id, locked too long...)."""
-
-
-class IndexCorrupt(StoreError):
-    """kdtui.json exists but is not a readable index."""
-
-
 def default_workspace() -> Path:
     return Path(os.environ.get("KDTUI_WORKSPACE", "runs"))
-
-
-def atomic_write(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` so that readers see the old file or the new one, never
-    a mix: a temp file in the same folder, fsync, rename, fsync of the folder."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
-
-
-class _AtomicJSONStorage(Storage):
-    """TinyDB storage that reads the file fresh and replaces it atomically on write."""
-
-    def __init__(self, path: Path):
-        self.path = path
-
-    def read(self) -> dict[str, Any] | None:
-        try:
-            raw = self.path.read_bytes()
-        except FileNotFoundError:
-            return None
-        if not raw.strip():
-            raise IndexCorrupt(f"{self.path} is empty")
-        try:
-            data = json.loads(raw)
-        except ValueError as exc:
-            raise IndexCorrupt(f"{self.path} is not valid JSON ({exc})") from exc
-        if not isinstance(data, dict):
-            raise IndexCorrupt(f"{self.path} does not hold an index object")
-        return data
-
-    def write(self, data: dict[str, Any]) -> None:
-        atomic_write(self.path, json.dumps(data, separators=(",", ":")).encode())
-
-
-class _KeyedTable(Table):
-    """Documents keyed by their own string id (run id, todo id), never TinyDB's counter,
-    so two processes can never hand out the same id."""
-
-    document_id_class = str
-
-    def _get_next_id(self) -> str:
-        raise StoreError("kdtui documents carry their own ids")
-
-
-class _DB(TinyDB):
-    table_class = _KeyedTable
 
 
 def new_run_id(name: str, seed: int) -> str:
@@ -142,6 +101,11 @@ def initial_summary(run_spec: dict[str, Any]) -> dict[str, Any]:
         "source": run_spec.get("source", "kdtui"),  # outside results: "notes:...", "record"
         "executor": run_spec.get("executor", "local"),  # who starts it: local runner or Slurm
     }
+
+
+#: What an end event carries into the summary: the best epoch (chosen on validation when
+#: ``best_selected_on`` is "val"), the last epoch's accuracy, the analysis data kept.
+END_FIELDS = ("best_acc", "best_epoch", "last_acc", "best_val_acc", "best_selected_on", "analysis")
 
 
 def fold_event(summary: dict[str, Any], event: dict[str, Any]) -> None:
@@ -179,12 +143,17 @@ def fold_event(summary: dict[str, Any], event: dict[str, Any]) -> None:
             train_loss=event.get("train_loss"),
             heartbeat=at,
         )
-        if acc is not None and (summary.get("best_acc") is None or acc > summary["best_acc"]):
+        val = event.get("val_acc")
+        if val is not None:  # a validation split chooses; best_acc is the test's at that epoch
+            if summary.get("best_val_acc") is None or val > summary["best_val_acc"]:
+                summary.update(best_acc=acc, best_epoch=event.get("epoch"), best_val_acc=val)
+        elif acc is not None and (summary.get("best_acc") is None or acc > summary["best_acc"]):
             summary.update(best_acc=acc, best_epoch=event.get("epoch"))
+        summary["best_selected_on"] = "test" if val is None else "val"
     elif kind == "end":
         summary.update(status=event.get("status", "done"), ended=at)
         summary["error"] = event.get("reason")
-        for key in ("best_acc", "best_epoch", "last_acc"):
+        for key in END_FIELDS:
             if event.get(key) is not None:
                 summary[key] = event[key]
     elif kind == "error":
@@ -226,17 +195,130 @@ def append_event(run_dir: Path, event: dict[str, Any]) -> None:
         os.fsync(fh.fileno())
 
 
+#: How long an engine waits for a busy index before leaving its summary to catch up later.
+DEFER_AFTER_S = 2.0
+#: Threads that write run folders or fsync events files at once (fsyncs overlap well).
+PARALLEL_WRITES = 16
+
+
+def _todo_order(todo: dict[str, Any]) -> tuple[Any, str]:
+    return (todo.get("order", 0), todo["id"])
+
+
+def _in_parallel(work: Callable[[int], None], n: int) -> None:
+    """``work(0..n-1)`` on a few threads: the writes are fsync-bound, and fsyncs of
+    different files overlap (a launch of 2,000 runs writes 2,000 specs). The first error
+    is raised once every call has returned."""
+    if n <= 4:
+        for i in range(n):
+            work(i)
+        return
+    from concurrent.futures import ThreadPoolExecutor  # only writers pay for the import
+
+    with ThreadPoolExecutor(min(PARALLEL_WRITES, n)) as pool:
+        for future in [pool.submit(work, i) for i in range(n)]:
+            future.result()
+
+
+def _append_lines(path: Path, lines: list[bytes]) -> tuple[int, int]:
+    """Append whole lines in one write, fsynced, starting a fresh line if the last write was
+    torn; refuses a symbolic link. Returns where the lines start and end in the file."""
+    data = b"".join(lines)
+    try:
+        with open_nofollow(path, "ab+") as fh:
+            size = os.fstat(fh.fileno()).st_size
+            if size:
+                fh.seek(size - 1)
+                if fh.read(1) != b"\n":
+                    data = b"\n" + data
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+            end = fh.tell()
+    except OSError as exc:
+        raise OSError(exc.errno, exc.strerror, str(path)) from None
+    return end - len(data), end
+
+
+def _salvage(index: Path, journal: Path) -> Tables | None:
+    """What can still be read of a damaged index's TODOs (when its copy is gone too)."""
+    try:
+        data = json.loads(index.read_bytes())
+    except (OSError, ValueError, RecursionError):
+        return None
+    todos = data.get("todos") if isinstance(data, dict) else None
+    if not isinstance(todos, dict):
+        return None
+    tables: Tables = {"runs": {}, "todos": {}}
+    tables["todos"] = {k: v for k, v in todos.items() if valid_doc("todos", k, v)}
+    with contextlib.suppress(OSError):
+        for line in journal.read_bytes().splitlines():
+            apply_line(tables, line)
+    tables["runs"] = {}
+    return tables
+
+
+class Batch:
+    """Changes made under the workspace lock, written as one journal line when the batch
+    ends (``Store.batch``). Reads see the index as it is under the lock plus this batch's
+    own changes."""
+
+    def __init__(self, tables: Tables):
+        self._tables = tables  # stable: nobody else writes while the lock is held
+        self.changes: Tables = {name: {} for name in KEYS}
+        #: Events to append at commit, by run: in parallel, as the last step before the
+        #: journal line (creating 2,000 events files one after another takes seconds).
+        self.events: dict[str, list[dict[str, Any]]] = {}
+
+    def docs(self, table: str) -> dict[str, dict[str, Any]]:
+        out = dict(self._tables.get(table, {}))
+        for doc_id, doc in self.changes[table].items():
+            if doc is None:
+                out.pop(doc_id, None)
+            else:
+                out[doc_id] = doc
+        return out
+
+    def doc(self, table: str, doc_id: str) -> dict[str, Any] | None:
+        """A copy of one document, to change and ``put`` back."""
+        changes = self.changes[table]
+        doc = changes[doc_id] if doc_id in changes else self._tables.get(table, {}).get(doc_id)
+        return dict(doc) if doc is not None else None
+
+    def put(self, table: str, doc: dict[str, Any]) -> None:
+        self.changes[table][doc[KEYS[table]]] = doc
+
+    def delete(self, table: str, doc_id: str) -> None:
+        self.changes[table][doc_id] = None
+
+
 class Store:
-    """All reads and writes of a workspace's index and run folders."""
+    """All reads and writes of a workspace's index and run folders.
+
+    Reads take no lock and are cached (``kdtui.storage``). Every write is a batch
+    (``batch``): the lock, the current index, the decision, one journal line. Folders are
+    prepared before the lock is taken. A write that cannot be made (a full disk, a
+    read-only workspace) raises WriteFailed with one line naming the file and the cause."""
 
     def __init__(self, root: Path | str | None = None, lock_timeout_s: float = 30.0):
         self.root = Path(root) if root is not None else default_workspace()
-        self.index_path = self.root / "kdtui.json"
-        self.lock_path = self.root / ".kdtui.lock"
-        self.todos_backup = self.root / "todos.json"
+        self.index_path = self.root / INDEX
+        self.journal_path = self.root / JOURNAL
+        self.lock_path = self.root / LOCK
+        self.todos_backup = self.root / TODOS_COPY
         self.cache_dir = self.root / "cache"
-        self.lock_timeout_s = lock_timeout_s
         self.notices: list[str] = []  # what a recovery did, for the CLI/TUI to show
+        self._index = Index(self.root, lock_timeout_s)
+        self._local = threading.local()  # this thread's open batch
+        self._fallback: tuple[Any, Tables] | None = None  # a rebuild that could not be saved
+
+    @property
+    def lock_timeout_s(self) -> float:
+        return self._index.lock_timeout_s
+
+    @lock_timeout_s.setter
+    def lock_timeout_s(self, value: float) -> None:
+        self._index.lock_timeout_s = value
 
     # ------------------------------------------------------------------ low level
 
@@ -245,105 +327,201 @@ class Store:
             raise StoreError(f"not a run id: {run_id!r}")
         return self.root / run_id
 
+    def stamp(self) -> tuple[Any, ...]:
+        """Changes whenever the index does: a poll re-reads only then."""
+        return self._index.stamp()
+
+    def load(self) -> None:
+        """Read the index now: a lost or damaged one is rebuilt here (and said in
+        ``notices``), not in the middle of a command; later reads start from this one."""
+        self._docs("runs")
+
+    def _open_batch(self) -> Batch | None:
+        return getattr(self._local, "batch", None)
+
     @contextlib.contextmanager
-    def _lock(self) -> Iterator[None]:
-        self.root.mkdir(parents=True, exist_ok=True)
-        with open(self.lock_path, "a+") as fh:
-            deadline = time.monotonic() + self.lock_timeout_s
-            while True:
-                try:
-                    fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                    break
-                except BlockingIOError:
-                    if time.monotonic() > deadline:
-                        raise StoreError(
-                            f"{self.lock_path} stayed locked for {self.lock_timeout_s:.0f} s"
-                        ) from None
-                    time.sleep(0.01)
+    def batch(self, timeout_s: float | None = None) -> Iterator[Batch]:
+        """Read-modify-write under the workspace lock, written as ONE journal line when the
+        block ends (nothing at all if it raises). Inside the block this store's reads see
+        the batch and its writes join it (a nested ``batch`` is the same one), so a caller
+        makes any number of changes — queue or stop N runs, choose the next free seed and
+        take it — in one locked step. Keep the block to deciding and writing: prepare
+        folders and files before it."""
+        current = self._open_batch()
+        if current is not None:
+            yield current
+            return
+        with self._index.locked(timeout_s):
+            batch = Batch(self._read_locked())
+            self._restore_todos(batch)
+            self._local.batch = batch
             try:
-                yield
+                yield batch
             finally:
-                fcntl.flock(fh, fcntl.LOCK_UN)
+                self._local.batch = None
+            self._commit(batch)
+        self._index.fold_if_due()
 
-    def _db(self) -> _DB:
-        return _DB(self.index_path, storage=_AtomicJSONStorage)
-
-    @contextlib.contextmanager
-    def _writing(self) -> Iterator[_DB]:
-        with self._lock():
-            self._recover_if_corrupt_locked()
-            yield self._db()
-
-    def _recover_if_corrupt_locked(self) -> None:
-        """Rebuild an unreadable index (lock held); another process may have done it."""
+    def _commit(self, batch: Batch) -> None:
+        """The TODO copy first (runs can be rebuilt from their folders, TODOs only from
+        it), the batch's events (the truth), then the journal line."""
+        old_copy = None
+        if batch.changes["todos"]:
+            todos = sorted(batch.docs("todos").values(), key=_todo_order)
+            with contextlib.suppress(OSError):
+                old_copy = self.todos_backup.read_bytes()
+            try:
+                atomic_write(self.todos_backup, json.dumps({"todos": todos}).encode())
+            except OSError as exc:
+                raise WriteFailed(describe_os_error(exc, "writing")) from None
         try:
-            _AtomicJSONStorage(self.index_path).read()
+            self._append_events(batch)
+            self._index.commit(batch.changes)
+        except (OSError, WriteFailed) as exc:
+            if old_copy is not None:  # the TODO copy must not run ahead of the index
+                with contextlib.suppress(OSError):
+                    atomic_write(self.todos_backup, old_copy)
+            if isinstance(exc, OSError):
+                raise WriteFailed(describe_os_error(exc, "writing")) from None
+            raise
+
+    def _append_events(self, batch: Batch) -> None:
+        """Append the batch's events to their runs' files (lock held), in parallel; a
+        summary that had read its file to the end skips its own new lines."""
+        items = list(batch.events.items())
+        spans: list[tuple[int, int]] = [(0, 0)] * len(items)
+
+        def append(i: int) -> None:
+            run_id, events = items[i]
+            lines = [json.dumps(e, separators=(",", ":")).encode() + b"\n" for e in events]
+            spans[i] = _append_lines(self.run_dir(run_id) / "events.jsonl", lines)
+
+        _in_parallel(append, len(items))
+        for (run_id, _), (start, end) in zip(items, spans, strict=True):
+            doc = batch.changes["runs"].get(run_id)
+            if doc is not None and doc.get("events_at") == start:
+                doc["events_at"] = end
+
+    def _read_locked(self) -> Tables:
+        """The index under the lock, rebuilt first if it is unreadable or gone, created if
+        the workspace is new (a later folder without an index then always means a lost
+        index)."""
+        try:
+            view = self._index.read()
         except IndexCorrupt as exc:
-            self._recover_locked(str(exc))
+            self._recover_locked(exc)
+            view = self._index.read()
+        if view.base_key is None:
+            self._index.replace_all(view.tables)
+            view = self._index.read()
+        return view.tables
 
-    def _table(self, name: str) -> dict[str, dict[str, Any]]:
-        """Read one table as {id: doc}, recovering a corrupt index once."""
+    def _recovered(self, exc: IndexCorrupt) -> Tables:
+        """An unreadable index, rebuilt under the lock for a reader (never called holding
+        the cache's mutex: a writer holding the lock needs it). When the rebuild cannot be
+        saved (a read-only workspace, a full disk) readers still get it, from memory."""
+        stamp = self.stamp()
+        if self._fallback is not None and self._fallback[0] == stamp:
+            return self._fallback[1]
         try:
-            data = _AtomicJSONStorage(self.index_path).read()
-        except IndexCorrupt:
-            with self._lock():
-                self._recover_if_corrupt_locked()
-            data = _AtomicJSONStorage(self.index_path).read()
-        return dict((data or {}).get(name, {}))
+            with self._index.locked():
+                return self._read_locked()
+        except WriteFailed as why:
+            tables, notice = self._rebuilt(exc)
+            self.notices.append(f"{notice}; not saved ({why})")
+            self._fallback = (stamp, tables)
+            return tables
+
+    def _docs(self, table: str) -> dict[str, dict[str, Any]]:
+        """One table's {id: document} for a reader (inside a batch: the batch's)."""
+        batch = self._open_batch()
+        if batch is not None:
+            return batch.docs(table)
+        try:
+            return self._index.docs(table)
+        except IndexCorrupt as exc:
+            tables = self._recovered(exc)
+        with self._index._mutex:  # the recovered tables may be the live cache
+            return dict(tables[table])
 
     # ------------------------------------------------------------------ runs
 
     def runs(self) -> list[dict[str, Any]]:
-        """Every run summary, oldest first."""
+        """Every run summary (copies), oldest first."""
         return sorted(
-            self._table("runs").values(), key=lambda d: (d.get("created", 0), d["run_id"])
+            (dict(d) for d in self._docs("runs").values()),
+            key=lambda d: (d.get("created") or 0, d["run_id"]),
         )
 
     def get(self, run_id: str) -> dict[str, Any] | None:
-        return self._table("runs").get(run_id)
+        batch = self._open_batch()
+        if batch is not None:
+            return batch.doc("runs", run_id)
+        try:
+            doc = self._index.doc("runs", run_id)
+        except IndexCorrupt:
+            doc = self._docs("runs").get(run_id)
+        return dict(doc) if doc is not None else None
 
     def add_runs(self, docs: list[dict[str, Any]], specs: dict[str, dict[str, Any]]) -> None:
-        """Create run folders with their frozen specs, then index them (status queued)."""
-        for doc in docs:
-            run_dir = self.run_dir(doc["run_id"])
-            run_dir.mkdir(parents=True, exist_ok=False)
-            atomic_write(run_dir / "spec.json", json.dumps(specs[doc["run_id"]], indent=2).encode())
-        with self._writing() as db:
-            table = db.table("runs")
+        """Create run folders with their frozen specs, then index them (status queued) in
+        one write. The folders are written (in parallel, each fsynced) before the lock is
+        taken; if one cannot be, those of this call are removed again and nothing is
+        indexed."""
+        if not docs:
+            return
+        self._ensure_index()
+        dirs = [self.run_dir(doc["run_id"]) for doc in docs]
+        made: list[Path] = []
+
+        def prepare(i: int) -> None:
+            dirs[i].mkdir()
+            made.append(dirs[i])
+            body = json.dumps(specs[docs[i]["run_id"]], indent=2).encode()
+            atomic_write(dirs[i] / "spec.json", body)
+
+        try:
+            _in_parallel(prepare, len(docs))
+            fsync_dir(self.root)
+        except OSError as exc:
+            for run_dir in made:
+                shutil.rmtree(run_dir, ignore_errors=True)
+            raise WriteFailed(describe_os_error(exc, "writing")) from None
+        with self.batch() as batch:
             for doc in docs:
-                table.insert(Document(doc, doc_id=doc["run_id"]))
+                batch.put("runs", {**doc, "events_at": 0})
 
     def put_runs(self, docs: list[dict[str, Any]]) -> None:
         """Insert or replace whole run summaries in one write: outside results, whose
         folders the caller has written, are re-imported in place under their stable ids."""
         if not docs:
             return
-        with self._writing():
-            storage = _AtomicJSONStorage(self.index_path)
-            data = storage.read() or {}
-            data.setdefault("runs", {}).update({d["run_id"]: d for d in docs})
-            storage.write(data)
+        with self.batch() as batch:
+            for doc in docs:
+                batch.put("runs", dict(doc))
 
     def remove_runs(self, run_ids: Collection[str]) -> list[str]:
-        """Take runs that are not queued or running out of the index and move their folders
-        to ``trash/`` (a mistake is undone by moving a folder back and ``kdtui doctor``).
-        Returns the ids removed."""
-        with self._writing():
-            storage = _AtomicJSONStorage(self.index_path)
-            data = storage.read() or {}
-            runs = data.setdefault("runs", {})
-            gone = [i for i in run_ids if i in runs and runs[i].get("status") not in ACTIVE]
-            for run_id in gone:
-                del runs[run_id]
-            storage.write(data)
-            trash = self.root / TRASH
-            for run_id in gone:
-                if self.run_dir(run_id).exists():
+        """Take runs that are not queued or running out of the index (one write), then move
+        their folders to ``trash/`` (a mistake is undone by moving a folder back and
+        ``kdtui doctor``). Returns the ids removed."""
+        with self.batch() as batch:
+            gone = []
+            for run_id in dict.fromkeys(run_ids):
+                doc = batch.doc("runs", run_id)
+                if doc is not None and doc.get("status") not in ACTIVE:
+                    batch.delete("runs", run_id)
+                    gone.append(run_id)
+        trash = self.root / TRASH
+        for run_id in gone:
+            if self.run_dir(run_id).exists():
+                try:
                     trash.mkdir(exist_ok=True)
                     place = trash / run_id
                     if place.exists():  # removed before, brought back, removed again
                         place = trash / f"{run_id}.{time.strftime('%Y%m%d-%H%M%S')}"
                     os.replace(self.run_dir(run_id), place)
+                except OSError as exc:
+                    raise WriteFailed(describe_os_error(exc, "moving")) from None
         return gone
 
     def update(
@@ -353,6 +531,18 @@ class Store:
         (checked under the lock). Returns the new summary, or None if nothing changed."""
         return self.modify(run_id, lambda doc: doc.update(fields), if_status=if_status)
 
+    def update_many(
+        self,
+        run_ids: Collection[str],
+        fields: dict[str, Any],
+        *,
+        if_status: Collection[str] | None = None,
+    ) -> list[dict[str, Any]]:
+        """``update`` of many runs in one write; returns the summaries that changed."""
+        with self.batch():
+            news = [self.update(run_id, fields, if_status=if_status) for run_id in run_ids]
+        return [new for new in news if new is not None]
+
     def modify(
         self,
         run_id: str,
@@ -360,35 +550,102 @@ class Store:
         *,
         if_status: Collection[str] | None = None,
     ) -> dict[str, Any] | None:
-        """Apply ``change`` to one run summary under the lock."""
-        with self._writing() as db:
-            table = db.table("runs")
-            doc = table.get(doc_id=run_id)
-            if doc is None or (if_status is not None and doc.get("status") not in if_status):
+        """Apply ``change`` to one run summary under the lock. The summary first catches
+        up with the run's events file (what an engine wrote while the index was busy), so
+        ``if_status`` judges the run as it is."""
+        with self.batch() as batch:
+            doc = batch.doc("runs", run_id)
+            if doc is None:
                 return None
-            new = dict(doc)
-            change(new)
-            table.update(new, doc_ids=[run_id])
-            return new
+            caught_up = self._catch_up(doc)
+            if if_status is not None and doc.get("status") not in if_status:
+                if caught_up:
+                    batch.put("runs", doc)
+                return None
+            change(doc)
+            batch.put("runs", doc)
+            return dict(doc)
 
     def record_event(
-        self, run_id: str, event: dict[str, Any], *, if_status: Collection[str] | None = None
+        self,
+        run_id: str,
+        event: dict[str, Any],
+        *,
+        if_status: Collection[str] | None = None,
+        catch_up_later: bool = False,
     ) -> dict[str, Any] | None:
-        """Append an event to the run's file and fold it into its summary. With
-        ``if_status``, only while the run's status is one of those, decided under the lock
-        (the summary changes first; the event is appended only if it did)."""
+        """Append an event to the run's file and fold it into its summary.
+
+        With ``if_status``, only while the run's status is one of those, decided under the
+        lock (the event is appended only then). Without, the event is appended first — the
+        events file is the truth — and the summary catches up with it under the lock; with
+        ``catch_up_later`` (an engine), a busy or unwritable index is no failure: the
+        summary catches up at the next write of this run, and None is returned."""
         event.setdefault("time", time.time())
+        run_dir = self.run_dir(run_id)
         if if_status is not None:
-            new = self.modify(run_id, lambda doc: fold_event(doc, event), if_status=if_status)
-            if new is not None:
-                append_event(self.run_dir(run_id), event)
-            return new
-        append_event(self.run_dir(run_id), event)
-        return self.modify(run_id, lambda doc: fold_event(doc, event))
+            with self.batch() as batch:
+                doc = batch.doc("runs", run_id)
+                if doc is None:
+                    return None
+                if self._catch_up(doc) and doc.get("status") not in if_status:
+                    batch.put("runs", doc)
+                if doc.get("status") not in if_status:
+                    return None
+                fold_event(doc, event)
+                batch.events.setdefault(run_id, []).append(event)  # appended at commit
+                batch.put("runs", doc)
+                return dict(doc)
+        try:
+            start = (run_dir / "events.jsonl").stat().st_size
+        except OSError:
+            start = 0
+        append_event(run_dir, event)
+        try:
+            with self.batch(DEFER_AFTER_S if catch_up_later else None) as batch:
+                doc = batch.doc("runs", run_id)
+                if doc is None:
+                    return None
+                self._catch_up(doc, start)
+                batch.put("runs", doc)
+                return dict(doc)
+        except (StoreError, OSError):
+            if not catch_up_later:
+                raise
+            return None
+
+    def _catch_up(self, doc: dict[str, Any], start: int | None = None) -> bool:
+        """Fold into ``doc`` the whole event lines appended to its run's events file since
+        ``doc["events_at"]`` (a summary written before kdtui kept that offset starts at
+        ``start``, or at the end). Returns whether ``doc`` changed."""
+        try:
+            path = self.run_dir(doc["run_id"]) / "events.jsonl"
+            with open_nofollow(path, "rb") as fh:
+                size = os.fstat(fh.fileno()).st_size
+                at = doc.get("events_at")
+                at = (size if start is None else start) if not isinstance(at, int) else at
+                if at > size:  # the file was written anew (an outside result imported again)
+                    at = size
+                fh.seek(at)
+                chunk = fh.read(size - at)
+        except (OSError, StoreError):
+            return False
+        end = chunk.rfind(b"\n") + 1
+        for line in chunk[:end].splitlines():
+            try:
+                event = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(event, dict):
+                fold_event(doc, event)
+        changed = doc.get("events_at") != at + end or end > 0
+        doc["events_at"] = at + end
+        return changed
 
     def delete_runs(self, run_ids: Collection[str]) -> None:
-        with self._writing() as db:
-            db.table("runs").remove(doc_ids=list(run_ids))
+        with self.batch() as batch:
+            for run_id in run_ids:
+                batch.delete("runs", run_id)
 
     def read_spec(self, run_id: str) -> dict[str, Any]:
         return json.loads(read_bytes_nofollow(self.run_dir(run_id) / "spec.json"))
@@ -399,88 +656,171 @@ class Store:
     # ------------------------------------------------------------------ todos
 
     def todos(self) -> list[dict[str, Any]]:
-        return sorted(self._table("todos").values(), key=lambda d: (d.get("order", 0), d["id"]))
+        """The TODO list. An index that lost it (an empty table beside a TODO copy that
+        holds some) shows the copy, and the next write puts it back."""
+        todos = self._docs("todos")
+        if not todos and self._open_batch() is None:
+            todos = {t["id"]: t for t in self._todos_from_copy()[0]}
+        return sorted((dict(t) for t in todos.values()), key=_todo_order)
 
     def add_todo(self, text: str, **fields: Any) -> dict[str, Any]:
         todo = {"id": secrets.token_hex(4), "text": text, "done": False, "created": time.time()}
         todo.update(fields)
-        with self._writing_todos() as table:
-            todo.setdefault("order", max((d.get("order", 0) for d in table.all()), default=0) + 1)
-            table.insert(Document(todo, doc_id=todo["id"]))
-        return todo
+        with self.batch() as batch:  # the next order, chosen under the lock
+            orders = [d.get("order", 0) for d in batch.docs("todos").values()]
+            todo.setdefault("order", max(orders, default=0) + 1)
+            batch.put("todos", todo)
+        return dict(todo)
 
     def update_todo(self, todo_id: str, **fields: Any) -> dict[str, Any] | None:
-        with self._writing_todos() as table:
-            if table.get(doc_id=todo_id) is None:
+        with self.batch() as batch:
+            todo = batch.doc("todos", todo_id)
+            if todo is None:
                 return None
-            table.update(fields, doc_ids=[todo_id])
-            return table.get(doc_id=todo_id)
+            todo.update(fields)
+            batch.put("todos", todo)
+            return dict(todo)
 
     def delete_todo(self, todo_id: str) -> bool:
-        with self._writing_todos() as table:
-            return bool(table.remove(doc_ids=[todo_id]))
+        with self.batch() as batch:
+            if batch.doc("todos", todo_id) is None:
+                return False
+            batch.delete("todos", todo_id)
+            return True
 
-    @contextlib.contextmanager
-    def _writing_todos(self) -> Iterator[Table]:
-        """The todos table, copied to ``todos.json`` after each change: runs can be rebuilt
-        from their folders when the index is lost, todos only from this copy."""
-        with self._writing() as db:
-            table = db.table("todos")
-            yield table
-            atomic_write(self.todos_backup, json.dumps({"todos": table.all()}).encode())
+    def _todos_from_copy(self) -> tuple[list[dict[str, Any]], str | None]:
+        """The TODOs of ``todos.json``, and why it could not be read (None: it could, or
+        there is none)."""
+        try:
+            todos = json.loads(self.todos_backup.read_bytes())["todos"]
+            return [t for t in todos if valid_doc("todos", t.get("id"), t)], None
+        except FileNotFoundError:
+            return [], None
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+            return [], f"{self.todos_backup.name}: {exc}"
+
+    def _restore_todos(self, batch: Batch) -> None:
+        """An index without TODOs beside a copy that has some lost them (written by hand,
+        or by an older kdtui from an empty table): this batch writes them back."""
+        if batch.docs("todos"):
+            return
+        todos, _ = self._todos_from_copy()
+        for todo in todos:
+            batch.put("todos", todo)
+        if todos:
+            self.notices.append(
+                f"the index had no TODOs: restored {len(todos)} from {self.todos_backup.name}"
+            )
 
     # ------------------------------------------------------------------ integrity
 
-    def _recover_locked(self, why: str) -> None:
-        """Move an unreadable index aside and rebuild it from the run folders (lock held)."""
-        aside = self.index_path.with_name(f"kdtui.json.corrupt-{time.strftime('%Y%m%d-%H%M%S')}")
-        os.replace(self.index_path, aside)
-        runs = self._summaries_from_folders()
-        db = self._db()
-        db.table("runs").insert_multiple(Document(d, doc_id=d["run_id"]) for d in runs)
+    def _ensure_index(self) -> None:
+        """Create the index of a new workspace before its first run folders."""
+        if not self.index_path.exists():
+            with self._index.locked():
+                self._read_locked()
+
+    def _recover_locked(self, exc: IndexCorrupt) -> None:
+        """Move an unreadable index (and its journal) aside and rebuild it from the run
+        folders and the TODO copy (lock held); another process may have done it first."""
         try:
-            todos = json.loads(self.todos_backup.read_text())["todos"]
-        except FileNotFoundError:
-            todos, kept = [], ""
-        except (ValueError, KeyError, TypeError) as exc:
-            todos, kept = [], f"; the todo list is lost ({self.todos_backup.name}: {exc})"
-        else:
-            kept = f" and {len(todos)} todo(s) from {self.todos_backup.name}"
-        db.table("todos").insert_multiple(Document(d, doc_id=d["id"]) for d in todos)
-        self.notices.append(
-            f"the index was unreadable ({why}); moved it to {aside.name} and rebuilt {len(runs)} runs from their folders{kept}"
+            self._index.read()
+            return
+        except IndexCorrupt as again:
+            exc = again
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        salvage: Tables | None = None
+        try:
+            salvage = _salvage(self.index_path, self.journal_path)
+            for path in (self.index_path, self.journal_path):
+                if path.exists():
+                    os.replace(path, path.with_name(f"{path.name}.corrupt-{stamp}"))
+        except OSError as err:
+            raise WriteFailed(describe_os_error(err, "moving")) from None
+        tables, notice = self._rebuilt(exc, salvage)
+        self._index.replace_all(tables)
+        self._fallback = None
+        if notice:
+            self.notices.append(notice)
+
+    def _rebuilt(self, exc: IndexCorrupt, salvage: Tables | None = None) -> tuple[Tables, str]:
+        """The index rebuilt from the run folders and the TODO copy (or, failing that, the
+        TODOs still readable in the damaged index), and what to tell the user."""
+        runs, skipped = self._summaries_from_folders()
+        todos, problem = self._todos_from_copy()
+        source = self.todos_backup.name
+        if not todos and salvage and salvage.get("todos"):
+            todos, source = list(salvage["todos"].values()), f"the damaged {INDEX}"
+        kept = f" and {len(todos)} todo(s) from {source}" if todos else ""
+        if problem and not todos:
+            kept = f"; the todo list is lost ({problem})"
+        what = "missing" if isinstance(exc, IndexMissing) else f"unreadable ({exc})"
+        notice = (
+            f"the index was {what}; moved it to {INDEX}.corrupt-* and rebuilt "
+            f"{len(runs)} runs from their folders{kept}"
+            if not isinstance(exc, IndexMissing)
+            else f"the index was missing; rebuilt {len(runs)} runs from their folders{kept}"
         )
+        if skipped:
+            notice += f" (skipped {len(skipped)} bad folder(s): {'; '.join(skipped[:3])})"
+        tables: Tables = {"runs": {d["run_id"]: d for d in runs}, "todos": {}}
+        tables["todos"] = {t["id"]: t for t in todos if valid_doc("todos", t.get("id"), t)}
+        return tables, notice
 
     def rebuild(self) -> str:
-        """Rebuild the runs table from the run folders, keeping todos (``kdtui doctor``)."""
-        with self._lock():
+        """Rebuild the runs table from the run folders, keeping todos (``kdtui doctor``).
+        One write; bad folders (an unreadable spec, a run id that is not its folder's
+        name or not a run id) are left out and named."""
+        with self._index.locked():
             try:
-                old = _AtomicJSONStorage(self.index_path).read() or {}
+                old = self._index.read().tables
             except IndexCorrupt as exc:
-                self._recover_locked(str(exc))
-                return self.notices[-1]
-            runs = self._summaries_from_folders()
-            before = set(old.get("runs", {}))
-            old["runs"] = {d["run_id"]: d for d in runs}
-            _AtomicJSONStorage(self.index_path).write(old)
-        after = set(old["runs"])
-        return (
+                before = len(self.notices)
+                self._recover_locked(exc)
+                return self.notices[-1] if len(self.notices) > before else "index rebuilt"
+            runs, skipped = self._summaries_from_folders()
+            todos = old.get("todos") or {t["id"]: t for t in self._todos_from_copy()[0]}
+            self._index.replace_all({"runs": {d["run_id"]: d for d in runs}, "todos": todos})
+        before, after = set(old.get("runs", {})), {d["run_id"] for d in runs}
+        report = (
             f"rebuilt {len(after)} runs from their folders "
             f"(missing from the index: {len(after - before)}; "
             f"in the index without a folder: {len(before - after)})"
         )
+        if skipped:
+            report += f"; left out {len(skipped)} bad folder(s): {'; '.join(skipped)}"
+        return report
 
-    def _summaries_from_folders(self) -> list[dict[str, Any]]:
-        out = []
+    def _summaries_from_folders(self) -> tuple[list[dict[str, Any]], list[str]]:
+        """Every run folder's summary, folded from its spec and events; and one line per
+        folder that is no run (unreadable spec, a run id that is not the folder's name)."""
+        out, skipped = [], []
         for spec_path in sorted(self.root.glob("*/spec.json")):
+            folder = spec_path.parent.name
             try:
-                summary = initial_summary(json.loads(spec_path.read_text()))
-            except (ValueError, KeyError, TypeError, OSError):
+                summary = initial_summary(json.loads(read_bytes_nofollow(spec_path)))
+            except (ValueError, KeyError, TypeError, AttributeError, OSError) as exc:
+                skipped.append(f"{folder} (spec.json: {type(exc).__name__})")
                 continue
-            for event in read_events(spec_path.parent):
-                fold_event(summary, event)
+            run_id = summary["run_id"]
+            if not isinstance(run_id, str) or run_id != folder or not RUN_ID_PATTERN.match(run_id):
+                skipped.append(f"{folder} (spec.json names run {str(run_id)[:40]!r})")
+                continue
+            try:
+                raw = read_bytes_nofollow(spec_path.parent / "events.jsonl")
+            except OSError:
+                raw = b""
+            end = raw.rfind(b"\n") + 1
+            for line in raw[:end].splitlines():
+                try:
+                    event = json.loads(line)
+                except ValueError:
+                    continue
+                if isinstance(event, dict):
+                    fold_event(summary, event)
+            summary["events_at"] = end
             out.append(summary)
-        return out
+        return out, skipped
 
     def log_tail(self, run_id: str) -> str:
         """The last line of the run's log (its last words, for a one-line reason)."""

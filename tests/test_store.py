@@ -90,7 +90,7 @@ def test_concurrent_writers_lose_nothing_even_when_one_is_killed(tmp_path, write
     while not done_q.empty():
         completed.append(done_q.get())
     runs = {r["run_id"]: r for r in Store(root).runs()}
-    assert len(runs) == len(Store(root)._table("runs"))  # no duplicate documents
+    assert len(runs) == len(Store(root)._docs("runs"))  # no duplicate documents
     for run_id in completed:
         assert runs[run_id]["epoch"] == 1 and runs[run_id]["best_acc"] is not None
     survivors = [p for p in procs if p is not victim or writers == 2]

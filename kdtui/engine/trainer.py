@@ -9,6 +9,7 @@ no collate, no worker processes for data that fit in memory.
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import os
 import platform
@@ -49,7 +50,14 @@ from kdtui.spec import (
     StepSchedule,
     canonical_json,
 )
-from kdtui.store import HEARTBEAT_EVERY_S, Store, atomic_write, read_events
+from kdtui.store import (
+    HEARTBEAT_EVERY_S,
+    Store,
+    WriteFailed,
+    atomic_write,
+    describe_os_error,
+    read_events,
+)
 from kdtui.threads import THREADS_ENV, Sharing, read_settings
 
 
@@ -410,7 +418,10 @@ class Engine:
         self.watchdog: Watchdog | None = None
 
     def event(self, kind: str, **fields: Any) -> None:
-        self.store.record_event(self.run_id, {"type": kind, "time": time.time(), **fields})
+        # The events file is the truth: a busy or unwritable index never stops training,
+        # the run's summary catches up at its next write.
+        event = {"type": kind, "time": time.time(), **fields}
+        self.store.record_event(self.run_id, event, catch_up_later=True)
 
     def main(self) -> int:
         signal.signal(signal.SIGTERM, lambda *_: self.cancel.set())
@@ -720,20 +731,22 @@ class Engine:
     def save(self, which: str, payload: dict[str, Any]) -> None:
         """``<which>.pt`` written atomically, with a JSON sidecar so that kdtui can check a
         checkpoint's architecture without torch."""
-        self.ckpt_dir.mkdir(exist_ok=True)
         path = self.ckpt_dir / f"{which}.pt"
-        tmp = path.with_suffix(".pt.tmp")
-        with open(tmp, "wb") as fh:
-            torch.save(payload, fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
+        # Serialised in memory first, so that a full disk fails in our own write — one
+        # clear OSError, the temp file removed — not deep in torch ("unexpected pos").
+        buffer = io.BytesIO()
+        torch.save(payload, buffer)
         meta = {
             "model": self.exp.student.model_dump(mode="json"),
             "epoch": payload["epoch"],
             "run_id": self.run_id,
         }
-        atomic_write(path.with_suffix(".json"), json.dumps(meta).encode())
+        try:
+            self.ckpt_dir.mkdir(exist_ok=True)
+            atomic_write(path, buffer.getbuffer())
+            atomic_write(path.with_suffix(".json"), json.dumps(meta).encode())
+        except OSError as exc:
+            raise WriteFailed(describe_os_error(exc, "writing", self.run_dir)) from None
 
     def resume(
         self,
@@ -811,7 +824,7 @@ def one_line(exc: BaseException) -> str:
     if isinstance(exc, torch.cuda.OutOfMemoryError):
         return "CUDA out of memory: lower batch_size or run fewer runs per GPU"
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-    if isinstance(exc, (Diverged, datasets.DataError)) or not text:
+    if isinstance(exc, (Diverged, datasets.DataError, WriteFailed)) or not text:
         return text or type(exc).__name__
     return f"{type(exc).__name__}: {text}"[:500]
 

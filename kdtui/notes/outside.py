@@ -244,6 +244,15 @@ def record(
     problem = accuracy_problem(value)
     if problem:
         raise NotesError(problem)
+    with store.batch():  # the next free seed is chosen and taken in one locked step
+        return _record(store, group, value, seed, note, force)
+
+
+def _record(
+    store: Store, group: str, value: float, seed: int | None, note: str | None, force: bool
+) -> tuple[dict[str, Any], list[str]]:
+    """``record`` under the workspace lock: what the store holds decides the seed, and the
+    run's folder and summary are written before anyone else can take it."""
     runs = store.runs()
     key = _group_key_named(group, runs)
     members = [r for r in runs if r.get("group_key") == key]

@@ -20,6 +20,14 @@ Metric = Literal["best", "last"]  # the best epoch's accuracy, or the last epoch
 PARTIAL_MARK = "*"
 
 
+def _sample_std(values: list[float], mean: float) -> float:
+    """The sample standard deviation (n − 1) in two passes of ``math.fsum``: as exact as
+    floats allow. ``statistics.stdev`` computes in Fractions, 15× slower, and the table of a
+    study computes thousands; values so large that their squares overflow fall back to it."""
+    variance = math.fsum((v - mean) * (v - mean) for v in values) / (len(values) - 1)
+    return math.sqrt(variance) if math.isfinite(variance) else statistics.stdev(values)
+
+
 @dataclass(frozen=True)
 class Stats:
     n: int
@@ -40,7 +48,7 @@ class Stats:
             mean = statistics.fmean(values)
         except OverflowError:  # fsum of huge values; the exact mean still fits a float
             mean = float(statistics.mean(values))
-        std = statistics.stdev(values) if len(values) > 1 else None
+        std = _sample_std(values, mean) if len(values) > 1 else None
         return cls(len(values), mean, std, min(values), max(values))
 
     def rounded(self, ndigits: int = 6) -> dict[str, Any]:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import signal
 import sys
 import termios
@@ -49,15 +48,6 @@ SCREENS_HELP = {
 }
 QUIT_EDITS = "Quit, dropping the composer's edits?"
 CURVES_HELP = "Selected groups or runs on one chart (c in results or runs), a metric per tab."
-
-
-def _stamp(path: Path) -> tuple[int, int, int]:
-    """What tells a file's new version from the old: inode (atomic replace), time, size."""
-    try:
-        st = os.stat(path)
-    except FileNotFoundError:
-        return (0, 0, 0)
-    return (st.st_ino, st.st_mtime_ns, st.st_size)
 
 
 def devices_text(config: dict[str, Any], gpus: list[str]) -> str:
@@ -154,7 +144,7 @@ class KdApp(App[None]):
     def _read_store(self) -> None:
         store, worker = self.store, get_current_worker()
         try:
-            stamp = _stamp(store.index_path)
+            stamp = store.stamp()  # kdtui.json and its journal
             if stamp != self._stamp or self.snapshot is None:
                 snapshot = Snapshot(store.runs(), store.todos())
                 if worker.is_cancelled:
