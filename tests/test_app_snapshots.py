@@ -114,12 +114,15 @@ def test_help(snap_compare, demo: Path) -> None:
     not os.environ.get("KDTUI_SCREENSHOTS"),
     reason="regenerates docs/screenshots: KDTUI_SCREENSHOTS=1 pytest tests/test_app_snapshots.py -k readme",
 )
-def test_readme_screenshots(demo: Path) -> None:
+def test_readme_screenshots(demo: Path, only: tuple[str, ...] = ()) -> None:
+    """Every screen, then the results' pivot and the curves of three groups; ``only``:
+    these names alone."""
     DOCS.mkdir(parents=True, exist_ok=True)
-    for screen in SCREENS:
+    extra = {"results-pivot": show_pivot, "curves": show_curves}
+    for screen in [s for s in (*SCREENS, *extra) if not only or s in only]:
 
         async def shoot(pilot: Pilot, screen: str = screen) -> None:
-            await show(pilot, screen)
+            await (extra[screen](pilot) if screen in extra else show(pilot, screen))
             pilot.app.exit(pilot.app.export_screenshot(title=f"kdtui · {screen}"))
 
         svg = demo_app(demo).run(headless=True, size=(110, 32), auto_pilot=shoot)
