@@ -12,8 +12,8 @@ from typer.testing import CliRunner
 
 from kdtui import launcher, runner
 from kdtui.cli import app
-from kdtui.executors import LocalExecutor, local
 from kdtui.clikit import fmt_acc, plural
+from kdtui.executors import LocalExecutor, local
 from kdtui.spec import validate_spec
 from kdtui.store import Store
 
@@ -316,3 +316,20 @@ def test_accuracies_that_are_no_number_are_shown_as_they_are() -> None:
     assert [fmt_acc(v) for v in (None, 68.2063, 70, "n/a", float("nan"))] == [
         "–", "68.21", "70.00", "n/a", "nan",
     ]  # fmt: skip
+
+
+def test_doctor_reports_a_planted_folder_and_never_indexes_it(here: Path, no_runner: None) -> None:
+    """Indexed, such a folder crashed the queue runner at every start."""
+    ws = here / "ws"
+    assert invoke("run", str(spec_file(here)), "--detach", "-w", str(ws)).exit_code == 0
+    (good,) = Store(ws).runs()
+    planted = ws / "planted"
+    planted.mkdir()
+    spec = json.loads((ws / good["run_id"] / "spec.json").read_text())
+    (planted / "spec.json").write_text(json.dumps({**spec, "run_id": "../../escape"}))
+    (ws / good["run_id"] / "events.jsonl").symlink_to(here / "elsewhere.jsonl")
+    result = invoke("doctor", "-w", str(ws))
+    assert result.exit_code == 0, result.output
+    assert "left out 1 bad folder(s): planted (spec.json names run '../../escape')" in result.stdout
+    assert f"linked: {good['run_id']}: events.jsonl" in result.stdout
+    assert [r["run_id"] for r in Store(ws).runs()] == [good["run_id"]]
