@@ -15,7 +15,7 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, VerticalScroll
-from textual.widgets import Button, Footer, Header, Log, Static, TabbedContent, TabPane
+from textual.widgets import Button, Header, Log, Static, TabbedContent, TabPane
 from textual.worker import Worker
 from textual_plotext import PlotextPlot
 
@@ -25,7 +25,7 @@ from kdtui.screens.run_actions import RUN_BINDINGS, RunActions
 from kdtui.store import StoreError
 from kdtui.tui.messages import OpenRun
 from kdtui.tui.snapshot import Snapshot
-from kdtui.widgets import STATUS_TONE, json_view
+from kdtui.widgets import STATUS_TONE, KeyFooter, json_view
 
 LOG_TAIL_BYTES = 32_768
 LOG_MAX_LINES = 1_000
@@ -72,7 +72,7 @@ class RunDetailScreen(RunActions, LiveScreen):
                 yield Log(max_lines=LOG_MAX_LINES)
             with TabPane("Spec", id="spec"), VerticalScroll():
                 yield Static(id="spec-json")
-        yield Footer()
+        yield KeyFooter()
 
     def on_mount(self) -> None:
         super().on_mount()

@@ -11,10 +11,10 @@ from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.widget import Widget
-from textual.widgets import Footer, Header, Input, Static
+from textual.widgets import Header, Input, Static
 
 from kdtui.screens.live import LiveScreen
-from kdtui.widgets import Column, Grid
+from kdtui.widgets import Column, Grid, KeyFooter
 
 # The bindings a table screen lists among its own (each screen orders its footer).
 SORT = Binding("o", "sort", "Sort", tooltip="Sort by the next column (or click a column title).")
@@ -48,7 +48,7 @@ class TableScreen(LiveScreen):
         yield from self.compose_filters()
         yield Grid(self.initial_columns, id=self.grid_id)
         yield Static(id="summary", classes="bar")
-        yield Footer()
+        yield KeyFooter()
 
     def compose_filters(self) -> Iterator[Widget]:
         if self.filter_placeholder is not None:
