@@ -103,7 +103,7 @@ class KdApp(App[None]):
         self.devices = devices
         self.poll_s = poll_s
         self._poller: Worker | None = None
-        self._stamp: tuple[int, int, int] | None = None
+        self._stamp: tuple[Any, ...] | None = None  # the index as of the last read
         # The header follows runner.json (``kdtui run --jobs 2`` changes the slots) unless
         # the devices were given; the GPUs themselves are looked for once.
         self._follow_devices = devices is None
