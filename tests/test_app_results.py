@@ -422,3 +422,29 @@ async def test_one_group_is_read_once_not_over_and_over(tmp_path: Path) -> None:
             await until(pilot, lambda s=snapshot: app.snapshot is not s, "a new snapshot")
             await pilot.pause(0.05)
         assert screen._spec_reader is reader
+
+
+async def test_a_click_on_a_column_title_sorts_the_table_not_the_pivot(tmp_path: Path) -> None:
+    store = build_study(tmp_path / "ws")
+    app = make_app(store.root)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await open_results(pilot, 4)
+        g = grid(app)
+        g.post_message(Grid.HeaderClicked(g, "mean"))
+        await until(pilot, lambda: screen.sort_column == "mean", "the sort")
+        await pilot.pause(0.1)
+        assert not screen.sort_reverse  # one click: ascending (not sorted twice)
+        assert [g.cells[k][1] for k in g.order] == [
+            "signal-baseline",
+            "kd-gaf-wrn16-3-to-signal-b",
+            "kd-gaf-wrn16-3-to-signal-a",
+            "gaf-teacher",
+        ]
+        await pilot.press("p")
+        await until(pilot, lambda: isinstance(app.screen, PivotDialog), "the dialog")
+        await pilot.press("enter")
+        await until(pilot, lambda: grid(app).order[0].startswith("pivot:"), "the pivot")
+        rows = list(grid(app).order)
+        g.post_message(Grid.HeaderClicked(g, "c0"))
+        await pilot.pause(0.2)
+        assert (screen.sort_column, screen.sort_reverse, grid(app).order) == ("mean", False, rows)

@@ -81,7 +81,9 @@ async def show_curves(pilot: Pilot) -> None:
     app = pilot.app
     curves = await until(pilot, lambda: isinstance(app.screen, CurvesScreen) and app.screen, "c")
     await until(pilot, lambda: len(curves.epochs) == 8 and curves.query("Tab"), "the events")
-    await pilot.pause(0.2)
+    await pilot.wait_for_scheduled_animations()  # the active tab's underline slides in
+    await pilot.wait_for_animation()
+    await pilot.pause(0.1)
 
 
 def test_results_pivot(snap_compare, demo: Path) -> None:

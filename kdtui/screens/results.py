@@ -24,7 +24,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
-from textual.widgets import Button, Footer, Header, Label, Select, Static
+from textual.widgets import Button, Label, Select, Static
 from textual.worker import Worker, get_current_worker
 
 from kdtui.fmt import fmt_acc
@@ -374,15 +374,10 @@ class ResultsScreen(TableScreen):
         self.pivot_problem = ""
         self._pivot_rows: dict[str, list[GroupRow]] = {}
 
-    def compose(self) -> ComposeResult:
-        """The table screen's layout, with the legend (what a * or a Δ means) above the
-        summary bar."""
-        yield Header()
-        yield from self.compose_filters()
-        yield Grid(self.initial_columns, id=self.grid_id)
-        yield Static(id="legend")
-        yield Static(id="summary", classes="bar")
-        yield Footer()
+    async def on_mount(self) -> None:
+        """The legend (what a * or a Δ means) goes above the table screen's summary bar,
+        before the first snapshot is shown (Textual runs the base classes' on_mount next)."""
+        await self.mount(Static(id="legend"), before=self.query_one("#summary"))
 
     # ------------------------------------------------------------------ data
 
@@ -762,8 +757,8 @@ class ResultsScreen(TableScreen):
             super().action_reverse()
 
     def on_grid_header_clicked(self, event: Grid.HeaderClicked) -> None:
-        if not self.pivoting:
-            super().on_grid_header_clicked(event)
+        if self.pivoting:  # Textual would go on to the table screen's handler, which sorts
+            event.prevent_default()
 
     def sort_changed(self) -> None:
         self.refresh_rows()  # which shows the sort
