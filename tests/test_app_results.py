@@ -403,6 +403,10 @@ async def test_curves_of_selected_groups_and_of_selected_runs(tmp_path: Path) ->
         await until(pilot, lambda: curves.epochs, "the events")
         names = [c.name for c in curves.series()]
         assert names == ["signal-baseline s1", "gaf-teacher s0"]  # in the table's order
+        assert curves.sub_title == "2 runs"
+        await pilot.press("s")  # runs picked one by one: no mean, no band, nothing to split
+        assert len(curves.series()) == 2 and not curves.seeds
+        assert "band" not in str(curves.query_one("#legend", Static).render())
 
 
 async def test_one_group_is_read_once_not_over_and_over(tmp_path: Path) -> None:

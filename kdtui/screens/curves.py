@@ -179,8 +179,10 @@ class CurvesScreen(Screen):
         self.epochs: dict[str, list[dict[str, Any]]] = {}  # run id → its epoch events
         self._sizes: dict[str, int] = {}
         self._reader: Worker | None = None
-        n = len(self.curves)
-        self.sub_title = f"{n} group{'s' if n != 1 else ''}" + (
+        # Runs picked one by one (the runs screen) have no mean to take: no band, no s.
+        self.groups = any(len(ids) > 1 for _, ids in self.curves)
+        n, what = len(self.curves), "group" if self.groups else "run"
+        self.sub_title = f"{n} {what}{'s' if n != 1 else ''}" + (
             f" (the first {n}; {self.left_out} left out)" if self.left_out else ""
         )
 
@@ -254,8 +256,9 @@ class CurvesScreen(Screen):
         (tabs.action_next_tab if step > 0 else tabs.action_previous_tab)()
 
     def action_toggle_seeds(self) -> None:
-        self.seeds = not self.seeds
-        self.plot()
+        if self.groups:  # a run alone is its own mean
+            self.seeds = not self.seeds
+            self.plot()
 
     # ------------------------------------------------------------------ drawing
 
@@ -267,7 +270,7 @@ class CurvesScreen(Screen):
 
         if self.seeds:
             return [
-                Curve.of(f"{name} · {run_id}", [values(run_id)])
+                Curve.of(f"{name} · {run_id}" if len(ids) > 1 else name, [values(run_id)])
                 for name, ids in self.curves
                 for run_id in ids
             ]
@@ -325,14 +328,17 @@ class CurvesScreen(Screen):
                 text.append(curve.name)
             else:
                 text.append(f"{curve.name} (n={curve.runs})")
-        text.append(
-            "\n· band: mean ± std over seeds · s: each run"
-            if not self.seeds
-            else "\neach run on its own · s: mean ± std of each group",
-            style="dim",
-        )
+        notes = []
+        if self.groups:
+            notes.append(
+                "each run on its own · s: mean ± std of each group"
+                if self.seeds
+                else f"{BAND_MARKER} band: mean ± std over seeds · s: each run"
+            )
         if self.left_out:
-            text.append(f" · {self.left_out} more left out (at most {MAX_CURVES})", style="dim")
+            notes.append(f"{self.left_out} more left out (at most {MAX_CURVES})")
+        if notes:
+            text.append("\n" + " · ".join(notes), style="dim")
         self.query_one("#legend", Static).update(text)
 
 
