@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import fcntl
 import io
-import json
 import subprocess
 import sys
 from pathlib import Path
@@ -330,6 +329,7 @@ async def test_a_students_teacher_line_follows_its_status(tmp_path: Path) -> Non
 
 
 # ---------------------------------------------------------------------- compose
+# (files, studies, save and load, edit as new: tests/test_app_compose.py)
 
 
 async def wait_checked(pilot: Any, screen: ComposeScreen) -> list[Any]:
@@ -450,41 +450,6 @@ async def test_compose_launches_on_slurm_when_asked(
     )
 
 
-async def test_edit_a_run_as_a_new_experiment(tmp_path: Path) -> None:
-    store = build_workspace(tmp_path / "ws")
-    app = make_app(store.root)
-    async with app.run_test(size=SIZE) as pilot:
-        await until(pilot, lambda: len(grid(app).order) == 11, "runs")
-        await pilot.press("2")  # an edit in the composer first...
-        screen = app.screen
-        await wait_checked(pilot, screen)
-        field(screen, "name").editor.value = "dirty"
-        await until(pilot, lambda: screen.has_edits(), "the edit")
-        await pilot.press("escape", "1")
-        app.screen.query_one("#filter").value = "kd-gaf-to-signal-s1"
-        await until(pilot, lambda: grid(app).order == ["kd-gaf-to-signal-s1"], "the filter")
-        await pilot.press("e")  # ... which "edit as new" asks before dropping
-        await until(pilot, lambda: isinstance(app.screen, Prompt), "the question")
-        await pilot.click("#ok")
-        screen = await until(
-            pilot, lambda: isinstance(app.screen, ComposeScreen) and app.screen, "compose"
-        )
-        await until(
-            pilot,
-            lambda: (screen.form_value() or {}).get("name") == "kd-gaf-to-signal",
-            "the run's spec",
-        )
-        value = screen.form_value()
-        assert value["teachers"][0]["experiment"] == "gaf-teacher"
-        assert value["loss"]["kd"] == {"weight": 0.7, "T": 4.0}
-        assert value["seeds"] == [0, 1, 2]
-        assert await wait_checked(pilot, screen) == []  # a finished teacher group: valid
-        # launched unchanged, it would train the group's seeds again: said before launch
-        status = screen.query_one("#status")
-        await until(pilot, lambda: status.has_class("-warn"), "the warning")
-        assert "the store has kd-gaf-to-signal seeds 0, 1, 2" in str(status.render())
-
-
 async def test_new_asks_before_it_drops_edits_and_the_preview_follows_a_resize(
     tmp_path: Path,
 ) -> None:
@@ -521,72 +486,6 @@ async def test_new_asks_before_it_drops_edits_and_the_preview_follows_a_resize(
         await wait_checked(pilot, screen)
         await pilot.press("escape", "q")  # nothing to lose now: gone at once
         await until(pilot, lambda: not app.is_running, "quit")
-
-
-async def test_compose_save_and_load(tmp_path: Path) -> None:
-    spec = tmp_path / "several.json"
-    spec.write_text(
-        json.dumps(
-            {
-                "experiments": [
-                    {"name": "a", "data": {"dataset": "basicmotions"}, "student": {}},
-                    {
-                        "name": "b",
-                        "data": {"dataset": "basicmotions"},
-                        "student": {"width": 2},
-                        "epochs": 7,
-                    },
-                ]
-            }
-        )
-    )
-    app = make_app(tmp_path / "ws")
-    async with app.run_test(size=SIZE) as pilot:
-        await pilot.press("2")
-        screen = app.screen
-        await wait_checked(pilot, screen)
-        await pilot.press("ctrl+o")
-        await until(pilot, lambda: isinstance(app.screen, Prompt), "the load prompt")
-        app.screen.query_one("#field-path").value = str(spec)
-        await pilot.press("enter")
-        pick = await until(
-            pilot,
-            lambda: (
-                isinstance(app.screen, Prompt) and "which" in app.screen.prompt_title and app.screen
-            ),
-            "which one",
-        )
-        pick.query_one("#field-name").value = "b"
-        await pilot.press("enter")
-        await until(pilot, lambda: (screen.form_value() or {}).get("name") == "b", "b in the form")
-        assert screen.form_value()["student"]["width"] == 2 and screen.form_value()["epochs"] == 7
-        await pilot.press("ctrl+s")
-        prompt = await until(
-            pilot, lambda: isinstance(app.screen, Prompt) and app.screen, "save prompt"
-        )
-        prompt.query_one("#field-path").value = str(tmp_path / "out" / "b.json")
-        await pilot.press("enter")
-        await until(pilot, lambda: (tmp_path / "out" / "b.json").exists(), "the saved file")
-        # saving over an existing file asks first, naming what it holds
-        before = spec.read_text()
-        await pilot.press("ctrl+s")
-        prompt = await until(
-            pilot, lambda: isinstance(app.screen, Prompt) and app.screen, "save prompt"
-        )
-        prompt.query_one("#field-path").value = str(spec)
-        await pilot.press("enter")
-        ask = await until(
-            pilot, lambda: isinstance(app.screen, Prompt) and app.screen is not prompt and app.screen,
-            "the overwrite question",
-        )  # fmt: skip
-        assert "It holds 2 experiments: a, b." in str(ask.query_one("#note").render())
-        await pilot.press("escape")
-        await settle(pilot)
-        assert spec.read_text() == before  # nothing lost
-    saved = json.loads((tmp_path / "out" / "b.json").read_text())
-    assert (
-        saved["name"] == "b" and saved["epochs"] == 7 and saved["data"]["dataset"] == "basicmotions"
-    )
 
 
 # ---------------------------------------------------------------------- results

@@ -1,15 +1,23 @@
-"""Compose: a form for one experiment, built from the spec's pydantic models.
+"""Compose: a whole spec file — its defaults and experiments in a list, the selected one
+in a form built from the spec's pydantic models.
 
 The form (``kdtui.widgets.form``) walks ``Experiment.model_fields``, so a loss term added to
-``LossSpec`` shows up here without edits. Its value is validated by
-``kdtui.spec.validate_spec`` in a worker as the user types; each problem is shown under the
-field whose JSON path it names, or under the nearest section that exists. Save, load, new,
-"edit as new" and launch live here.
+``LossSpec`` shows up here without edits. The file (``compose_file.SpecDoc``) keeps what
+was written: ``defaults`` are an entry of the list with the same form, every field
+optional; an experiment's ``grid`` is a list of axes (``kdtui.widgets.axes``); saving
+writes the file compact again, nothing expanded. The whole file is validated by
+``kdtui.spec.validate_spec`` in a worker once typing pauses: each problem is shown under
+the field whose path it names in the file as written (or marked on its entry in the list),
+and the file's expansion is counted (experiments → configurations, runs). The form is
+rebuilt only when another entry is selected. Save, load, new, "edit as new" and launch
+(through ``launcher.prepare_launch``, with a choice of runs at a time) live here.
 """
 
 from __future__ import annotations
 
-import json
+import asyncio
+import copy
+import os
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -18,20 +26,32 @@ from typing import Any, ClassVar
 from textual import events, on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
-from textual.containers import Horizontal, VerticalScroll
+from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.css.query import NoMatches
+from textual.message import Message
 from textual.timer import Timer
-from textual.widgets import Button, Checkbox, Footer, Header, Input, Select, Static
+from textual.widgets import Button, Checkbox, Footer, Header, Input, OptionList, Select, Static
 
 from kdtui import launcher
 from kdtui.fmt import plural
+from kdtui.screens.compose_file import DEFAULTS, Counts, SpecDoc, counts, dumps, fresh_name
 from kdtui.screens.live import LiveScreen
 from kdtui.spec import Experiment, LoadedSpec, Problem, SpecError, read_spec_file, validate_spec
 from kdtui.store import StoreError
 from kdtui.tui.messages import ShowRuns, StoreWritten
 from kdtui.tui.snapshot import Snapshot
 from kdtui.widgets import Field, Prompt, json_view
-from kdtui.widgets.form import Choices, FieldRow, FormNode, ModelBox, Unsettled, parents_of
+from kdtui.widgets.axes import GridBox, field_paths
+from kdtui.widgets.entry_list import Entry, EntryList
+from kdtui.widgets.form import (
+    MISSING,
+    Choices,
+    FieldRow,
+    FormNode,
+    ModelBox,
+    Unsettled,
+    parents_of,
+)
 
 # What a new form starts from: the lab's usual student on the bundled synthetic data.
 TEMPLATE: dict[str, Any] = {
@@ -45,8 +65,9 @@ TEMPLATE: dict[str, Any] = {
 # Shown first; the remaining fields of Experiment follow, in model order.
 FIELD_ORDER = ("name", "description", "data", "student", "teachers", "loss", "optim", "schedule")
 PREVIEW_FROM = 110  # columns from which the JSON preview shows beside the form
-TEACHER_CHOICES = "TeacherSpec.experiment"  # picked from the store's finished groups
+TEACHER_CHOICES = "TeacherSpec.experiment"  # the store's finished groups, the file's names
 CHECK_DELAY_S = 0.25  # validate once typing pauses
+SHOWN_NAMES = 6  # expanded names listed above a grid experiment's form
 
 
 def slurm_here() -> bool:
@@ -54,18 +75,18 @@ def slurm_here() -> bool:
     return shutil.which("sbatch") is not None
 
 
-def _experiments_in(raw: Any) -> list[dict[str, Any]]:
-    """The experiment objects of a parsed spec file: one, a list, or {"experiments": [...]}."""
-    items = raw.get("experiments") if isinstance(raw, dict) and "experiments" in raw else raw
-    return [e for e in (items if isinstance(items, list) else [items]) if isinstance(e, dict)]
+def jobs_choices() -> list[int]:
+    """Runs at a time offered for this machine (a few, up to its cores)."""
+    cores = max(2, os.cpu_count() or 1)
+    return [n for n in (1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64) if n <= cores]
 
 
-def _experiment_names(path: Path) -> list[str]:
-    """The experiments a spec file holds, by name (none when it is no spec)."""
-    try:
-        return [str(e.get("name") or "?") for e in _experiments_in(read_spec_file(path))]
-    except SpecError:
-        return []
+def _join(prefix: str, path: str) -> str:
+    if not path:
+        return prefix
+    if not prefix or path.startswith("["):
+        return prefix + path
+    return f"{prefix}.{path}"
 
 
 class ComposeScreen(LiveScreen):
@@ -75,11 +96,12 @@ class ComposeScreen(LiveScreen):
             "ctrl+r",
             "launch",
             "Launch",
-            tooltip="Queue one run per seed (only when the spec is valid).",
+            tooltip="Queue the file's runs (only when it is valid).",
         ),
-        Binding("ctrl+s", "save", "Save", tooltip="Save the form as a spec JSON."),
-        Binding("ctrl+o", "load", "Load", tooltip="Load a spec JSON to edit."),
+        Binding("ctrl+s", "save", "Save", tooltip="Save the file (compact: defaults, grids)."),
+        Binding("ctrl+o", "load", "Load", tooltip="Open a spec file to edit."),
         Binding("ctrl+n", "new", "New", tooltip="Start again from the template."),
+        Binding("ctrl+l", "focus_list", "List", tooltip="The list of the file's experiments."),
         Binding(
             "escape",
             "blur",
@@ -90,14 +112,21 @@ class ComposeScreen(LiveScreen):
     ]
     DEFAULT_CSS = """
     ComposeScreen #body { height: 1fr; }
+    ComposeScreen #side { width: 24; border-right: vkey $panel-lighten-2; }
+    ComposeScreen #entries { height: 1fr; }
+    ComposeScreen #counts { height: auto; color: $text-muted; }
+    ComposeScreen #list-actions { height: 1; }
+    ComposeScreen #list-actions Button { width: auto; min-width: 1; padding: 0; margin-right: 1; }
     ComposeScreen #form { width: 1fr; padding: 0 1; }
     ComposeScreen #preview { width: 48; border-left: vkey $panel-lighten-2; padding: 0 1; }
     ComposeScreen #root-problems { color: $text-error; height: auto; display: none; }
+    ComposeScreen #expands { color: $text-muted; height: auto; display: none; }
     ComposeScreen #status.-ok { color: $text-success; }
     ComposeScreen #status.-bad { color: $text-error; }
     ComposeScreen #status.-warn { color: $text-warning; }
     ComposeScreen #actions { height: 1; padding: 0 1; }
     ComposeScreen #actions Button { margin-right: 1; width: auto; min-width: 8; }
+    ComposeScreen #jobs { width: 16; margin-right: 1; }
     ComposeScreen #executor { width: 18; display: none; }
     ComposeScreen #executor.-slurm { display: block; }
     ComposeScreen #help { height: 1; color: $text-muted; padding: 0 1; }
@@ -106,21 +135,37 @@ class ComposeScreen(LiveScreen):
     def __init__(self) -> None:
         super().__init__()
         self.base_dir = Path.cwd()
+        self.doc = SpecDoc([dict(TEMPLATE)])
+        self.selected = 0  # the entry in the form: DEFAULTS or an experiment's index
         self.problems: list[Problem] | None = None  # of the last check (None: none yet)
         self.checking = True  # an edit not checked yet
         self.checked: dict[str, Any] | None = None  # the form value the problems are of
-        self.group_names: list[str] = []
+        self.counts: Counts | None = None  # the file's expansion, as of the last check
+        self.group_names: list[str] = []  # teachers to pick: the store's, the file's
+        self._store_names: list[str] = []
+        self._by_entry: dict[int | None, list[Problem]] = {}
         self._pending: Timer | None = None
-        # The form as last loaded, saved or launched (None: the next check's value), so
+        # The file as last loaded, saved or launched (None: the next check's value), so
         # that New asks before it throws away edits.
-        self._kept: dict[str, Any] | None = None
+        self._kept: Any = None
 
     def compose(self) -> ComposeResult:
         yield Header()
         with Horizontal(id="body"):
+            with Vertical(id="side"):
+                yield EntryList(id="entries")
+                yield Static(id="counts")
+                with Horizontal(id="list-actions"):
+                    yield Button(
+                        "+Add", id="add-entry", compact=True, tooltip="A new experiment (a)"
+                    )
+                    yield Button("Copy", id="copy-entry", compact=True, tooltip="Copy it (c)")
+                    yield Button("Rename", id="rename-entry", compact=True, tooltip="Rename (r)")
+                    yield Button("✕", id="remove-entry", compact=True, tooltip="Remove (del)")
             with VerticalScroll(id="form"):
                 yield Static(id="root-problems")
-                yield self._root(TEMPLATE)
+                yield Static(id="expands")
+                yield self._root()
             with VerticalScroll(id="preview"):
                 yield Static(id="json")
         yield Static(id="help")
@@ -131,6 +176,15 @@ class ComposeScreen(LiveScreen):
             yield Button("Load…", id="load", compact=True)
             yield Button("New", id="new", compact=True)
             yield Select(
+                [(f"{n} at a time", n) for n in jobs_choices()],
+                value=1,
+                allow_blank=False,
+                compact=True,
+                id="jobs",
+                tooltip="Runs trained side by side on this machine (kdtui run --jobs); "
+                "the workspace's queue runner keeps it for every queued run.",
+            )
+            yield Select(
                 [("on this machine", "local"), ("on Slurm", "slurm")],
                 value="local",
                 allow_blank=False,
@@ -140,18 +194,51 @@ class ComposeScreen(LiveScreen):
             )
         yield Footer()
 
-    def _root(self, value: dict[str, Any]) -> ModelBox:
+    def _root(self) -> ModelBox:
+        """The form of the selected entry. Every field may be left to the defaults."""
         choices: Choices = {TEACHER_CHOICES: self.group_names}
-        box = ModelBox("", "experiment", Experiment, value, choices, order=FIELD_ORDER)
+        if self.selected == DEFAULTS:
+            value = self.doc.defaults
+            skip = () if "name" in value else ("name",)  # a name there is a problem, kept
+            box = ModelBox(
+                "", "defaults", Experiment, value, choices, order=FIELD_ORDER, skip=skip,
+                partial=True,
+            )  # fmt: skip
+        else:
+            value = self.doc.experiments[self.selected]
+            grid = value.get("grid", MISSING)
+            paths = field_paths(Experiment)
+            box = ModelBox(
+                "",
+                "experiment",
+                Experiment,
+                value,
+                choices,
+                order=FIELD_ORDER,
+                partial=True,
+                inherited=self.doc.defaults or MISSING,
+                after={"description": ("grid", lambda: GridBox(grid, paths))},
+            )
         box.add_class("-root")
         box.id = "root"
         return box
 
     def on_mount(self) -> None:
         super().on_mount()
+        self._show_entries(highlight=True)
         self.call_after_refresh(self._edited)
         # The executor choice shows where Slurm can be reached (a login node)
         self.query_one("#executor").set_class(slurm_here(), "-slurm")
+        self._show_jobs()
+
+    def _show_jobs(self) -> None:
+        """The runs-at-a-time choice starts at the workspace runner's setting."""
+        jobs = launcher.read_runner_config(self.host.store).get("jobs")
+        select = self.query_one("#jobs", Select)
+        if isinstance(jobs, int) and jobs >= 1:
+            if jobs not in jobs_choices():
+                select.set_options([(f"{n} at a time", n) for n in sorted({*jobs_choices(), jobs})])
+            select.value = jobs
 
     def on_resize(self, event: events.Resize) -> None:
         # Toggled on the preview alone: a class on the screen would restyle the whole form.
@@ -161,44 +248,61 @@ class ComposeScreen(LiveScreen):
         preview.display = show
 
     def show_snapshot(self, snapshot: Snapshot) -> None:
-        """Teachers are picked from groups that have finished runs."""
+        """Teachers are picked from groups that have finished runs (and the file's own)."""
         names = sorted({r["name"] for r in snapshot.runs if r.get("status") == "done"})
+        if names != self._store_names:
+            self._store_names = names
+            self._offer_teachers()
+            self._edited()
+
+    def _offer_teachers(self) -> None:
+        file_names = self.doc.taken(self.counts) if self.counts else set(self.doc.names())
+        names = sorted(set(self._store_names) | {n for n in file_names if n})
         if names != self.group_names:
             self.group_names[:] = names  # the form's context holds this very list
             for row in self.query(FieldRow):
                 if row.choices_key == TEACHER_CHOICES:
                     row.set_choices(names)
-            self._edited()
 
-    # ------------------------------------------------------------------ editing
+    # ------------------------------------------------------------------ the values
 
     def form_value(self) -> dict[str, Any] | None:
-        """The form as a spec dict, or None while part of it is still being mounted (a
-        loaded spec or a switched variant composes its children a frame later, and a
-        Select shows the value it was built with only once mounted)."""
+        """The selected entry as the form holds it, or None while part of it is still
+        being mounted (a loaded spec or a switched variant composes its children a frame
+        later, and a Select shows the value it was built with only once mounted)."""
         try:
             return self.query_one("#root", ModelBox).value()
         except (NoMatches, Unsettled):
             return None
 
+    def file_value(self) -> Any:
+        """The whole file as it would be saved (compact), or None while mounting."""
+        value = self.form_value()
+        return None if value is None else self.doc.value(self.selected, value)
+
+    # ------------------------------------------------------------------ checking
+
     @on(Input.Changed)
     @on(Select.Changed)
     @on(Checkbox.Changed)
     @on(FormNode.Edited)
-    def _edited(self) -> None:
+    def _edited(self, event: Message | None = None) -> None:
         """Check again once typing pauses. Nothing else changes per key press: restyling
         a form of this size on every key would make typing lag."""
+        control = getattr(event, "control", None)
+        if control is not None and control.id in ("jobs", "executor"):
+            return  # where and how fast to launch: nothing to check
         self.checking = True
         if self._pending is not None:
             self._pending.stop()
         self._pending = self.set_timer(CHECK_DELAY_S, self._check_form)
 
     def _check_form(self) -> None:
-        raw = self.form_value()
+        raw = self.file_value()
         if raw is None:
             self._edited()  # still mounting: look again once it has settled
         else:
-            self._check(raw)
+            self._check(raw, len(self.doc.experiments))
 
     @on(events.DescendantFocus)
     def _show_help(self, event: events.DescendantFocus) -> None:
@@ -211,20 +315,22 @@ class ComposeScreen(LiveScreen):
         self.query_one("#help", Static).update(text, layout=False)  # one line
 
     @work(thread=True, exclusive=True, group="compose-check")
-    def _check(self, raw: dict[str, Any]) -> None:
-        """Validate in a worker: teacher references are looked up in the store."""
+    def _check(self, raw: Any, written: int) -> None:
+        """Validate and count the expansion in a worker: teacher references are looked up
+        in the store."""
         loaded, problems = self._validate(raw)
+        expansion = counts(raw, written)
         snapshot = self.host.snapshot  # the runs in memory: no index read per check
         again = launcher.seeds_in_store(snapshot.runs, loaded) if loaded and snapshot else {}
-        self.app.call_from_thread(self._show_check, raw, problems, again)
+        self.app.call_from_thread(self._show_check, raw, problems, again, expansion)
 
-    def _validate(self, raw: dict[str, Any]) -> tuple[LoadedSpec | None, list[Problem]]:
+    def _validate(self, raw: Any) -> tuple[LoadedSpec | None, list[Problem]]:
         try:
             return (
                 validate_spec(
                     raw,
                     base_dir=self.base_dir,
-                    source="form",
+                    source=self._source(),
                     store_lookup=launcher.store_lookup(self.host.store),
                 ),
                 [],
@@ -234,18 +340,56 @@ class ComposeScreen(LiveScreen):
         except (StoreError, OSError) as exc:
             return None, [Problem("", f"store not readable: {exc}")]
 
+    def _source(self) -> str:
+        return str(self.doc.path) if self.doc.path else "form"
+
+    def _local_problems(self) -> list[Problem]:
+        """What the form alone knows is wrong: a grid path on two rows (the file can hold
+        it once), at the grid's path in the file."""
+        try:
+            grid = self.query_one("#root GridBox", GridBox)
+        except NoMatches:
+            return []
+        where = _join(self.doc.prefix(self.selected), "grid")
+        return [
+            Problem(where, f"{key!r} is on two rows: give each field path one row")
+            for key in grid.duplicates()
+        ]
+
     def _show_check(
         self,
-        raw: dict[str, Any],
+        raw: Any,
         problems: list[Problem],
         again: dict[str, list[int]] | None = None,
+        expansion: Counts | None = None,
     ) -> None:
-        if raw != self.form_value():
+        if not self.is_attached or not self.query("#entries"):
+            return  # the app is closing
+        entry_value = self.form_value()
+        if entry_value is None or raw != self.doc.value(self.selected, entry_value):
             return  # the form moved on; a newer check is on its way
         if self._kept is None:
             self._kept = raw
+        problems = problems + self._local_problems()
         validity_changed = (problems == []) != (self.problems == [])
-        self.problems, self.checking, self.checked = problems, False, raw
+        self.problems, self.checking, self.checked = problems, False, entry_value
+        if expansion is not None:
+            self.counts = expansion
+        self._by_entry = self.doc.route(problems)
+        self._show_problems(self._by_entry.get(self.selected, []) + self._by_entry.get(None, []))
+        self._show_entries(entry_value)
+        self._show_counts()
+        self._show_status(problems, again or {})
+        self._offer_teachers()
+        if validity_changed:
+            self.query_one("#launch", Button).disabled = bool(problems)
+            self.refresh_bindings()
+        preview = self.query_one("#json", Static)
+        if preview.parent and preview.parent.display:  # only beside the form, when wide
+            preview.update(json_view(entry_value))
+
+    def _show_problems(self, problems: list[Problem]) -> None:
+        """Each problem under the field at its path (or the nearest section shown)."""
         nodes: dict[str, FormNode] = {}
         for node in self.query(FormNode):
             nodes.setdefault(node.path, node)  # a box's own problems go on its outer frame
@@ -254,37 +398,227 @@ class ComposeScreen(LiveScreen):
             at = next(path for path in parents_of(p.path) if path in nodes)
             found.setdefault(at, []).append(p.message if at == p.path else str(p))
         for path, node in nodes.items():
-            if path:  # the spec's own problems are shown once, above the form
+            if path:  # the entry's own problems are shown once, above the form
                 node.show_problems(found.get(path, []))
         root = self.query_one("#root-problems", Static)
         root_text = "\n".join(f"✗ {m}" for m in found.get("", []))
         if root.content != root_text:  # every update of a Static re-lays out the form
             root.update(root_text)
             root.display = bool(root_text)
+
+    def _show_entries(
+        self, entry_value: dict[str, Any] | None = None, highlight: bool = False
+    ) -> None:
+        """The list: the defaults, then each experiment with its expansion and a mark
+        for its problems; ``highlight``: the selected entry highlighted."""
+        entries = [Entry("defaults", 1, len(self._by_entry.get(DEFAULTS, [])), defaults=True)]
+        names = self.counts.names if self.counts else {}
+        for i, exp in enumerate(self.doc.experiments):
+            if i == self.selected and entry_value is not None:
+                exp = entry_value
+            name = str(exp.get("name") or f"(experiment {i + 1})")
+            entries.append(Entry(name, len(names.get(i, [name])), len(self._by_entry.get(i, []))))
+        self.query_one("#entries", EntryList).show(
+            entries, self.selected + 1 if highlight else None
+        )
+
+    def _show_counts(self) -> None:
+        c = self.counts
+        text = (
+            ""
+            if c is None
+            else f"→ {plural(c.configurations, 'configuration')}\n→ {plural(c.runs, 'run')}"
+        )
+        counts_view = self.query_one("#counts", Static)
+        if counts_view.content != text:
+            counts_view.update(text)
+        expands = self.query_one("#expands", Static)
+        if self.selected == DEFAULTS:
+            text = "Merged under every experiment of the file; an experiment's own value wins."
+        elif c is not None and (
+            len(names := c.names.get(self.selected, [])) > 1 or "grid" in (self.form_value() or {})
+        ):
+            shown = ", ".join(names[:SHOWN_NAMES]) + (", …" if len(names) > SHOWN_NAMES else "")
+            runs = c.runs_of.get(self.selected, 0)
+            text = f"→ {plural(len(names), 'configuration')}, {plural(runs, 'run')}: {shown}"
+        else:
+            text = ""
+        if expands.content != text:
+            expands.update(text)
+            expands.display = bool(text)
+
+    def _show_status(self, problems: list[Problem], again: dict[str, list[int]]) -> None:
         status = self.query_one("#status", Static)
+        c = self.counts
         if problems:
             status.update(f"✗ {plural(len(problems), 'problem')}: {problems[0]}", layout=False)
-        else:
-            seeds = raw.get("seeds", [0, 1, 2])
-            n = len(seeds) if isinstance(seeds, list) else 0
-            text = f"✓ valid: launching queues {plural(n, 'run')}, one per seed"
-            if again:  # an "edit as new" launched unchanged would train the same seeds again
-                text = f"⚠ valid · the store has {launcher.seeds_text(again)}: trained again"
+        elif again:  # an "edit as new" launched unchanged would train the same seeds again
+            text = f"⚠ valid · the store has {launcher.seeds_text(again)}: trained again"
             status.update(text, layout=False)
+        elif c is not None and c.written == 1 and c.configurations == 1:
+            text = f"✓ valid: launching queues {plural(c.runs, 'run')}, one per seed"
+            status.update(text, layout=False)
+        elif c is not None:
+            status.update(f"✓ valid: {c.text()}", layout=False)
         status.set_class(not problems and not again, "-ok")
         status.set_class(not problems and bool(again), "-warn")
         status.set_class(bool(problems), "-bad")
-        if validity_changed:
-            self.query_one("#launch", Button).disabled = bool(problems)
-            self.refresh_bindings()
-        preview = self.query_one("#json", Static)
-        if preview.parent and preview.parent.display:  # only beside the form, when wide
-            preview.update(json_view(raw))
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "launch":
             return True if self.problems == [] else None  # None: shown, but disabled
         return True
+
+    # ------------------------------------------------------------------ the list
+
+    @on(OptionList.OptionHighlighted, "#entries")
+    async def _entry_highlighted(self) -> None:
+        """Show the entry highlighted now (not the one this message was about: moving
+        through the list faster than forms are built goes straight to where it stopped)."""
+        highlighted = self.query_one("#entries", EntryList).highlighted
+        if highlighted is not None and highlighted - 1 != self.selected:
+            await self.select_entry(highlighted - 1)
+
+    async def select_entry(self, entry: int) -> None:
+        """Show another entry in the form (the form's value of this one is kept)."""
+        if entry == self.selected:
+            return
+        if not await self._keep_form():
+            return
+        self.checking = True  # the form of another entry, not checked yet
+        self.selected = entry
+        await self._rebuild(highlight=False)
+
+    async def _settled_form(self) -> dict[str, Any] | None:
+        """The form's value once every part of it has mounted (None: there is no form,
+        or it never settled). A form is never removed while it mounts: a Select removed
+        mid-mount breaks."""
+        for _ in range(200):  # a variant switched a moment ago composes within frames
+            value = self.form_value()
+            if value is not None or not self.query("#root"):
+                return value
+            await asyncio.sleep(0.01)
+        return None
+
+    async def _keep_form(self) -> bool:
+        """Store the form's value of the selected entry in the file; False when the form
+        never settled (nothing stored, nothing lost: it holds what was stored)."""
+        value = await self._settled_form()
+        if value is not None:
+            self.doc.store(self.selected, value)
+        return value is not None
+
+    async def _rebuild(self, highlight: bool = True) -> None:
+        """The form of the selected entry, built anew (only when the entry changes); the
+        list's highlight moved to it unless the user moved it there."""
+        self.checking = True
+        await self._settled_form()
+        await self.query("#root").remove()
+        await self.query_one("#form", VerticalScroll).mount(self._root())
+        self._show_entries(highlight=highlight)
+        self._show_counts()
+        self._edited()
+
+    def _selected_name(self) -> str:
+        if self.selected == DEFAULTS:
+            return "defaults"
+        return str((self.form_value() or self.doc.experiments[self.selected]).get("name") or "")
+
+    def _taken(self) -> set[str]:
+        return self.doc.taken(self.counts) | set(self._store_names)
+
+    @on(Button.Pressed, "#add-entry")
+    async def action_add_entry(self) -> None:
+        """A new experiment after the selected one: a bare name when the file has
+        defaults (it inherits the rest), else the template."""
+        if not await self._keep_form():
+            return
+        base = "experiment" if self.doc.defaults else str(TEMPLATE["name"])
+        new = {"name": fresh_name(base, self._taken())}
+        if not self.doc.defaults:
+            new = {**TEMPLATE, **new}
+        await self._insert(new)
+
+    @on(Button.Pressed, "#copy-entry")
+    async def action_copy_entry(self) -> None:
+        """A copy of the selected experiment under a new name, right after it."""
+        if self.selected == DEFAULTS:
+            self.app.notify("the defaults are one per file: add an experiment instead")
+            return
+        if not await self._keep_form():
+            return
+        new = copy.deepcopy(self.doc.experiments[self.selected])
+        new["name"] = fresh_name(str(new.get("name") or "experiment"), self._taken())
+        await self._insert(new)
+
+    async def _insert(self, experiment: dict[str, Any]) -> None:
+        at = self.selected + 1
+        self.doc.experiments.insert(at, experiment)
+        self.selected = at
+        await self._rebuild()
+        self.app.notify(f"added {experiment['name']}")
+
+    @on(Button.Pressed, "#rename-entry")
+    async def action_rename_entry(self) -> None:
+        if self.selected == DEFAULTS:
+            self.app.notify("the defaults have no name")
+            return
+        if not await self._keep_form():
+            return
+        entry, old = self.selected, self._selected_name()
+        others = {n for i, n in enumerate(self.doc.names()) if i != entry}
+
+        def check(values: dict[str, str]) -> str | None:
+            name = values["name"].strip()
+            if not name:
+                return "a name, please"
+            return f"{name!r} already names an experiment of this file" if name in others else None
+
+        def done(values: dict[str, str] | None) -> None:
+            if values and values["name"].strip() != old:
+                self.call_later(self._rename, entry, values["name"].strip())
+
+        self.app.push_screen(
+            Prompt(
+                f"Rename {old}",
+                [Field("name", "name", old)],
+                note="Teachers of this file that name it follow (a {path} in it is a template).",
+                check=check,
+            ),
+            done,
+        )
+
+    async def _rename(self, entry: int, name: str) -> None:
+        if entry != self.selected or not await self._keep_form():
+            return
+        followed = self.doc.rename(entry, name)
+        await self._rebuild()
+        refs = f"; {plural(followed, 'reference')} followed" if followed else ""
+        self.app.notify(f"renamed to {name}{refs}")
+
+    @on(Button.Pressed, "#remove-entry")
+    def action_remove_entry(self) -> None:
+        if self.selected == DEFAULTS:
+            self.app.notify("the defaults stay: empty their fields to have none")
+            return
+        if len(self.doc.experiments) == 1:
+            self.app.notify("a file holds at least one experiment", severity="warning")
+            return
+        entry, name = self.selected, self._selected_name()
+        self.app.push_screen(
+            Prompt(f"Remove {name} from the file?", [], risky=True, ok="Remove"),
+            lambda values: values is not None and self.call_later(self._remove, entry),
+        )
+
+    async def _remove(self, entry: int) -> None:
+        if entry != self.selected:
+            return
+        del self.doc.experiments[entry]
+        self.selected = min(entry, len(self.doc.experiments) - 1)
+        await self._rebuild()
+
+    def action_focus_list(self) -> None:
+        self.query_one("#entries").focus()
 
     # ------------------------------------------------------------------ actions
 
@@ -293,26 +627,30 @@ class ComposeScreen(LiveScreen):
 
     @on(Button.Pressed, "#launch")
     def action_launch(self) -> None:
-        """Launch what the form holds now; the worker validates it once more first, so an
+        """Launch what the file holds now; the worker validates it once more first, so an
         edit made since the last check can never slip through."""
-        raw = self.form_value()
+        raw = self.file_value()
         if self.problems == [] and raw is not None:
             self.query_one("#launch", Button).disabled = True
-            self._launch(raw, str(self.query_one("#executor", Select).value))
+            where = str(self.query_one("#executor", Select).value)
+            jobs = self.query_one("#jobs", Select).value
+            self._launch(raw, where, jobs if isinstance(jobs, int) else None)
         else:
             self.app.notify("fix the problems first", severity="warning")
 
     @work(thread=True, exclusive=True, group="compose-launch")
-    def _launch(self, raw: dict[str, Any], where: str = "local") -> None:
+    def _launch(self, raw: Any, where: str = "local", jobs: int | None = None) -> None:
         """The launcher's one launch path (as ``kdtui run``); this only presents it."""
         store = self.app.store
+        options = {"jobs": jobs} if where == "local" and jobs else {}
         try:  # the queue runner, or Slurm: a probe job the first time only
-            executor = launcher.choose_executor(store, where)
+            executor = launcher.choose_executor(store, where, **options)
             launch = launcher.prepare_launch(
-                store, raw, executor, base_dir=self.base_dir, source="form"
+                store, raw, executor, base_dir=self.base_dir, source=self._source()
             )
         except SpecError as exc:
             self.app.call_from_thread(self._show_check, raw, exc.problems)
+            self.app.call_from_thread(self._launched, None, "not launched: the spec has problems")
             return
         except (StoreError, OSError, ValueError, launcher.ExecutorError) as exc:
             self.app.call_from_thread(self._launched, None, f"not launched: {exc}")
@@ -320,24 +658,26 @@ class ComposeScreen(LiveScreen):
         self.app.call_from_thread(self._keep, raw)
         for note in launch.notes():  # e.g. a name that names another configuration
             self.app.call_from_thread(self.app.notify, note, severity="warning", timeout=10)
-        name, run_ids = str(launch.loaded.experiments[0].name), launch.run_ids
-        self.app.call_from_thread(
-            self._launched, run_ids, f"queued {plural(len(run_ids), 'run')}", name
-        )
+        experiments, run_ids = launch.loaded.experiments, launch.run_ids
+        message = f"queued {plural(len(run_ids), 'run')}"
+        if len(experiments) > 1:
+            message += f" of {plural(len(experiments), 'configuration')}"
+        name = str(experiments[0].name) if len(experiments) == 1 else ""
+        self.app.call_from_thread(self._launched, run_ids, message, name)
 
     def _launched(self, run_ids: list[str] | None, message: str, name: str = "") -> None:
-        self.query_one("#launch", Button).disabled = False
+        self.query_one("#launch", Button).disabled = bool(self.problems)
         self.app.notify(message, severity="information" if run_ids else "error")
         if run_ids:
             self.post_message(StoreWritten())
             self.post_message(ShowRuns(name))  # the runs list, not a detail on top
 
-    def _keep(self, raw: dict[str, Any]) -> None:
+    def _keep(self, raw: Any) -> None:
         self._kept = raw
 
     def has_edits(self) -> bool:
-        """Whether the form holds edits not saved or launched (they would be lost)."""
-        raw = self.form_value()
+        """Whether the file holds edits not saved or launched (they would be lost)."""
+        raw = self.file_value()
         return not (raw is None or self._kept is None or raw == self._kept)
 
     def unless_edited(self, question: str, then: Callable[[], None]) -> Prompt | None:
@@ -346,7 +686,7 @@ class ComposeScreen(LiveScreen):
         if not self.has_edits():
             then()
             return None
-        note = "The form has edits that were not saved or launched (ctrl+s saves them)."
+        note = "The file has edits that were not saved or launched (ctrl+s saves them)."
         question_screen = Prompt(question, [], note=note, risky=True)
         self.app.push_screen(question_screen, lambda values: values is not None and then())
         return question_screen
@@ -361,20 +701,25 @@ class ComposeScreen(LiveScreen):
     async def load_experiment(
         self, experiment: dict[str, Any], base_dir: Path | None = None
     ) -> None:
-        """Replace the form with ``experiment`` (a loaded file, or a run's frozen spec)."""
+        """Replace the file with one experiment (the template, or a run's frozen spec)."""
+        await self.load_doc(SpecDoc([experiment]), base_dir)
+
+    async def load_doc(self, doc: SpecDoc, base_dir: Path | None = None) -> None:
+        """Replace the file being edited with ``doc``; its first experiment in the form."""
         if base_dir is not None:
             self.base_dir = base_dir
-        self._kept = None
-        await self.query("#root").remove()
-        await self.query_one("#form", VerticalScroll).mount(self._root(experiment))
-        self._edited()
+        self.checking = True  # of another file, from now on
+        self.doc, self.selected, self.counts = doc, 0, None
+        self._kept, self._by_entry = None, {}
+        await self._rebuild()
 
     @on(Button.Pressed, "#save")
     def action_save(self) -> None:
-        raw = self.form_value()
+        raw = self.file_value()
         if raw is None:
             return  # still mounting; the key press is a frame early
-        default = str(self.base_dir / f"{raw.get('name') or 'experiment'}.json")
+        name = self._selected_name() if self.selected != DEFAULTS else "study"
+        default = str(self.doc.path or self.base_dir / f"{name or 'experiment'}.json")
 
         def done(values: dict[str, str] | None) -> None:
             if values and values["path"].strip():
@@ -383,23 +728,29 @@ class ComposeScreen(LiveScreen):
         self.app.push_screen(Prompt("Save spec as", [Field("path", "file", default)]), done)
 
     @work(thread=True, group="compose-files")
-    def _save(self, path: Path, raw: dict[str, Any], overwrite: bool = False) -> None:
+    def _save(self, path: Path, raw: Any, overwrite: bool = False) -> None:
         if path.exists() and not overwrite:
             self.app.call_from_thread(self._ask_overwrite, path, raw, _experiment_names(path))
             return
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(json.dumps(raw, indent=2, ensure_ascii=False) + "\n")
+            path.write_text(dumps(raw), encoding="utf-8")
         except OSError as exc:
             self.app.call_from_thread(self.app.notify, f"not saved: {exc}", severity="error")
             return
         note = "" if self.problems == [] else " (it still has problems)"
-        self.app.call_from_thread(self._keep, raw)
+        self.app.call_from_thread(self._saved, path, raw)
         self.app.call_from_thread(self.app.notify, f"saved {path}{note}")
 
-    def _ask_overwrite(self, path: Path, raw: dict[str, Any], names: list[str]) -> None:
+    def _saved(self, path: Path, raw: Any) -> None:
+        self._kept = raw
+        self.doc.path = path
+        self.base_dir = path.parent.resolve()
+
+    def _ask_overwrite(self, path: Path, raw: Any, names: list[str]) -> None:
         held = f"It holds {plural(len(names), 'experiment')}: {', '.join(names)}. " if names else ""
-        note = f"{held}Saving replaces the whole file with this one experiment."
+        n = len(self.doc.experiments)
+        note = f"{held}Saving replaces the whole file with the {plural(n, 'experiment')} here."
         self.app.push_screen(
             Prompt(f"Overwrite {path}?", [], note=note, risky=True),
             lambda values: values is not None and self._save(path, raw, overwrite=True),
@@ -416,7 +767,7 @@ class ComposeScreen(LiveScreen):
             Prompt(
                 "Load a spec",
                 [Field("path", "file", placeholder="path/to/spec.json")],
-                note="A file with several experiments asks which one to edit.",
+                note="The whole file: its defaults and experiments, grids kept.",
             ),
             done,
         )
@@ -424,39 +775,14 @@ class ComposeScreen(LiveScreen):
     @work(thread=True, group="compose-files")
     def _load(self, path: Path) -> None:
         try:
-            raw = read_spec_file(path)
+            doc = SpecDoc.from_raw(read_spec_file(path), path)
         except SpecError as exc:
             self.app.call_from_thread(self.app.notify, str(exc), severity="error")
             return
-        items = _experiments_in(raw)
-        if not items:
-            self.app.call_from_thread(
-                self.app.notify, f"{path}: no experiment in it", severity="error"
-            )
+        except ValueError as exc:
+            self.app.call_from_thread(self.app.notify, f"{path}: {exc}", severity="error")
             return
-        self.app.call_from_thread(self._pick, path, items)
-
-    def _pick(self, path: Path, items: list[dict[str, Any]]) -> None:
-        if len(items) == 1:
-            self.call_later(self.load_experiment, items[0], path.parent.resolve())
-            return
-        names = [str(e.get("name")) for e in items]
-
-        def done(values: dict[str, str] | None) -> None:
-            if values and values["name"] in names:
-                chosen = items[names.index(values["name"])]
-                self.call_later(self.load_experiment, chosen, path.parent.resolve())
-            elif values:
-                self.app.notify(f"no experiment {values['name']!r} in {path}", severity="error")
-
-        self.app.push_screen(
-            Prompt(
-                f"{path.name}: which experiment?",
-                [Field("name", "experiment", names[-1], suggestions=names)],
-                note="in the file: " + ", ".join(names),
-            ),
-            done,
-        )
+        self.app.call_from_thread(self.call_later, self.load_doc, doc, path.parent.resolve())
 
     def edit_run(self, run_id: str) -> None:
         """A run's experiment in the form ("edit as new"), asking before edits are lost."""
@@ -464,13 +790,31 @@ class ComposeScreen(LiveScreen):
 
     @work(thread=True, group="compose-files")
     def load_run(self, run_id: str) -> None:
-        """Edit a run's frozen experiment as a new one (teachers stay as they were)."""
+        """Edit a run's frozen experiment as a new one (teachers stay as they were), under
+        a name no group of the store has: launched, it is a new group, never one more
+        seed of the old one by accident."""
+        store = self.host.store
         try:
-            experiment = launcher.run_experiment(self.host.store, self.host.store.read_spec(run_id))
+            experiment = launcher.run_experiment(store, store.read_spec(run_id))
+            taken = {str(r.get("name")) for r in store.runs()}
         except (OSError, ValueError, KeyError, StoreError) as exc:
             self.app.call_from_thread(
                 self.app.notify, f"cannot read {run_id}: {exc}", severity="error"
             )
             return
         experiment["seeds"] = [0, 1, 2]
+        old = str(experiment.get("name") or run_id)
+        experiment["name"] = fresh_name(old, taken | {old})
         self.app.call_from_thread(self.load_experiment, experiment)
+        self.app.call_from_thread(
+            self.app.notify, f"a copy of {old}, named {experiment['name']}: rename it to suit"
+        )
+
+
+def _experiment_names(path: Path) -> list[str]:
+    """The experiments a spec file holds, by name (none when it is no spec)."""
+    try:
+        doc = SpecDoc.from_raw(read_spec_file(path))
+    except (SpecError, ValueError):
+        return []
+    return [n or "?" for n in doc.names()]

@@ -3,6 +3,11 @@
 edits here. The form's value is the JSON a user would write (only what was filled in;
 empty means "the default"); ``FormNode.show_problems`` puts a validator's messages under
 the field whose JSON path they name. The Compose screen is one user of it.
+
+A ``partial`` form (a study's defaults, or an experiment whose fields the defaults may
+give) writes exactly what was given: every choice can be left blank, a section left empty
+is left out, a value equal to the model's default is kept when it was given; ``inherited``
+values (the file's defaults) show as the placeholders of the fields left empty.
 """
 
 from __future__ import annotations
@@ -10,7 +15,7 @@ from __future__ import annotations
 import inspect
 import re
 import types
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 from pydantic import BaseModel
@@ -59,11 +64,17 @@ def _join(path: str, name: str | int) -> str:
     return f"{path}.{name}" if path else name
 
 
+# The last step of a JSON path: ``.name``, ``[0]`` or a quoted key ``["loss.kd.T"]``.
+_LAST_STEP = re.compile(r'(\["(?:[^"\\]|\\.)*"\]|\[\d+\]|\.[^.\["]+)$')
+
+
 def parents_of(path: str) -> Iterator[str]:
-    """``a.b[0].c`` → ``a.b[0].c, a.b[0], a.b, a, ''``."""
+    """``a.b[0].c`` → ``a.b[0].c, a.b[0], a.b, a, ''``; a quoted key is one step
+    (``grid["loss.kd.T"][1]`` → ``grid["loss.kd.T"]``, ``grid``)."""
     while path:
         yield path
-        path = re.sub(r"(\.[^.\[]+|\[\d+\])$", "", path) if re.search(r"[.\[]", path) else ""
+        cut = _LAST_STEP.sub("", path)
+        path = "" if cut == path else cut
     yield ""
 
 
@@ -77,6 +88,11 @@ def _default(info: FieldInfo) -> Any:
     if info.default_factory is not None:
         return info.default_factory()  # type: ignore[call-arg]
     return None if info.is_required() else info.default
+
+
+def _inner(inherited: Any, name: str) -> Any:
+    """The inherited value of a field inside an inherited object."""
+    return inherited.get(name, MISSING) if isinstance(inherited, dict) else MISSING
 
 
 # Values for fields that name something in the store: "Model.field" -> the choices.
@@ -99,6 +115,7 @@ class FormNode(Widget):
     problems_at = 0  # where the problems go among the node's children
     explicit = True  # the value was given (loaded, or the template's)
     default_json: Any = MISSING  # the field's default, as JSON
+    partial = False  # write only what was given (see the module's docstring)
 
     class Edited(Message):
         """Some value in the form changed (after any re-layout it caused)."""
@@ -149,6 +166,7 @@ class FieldRow(FormNode):
     ) -> None:
         super().__init__(path, label, help_text)
         self.editor, self.kind, self.choices_key = editor, kind, choices_key
+        self.shown = editor.value if isinstance(editor, Checkbox) else None
 
     def compose(self) -> ComposeResult:
         yield Label(self.label)
@@ -171,6 +189,8 @@ class FieldRow(FormNode):
         if not editor.is_mounted:
             raise Unsettled(self.path)
         if isinstance(editor, Checkbox):
+            if self.partial and not self.explicit and editor.value == self.shown:
+                return MISSING  # never touched: the defaults' value stands
             return editor.value
         if isinstance(editor, Select):
             return MISSING if editor.value is Select.NULL else editor.value
@@ -183,6 +203,8 @@ class FieldRow(FormNode):
         if self.kind is int and re.fullmatch(r"-?\d+", text):
             return int(text)
         if self.kind is float:
+            if re.fullmatch(r"-?\d+", text):
+                return int(text)  # 4 stays 4 in the file, as written (a float field takes it)
             try:
                 return float(text)
             except ValueError:
@@ -215,13 +237,23 @@ class ModelBox(FormNode):
         order: tuple[str, ...] = (),
         help_text: str = "",
         folded: bool = False,
+        partial: bool = False,
+        inherited: Any = MISSING,
+        after: dict[str, tuple[str, Callable[[], FormNode]]] | None = None,
     ) -> None:
+        """``after`` adds editors of keys the model does not have (a study's ``grid``):
+        field name → (the key, its editor's factory), the editor shown after that field;
+        those keys are the editors', not kept as unknown."""
         super().__init__(path, label, help_text)
         self.model, self.initial, self.choices = model, value, choices
+        self.partial, self.inherited, self.after = partial, inherited, after or {}
         names = [n for n in order if n in model.model_fields]
         names += [n for n in model.model_fields if n not in names]
         self.names = [n for n in names if n not in skip and not _constant(model, n)]
-        self.extra = {k: v for k, v in value.items() if k not in model.model_fields}
+        added = {key for key, _ in self.after.values()}
+        self.extra = {
+            k: v for k, v in value.items() if k not in model.model_fields and k not in added
+        }
         self.folded = folded and bool(self.names)
         self.set_class(self.folded, "-folded")
         self.display = bool(self.names) or bool(self.extra)  # e.g. the signal view: no fields
@@ -237,9 +269,19 @@ class ModelBox(FormNode):
     def _fields(self) -> Iterator[FormNode]:
         for name in self.names:
             value = self.initial.get(name, MISSING)
-            node = build_node(self.model, name, value, _join(self.path, name), self.choices)
+            node = build_node(
+                self.model,
+                name,
+                value,
+                _join(self.path, name),
+                self.choices,
+                partial=self.partial,
+                inherited=_inner(self.inherited, name),
+            )
             if node is not None:
                 yield node
+            if name in self.after:
+                yield self.after[name][1]()
 
     @on(Button.Pressed, ".unfold")
     async def _unfold(self, event: Button.Pressed) -> None:
@@ -253,15 +295,20 @@ class ModelBox(FormNode):
         self.screen.focus_next()  # on into the fields just opened
         self.post_message(self.Edited())
 
-    def value(self) -> dict[str, Any]:
+    def value(self) -> Any:
         if self.folded:
-            return dict(self.initial)
-        out = dict(self.extra)
-        for child in self.children:
-            if isinstance(child, FormNode):
-                v = child.value()
-                if v is not MISSING and (child.explicit or v != child.default_json):
-                    out[child.path.rsplit(".", 1)[-1]] = v
+            out = dict(self.initial)
+        else:
+            out = dict(self.extra)
+            for child in self.children:
+                if isinstance(child, FormNode):
+                    v = child.value()
+                    if v is not MISSING and (
+                        child.explicit or child.partial or v != child.default_json
+                    ):
+                        out[child.path.rsplit(".", 1)[-1]] = v
+        if self.partial and not out and not self.explicit:
+            return MISSING  # a section left empty is left out
         return out
 
 
@@ -277,10 +324,18 @@ class ModelSlot(FormNode):
         value: Any,
         choices: Choices,
         help_text: str,
+        partial: bool = False,
+        inherited: Any = MISSING,
     ) -> None:
         super().__init__(path, label, help_text)
         self.model, self.choices = model, choices
+        self.partial, self.inherited = partial, inherited
         self.initial = self.initial_value(value)
+
+    def _box(self, path: str, label: str, value: dict[str, Any], **kwargs: Any) -> ModelBox:
+        box = ModelBox(path, label, self.model, value, self.choices, partial=self.partial, **kwargs)
+        box.explicit = True  # a ticked term or a list item is given, even when empty
+        return box
 
     @staticmethod
     def initial_value(value: Any) -> Any:
@@ -300,7 +355,7 @@ class OptionalBox(ModelSlot):
     def compose(self) -> ComposeResult:
         yield Checkbox(self.label, self.initial is not None, compact=True)
         if self.initial is not None:
-            yield ModelBox(self.path, self.label, self.model, self.initial, self.choices)
+            yield self._box(self.path, self.label, self.initial, inherited=self.inherited)
 
     @on(Checkbox.Changed)
     def _toggle(self, event: Checkbox.Changed) -> None:
@@ -310,7 +365,7 @@ class OptionalBox(ModelSlot):
         if boxes:
             boxes.first().display = event.value
         elif event.value:
-            self.mount(ModelBox(self.path, self.label, self.model, {}, self.choices))
+            self.mount(self._box(self.path, self.label, {}, inherited=self.inherited))
 
     def value(self) -> Any:
         if not self.query_children(Checkbox).first(Checkbox).value:
@@ -341,26 +396,57 @@ class UnionBox(FormNode):
         value: dict[str, Any],
         choices: Choices,
         help_text: str,
+        *,
+        partial: bool = False,
+        inherited: Any = MISSING,
+        shorthand: str | None = None,
+        prompt: str = "(not set)",
     ) -> None:
+        """``shorthand``: the value was written as its kind alone (``"view": "gaf"``), and
+        is written back so while nothing else is set. A ``partial`` union may be left
+        blank (``prompt`` says what applies then)."""
         super().__init__(path, label, help_text)
         self.variants, self.tag, self.initial, self.choices = variants, tag, value, choices
+        self.partial, self.inherited, self.shorthand = partial, inherited, shorthand
+        self.prompt = prompt
         self.border_title = label
-        self.current = value[tag] if value.get(tag) in variants else next(iter(variants))
+        given = value.get(tag) in variants
+        first = None if partial else next(iter(variants))
+        self.current: str | None = value[tag] if given else first
+        self.kind_select = Select(
+            [(k, k) for k in self.variants],
+            value=Select.NULL if self.current is None else self.current,
+            allow_blank=self.partial,
+            prompt=self.prompt,
+            compact=True,
+        )
 
     def compose(self) -> ComposeResult:
         with Horizontal():
             yield Label(self.tag)
-            yield Select(
-                [(k, k) for k in self.variants], value=self.current, allow_blank=False, compact=True
-            )
+            yield self.kind_select
         with Vertical(id="variant"):
-            yield self._variant(self.initial)
+            if self.current is not None:
+                yield self._variant(self.initial)
 
     def _variant(self, value: dict[str, Any]) -> ModelBox:
+        assert self.current is not None
         model, folded = self.variants[self.current], not set(value) - {self.tag}
+        inherited = self.inherited
+        if isinstance(inherited, str) or _inner(inherited, self.tag) not in (MISSING, self.current):
+            inherited = MISSING  # another kind's fields say nothing about this one's
         box = ModelBox(
-            self.path, self.label, model, value, self.choices, skip=(self.tag,), folded=folded
+            self.path,
+            self.label,
+            model,
+            value,
+            self.choices,
+            skip=(self.tag,),
+            folded=folded,
+            partial=self.partial,
+            inherited=inherited,
         )
+        box.explicit = True  # the kind is given: its fields go with it
         box.add_class("-root")
         return box
 
@@ -369,17 +455,25 @@ class UnionBox(FormNode):
         if event.select.parent is None or event.select.parent.parent is not self:
             return
         event.stop()
-        if event.value == self.current or event.value is Select.NULL:
+        chosen = None if event.value is Select.NULL else str(event.value)
+        if chosen == self.current or (chosen is None and not self.partial):
             return
-        self.current = str(event.value)
+        self.current = chosen
         holder = self.query_one("#variant", Vertical)
         await holder.remove_children()
-        await holder.mount(self._variant({}))
+        if chosen is not None:
+            await holder.mount(self._variant({}))
         self.post_message(self.Edited())
 
-    def value(self) -> dict[str, Any]:
+    def value(self) -> Any:
+        if not self.kind_select.is_mounted:
+            raise Unsettled(self.path)  # removing it now would break Select's own mounting
+        if self.current is None:  # left blank: what was written without a kind stays
+            rest = {k: v for k, v in self.initial.items() if k != self.tag}
+            return rest if rest else MISSING
         boxes = self.query_one("#variant").query_children(ModelBox)  # none mid-switch
-        return {self.tag: self.current, **(boxes.first(ModelBox).value() if boxes else {})}
+        out = {self.tag: self.current, **(boxes.first(ModelBox).value() if boxes else {})}
+        return self.shorthand if out == {self.tag: self.shorthand} else out
 
 
 class ListBox(ModelSlot):
@@ -409,10 +503,11 @@ class ListBox(ModelSlot):
         for i, v in enumerate(values):
             path = _join(self.path, i)
             yield Button(f"✕ remove {path}", name=str(i), classes="remove", compact=True)
-            yield ModelBox(path, path, self.model, v, self.choices)
+            yield self._box(path, path, v)
 
-    def value(self) -> list[Any]:
-        return [box.value() for box in self.query_one("#items").query_children(ModelBox)]
+    def value(self) -> Any:
+        out = [box.value() for box in self.query_one("#items").query_children(ModelBox)]
+        return MISSING if self.partial and not out and not self.explicit else out
 
     @on(Button.Pressed)
     async def _edit(self, event: Button.Pressed) -> None:
@@ -420,6 +515,7 @@ class ListBox(ModelSlot):
             return
         event.stop()
         values = self.value()
+        values = [] if values is MISSING else values
         if event.button.id == "add":
             values.append({})
         else:
@@ -433,14 +529,22 @@ class ListBox(ModelSlot):
 
 
 def build_node(
-    model: type[BaseModel], name: str, value: Any, path: str, choices: Choices
+    model: type[BaseModel],
+    name: str,
+    value: Any,
+    path: str,
+    choices: Choices,
+    *,
+    partial: bool = False,
+    inherited: Any = MISSING,
 ) -> FormNode | None:
     """The editor for one field of a model, chosen from its type annotation. It remembers
     whether the value was given and what the default is, so the form's JSON leaves out
     what was never set and still equals the default."""
-    node = _editor(model, name, value, path, choices)
+    node = _editor(model, name, value, path, choices, partial, inherited)
     if node is not None:
         node.explicit = value is not MISSING
+        node.partial = partial
         node.default_json = _as_json(_default(model.model_fields[name]))
     return node
 
@@ -453,8 +557,24 @@ def _as_json(value: Any) -> Any:
     return value
 
 
+def _blank(inherited: Any, default: Any, choice: bool = False) -> str:
+    """What an empty field stands for: the file's defaults' value, else the model's
+    (an input shows the model's bare, as its placeholder always did)."""
+    if inherited is not MISSING:
+        return f"defaults: {_as_text(inherited)}"
+    if default is None:
+        return ""
+    return f"default: {_as_text(default)}" if choice else _as_text(default)
+
+
 def _editor(
-    model: type[BaseModel], name: str, value: Any, path: str, choices: Choices
+    model: type[BaseModel],
+    name: str,
+    value: Any,
+    path: str,
+    choices: Choices,
+    partial: bool = False,
+    inherited: Any = MISSING,
 ) -> FormNode | None:
     info = model.model_fields[name]
     tp, optional = _unwrap(info.annotation)
@@ -470,39 +590,57 @@ def _editor(
             return None  # a constant, e.g. arch "wrn": nothing to choose
         if value is not MISSING and value is not None and value not in options:
             options.append(value)  # keep a loaded value the list does not know
-        current = default if value is MISSING else value
+        current = (None if partial else default) if value is MISSING else value
+        if from_store is not None:
+            prompt = "(none)"
+        elif partial:
+            prompt = f"({_blank(inherited, default, choice=True) or 'not set'})"
+        else:
+            prompt = "(default)" if optional else "choose"
         select = Select(
             [(str(o), o) for o in options],
             value=current if current in options else Select.NULL,
-            allow_blank=optional or current not in options,
-            prompt="(none)" if from_store is not None else "(default)" if optional else "choose",
+            allow_blank=optional or partial or current not in options,
+            prompt=prompt,
             compact=True,
         )
         store_key = choices_key if from_store is not None else None
         return FieldRow(path, name, select, tp, help_text, store_key)
     if tp is bool:
-        checked = bool(default if value is MISSING else value)
+        shown = inherited if isinstance(inherited, bool) else default
+        checked = bool(shown if value is MISSING else value)
         return FieldRow(path, name, Checkbox("", checked, compact=True), tp, help_text)
+    slot = {"partial": partial, "inherited": inherited}
     if origin is list and _is_model(_unwrap(get_args(tp)[0])[0]):
-        return ListBox(path, name, _unwrap(get_args(tp)[0])[0], value, choices, help_text)
+        item = _unwrap(get_args(tp)[0])[0]
+        return ListBox(path, name, item, value, choices, help_text, partial=partial)
     if _is_model(tp):
         if optional:
-            return OptionalBox(path, name, tp, value, choices, help_text)
+            return OptionalBox(path, name, tp, value, choices, help_text, **slot)
         initial = value if isinstance(value, dict) else {}
-        return ModelBox(path, name, tp, initial, choices, help_text=help_text, folded=not initial)
+        return ModelBox(
+            path, name, tp, initial, choices, help_text=help_text, folded=not initial, **slot
+        )
     if origin is Union and info.discriminator:
         variants = {}
         tag = str(info.discriminator)
         for variant in get_args(tp):
             (tag_value,) = get_args(_unwrap(variant.model_fields[tag].annotation)[0])
             variants[str(tag_value)] = variant
-        if isinstance(value, str):
+        shorthand = value if isinstance(value, str) else None
+        if shorthand is not None:
             value = {tag: value}  # the "view": "gaf" shorthand
         if not isinstance(value, dict):
-            value = {tag: getattr(default, tag)} if default is not None else {}
-        return UnionBox(path, name, variants, tag, value, choices, help_text)
+            value = {tag: getattr(default, tag)} if default is not None and not partial else {}
+        kind = inherited if isinstance(inherited, str) else _inner(inherited, tag)
+        default_kind = getattr(default, tag, None)
+        prompt = f"({_blank(kind, default_kind, choice=True) or 'not set'})"
+        return UnionBox(
+            path, name, variants, tag, value, choices, help_text,
+            shorthand=shorthand, prompt=prompt, **slot,
+        )  # fmt: skip
     text = "" if value is MISSING or value is None else _as_text(value)
-    placeholder = "" if default is None else _as_text(default)
+    placeholder = _blank(inherited, default)
     editor = Input(text, placeholder=placeholder, compact=True)
     return FieldRow(path, name, editor, tp, help_text)
 
