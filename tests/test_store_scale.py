@@ -3,10 +3,13 @@ never waits on the index, and concurrent read-modify-writes lose nothing."""
 
 from __future__ import annotations
 
+import fcntl
 import os
 import subprocess
 import sys
+import threading
 import time
+from pathlib import Path
 
 import pytest
 from conftest import tiny_experiment, wait_for
@@ -31,11 +34,30 @@ def commits(monkeypatch: pytest.MonkeyPatch) -> list[dict]:
     return seen
 
 
+class LockWait:
+    """From a thread, take and release the workspace lock again and again: the longest wait
+    is what a training wanting to write its epoch would have waited (the old store's
+    training died at 30 s)."""
+
+    def __init__(self, ws: Path):
+        self.path, self.longest, self.stop = ws / ".kdtui.lock", 0.0, threading.Event()
+        self.thread = threading.Thread(target=self.run, daemon=True)
+
+    def run(self) -> None:
+        with open(self.path, "a+") as fh:
+            while not self.stop.is_set():
+                t0 = time.monotonic()
+                fcntl.flock(fh, fcntl.LOCK_EX)
+                self.longest = max(self.longest, time.monotonic() - t0)
+                fcntl.flock(fh, fcntl.LOCK_UN)
+                time.sleep(0.001)
+
+
 def test_a_training_ends_done_while_2000_runs_are_queued_beside_it(cleanup_processes, commits):
-    """Queueing 2,000 runs used to rewrite the whole index once per run while holding the
-    lock (~30 s here): the training beside it could not write its epoch and died ("lock
-    stayed locked for 30 s"). Now the launch is one write and the training never waits
-    more than a moment between epochs."""
+    """Queueing 2,000 runs rewrote the whole index once per run while holding the lock
+    (~30 s): a training beside it could not write its epoch and died ("lock stayed locked
+    for 30 s"). Now the launch is one write, the lock is never held long, and the
+    training ends done."""
     from kdtui.spec import validate_spec
 
     ws = cleanup_processes
@@ -47,6 +69,7 @@ def test_a_training_ends_done_while_2000_runs_are_queued_beside_it(cleanup_proce
         [sys.executable, "-m", "kdtui.engine", str(store.run_dir(run_id))],
         stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True,
     )  # fmt: skip
+    waits = LockWait(ws)
     try:
         wait_for(
             lambda: any(e["type"] == "epoch" for e in read_events(ws / run_id)),
@@ -54,24 +77,24 @@ def test_a_training_ends_done_while_2000_runs_are_queued_beside_it(cleanup_proce
             what="the first epoch",
         )
         many = validate_spec(tiny_experiment("many", seeds=list(range(2000))))
-        t0, commits[:] = time.monotonic(), []
+        commits[:] = []
+        waits.thread.start()
         queued = launcher.enqueue(Store(ws), many)
+        waits.stop.set()
+        waits.thread.join()
         launch_commits = [len(c.get("runs", {})) for c in commits]
-        enqueue_s = time.monotonic() - t0
         assert engine.wait(timeout=300) == 0, (ws / "engine.log").read_text()[-2000:]
     finally:
+        waits.stop.set()
         if engine.poll() is None:
             engine.kill()
         log.close()
     run = Store(ws).get(run_id)
     assert run["status"] == "done" and run["epoch"] == 40
-    times = [e["time"] for e in read_events(ws / run_id) if e["type"] == "epoch"]
-    # the longest pause between two epochs: the old store kept it waiting for the lock
-    assert max(b - a for a, b in zip(times, times[1:], strict=False)) < 8.0
-    assert len(queued) == 2000 and enqueue_s < 60
+    assert waits.longest < 5.0  # the old store: ~30 s, and the training died
+    assert len(queued) == 2000 and launch_commits == [2000]  # one write
     runs = Store(ws).runs()
     assert sum(r["status"] == "queued" for r in runs) == 2000
-    assert launch_commits == [2000]  # one write
 
 
 def test_stop_all_of_2000_queued_runs_is_one_write(tmp_path, commits):
