@@ -11,12 +11,13 @@ docs/screenshots/<screen>.svg.
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
 import pytest
 from textual.pilot import Pilot
-from tuikit import NOW, SCREENS, STALE_ENV, build_workspace, show, until
+from tuikit import NOW, SCREENS, STALE_ENV, build_workspace, checked, settle, show, until
 
 from kdtui import launcher
 from kdtui.screens import compose
@@ -86,6 +87,30 @@ async def show_curves(pilot: Pilot) -> None:
     await pilot.pause(0.1)
 
 
+async def show_study(pilot: Pilot) -> None:
+    """The composer on examples/study.json, its KD-from-each-teacher experiment selected."""
+    from kdtui.screens.compose_file import SpecDoc
+
+    await show(pilot, "compose")
+    screen = pilot.app.screen
+    study = Path(__file__).resolve().parent.parent / "examples" / "study.json"
+    await screen.load_doc(SpecDoc.from_raw(json.loads(study.read_text()), study), study.parent)
+    await checked(pilot, screen)
+    screen.query_one("#entries").highlighted = 4  # kd-{teachers[0].experiment}
+    await until(pilot, lambda: screen.selected == 3, "the experiment")
+    await checked(pilot, screen)
+    await settle(pilot)
+
+
+def test_compose_a_study(snap_compare, demo: Path) -> None:
+    """The composer on a study at 80×24: the file's entries, the grid, the counts."""
+
+    async def go(pilot: Pilot) -> None:
+        await show_study(pilot)
+
+    assert snap_compare(demo_app(demo), terminal_size=SIZES["80x24"], run_before=go)
+
+
 def test_results_pivot(snap_compare, demo: Path) -> None:
     """The pivot at 80×24: teachers × loss, signal-student as the baseline."""
 
@@ -120,8 +145,8 @@ def test_readme_screenshots(demo: Path, only: tuple[str, ...] = ()) -> None:
     """Every screen, then the results' pivot and the curves of three groups; ``only``:
     these names alone."""
     DOCS.mkdir(parents=True, exist_ok=True)
-    extra = {"results-pivot": show_pivot, "curves": show_curves}
-    for screen in [s for s in (*SCREENS, *extra) if not only or s in only]:
+    extra = {"compose": show_study, "results-pivot": show_pivot, "curves": show_curves}
+    for screen in [s for s in dict.fromkeys((*SCREENS, *extra)) if not only or s in only]:
 
         async def shoot(pilot: Pilot, screen: str = screen) -> None:
             await (extra[screen](pilot) if screen in extra else show(pilot, screen))

@@ -64,7 +64,7 @@ TEMPLATE: dict[str, Any] = {
 }
 # Shown first; the remaining fields of Experiment follow, in model order.
 FIELD_ORDER = ("name", "description", "data", "student", "teachers", "loss", "optim", "schedule")
-PREVIEW_FROM = 110  # columns from which the JSON preview shows beside the form
+PREVIEW_FROM = 130  # columns from which the JSON preview shows beside the list and form
 TEACHER_CHOICES = "TeacherSpec.experiment"  # the store's finished groups, the file's names
 CHECK_DELAY_S = 0.25  # validate once typing pauses
 SHOWN_NAMES = 6  # expanded names listed above a grid experiment's form
@@ -114,9 +114,10 @@ class ComposeScreen(LiveScreen):
     ComposeScreen #body { height: 1fr; }
     ComposeScreen #side { width: 24; border-right: vkey $panel-lighten-2; }
     ComposeScreen #entries { height: 1fr; }
+    ComposeScreen #file-name { height: 1; text-style: bold; color: $text-muted; }
     ComposeScreen #counts { height: auto; color: $text-muted; }
     ComposeScreen #list-actions { height: 1; }
-    ComposeScreen #list-actions Button { width: auto; min-width: 1; padding: 0; margin-right: 1; }
+    ComposeScreen #list-actions Button { width: auto; min-width: 1; margin: 0; }
     ComposeScreen #form { width: 1fr; padding: 0 1; }
     ComposeScreen #preview { width: 48; border-left: vkey $panel-lighten-2; padding: 0 1; }
     ComposeScreen #root-problems { color: $text-error; height: auto; display: none; }
@@ -153,6 +154,7 @@ class ComposeScreen(LiveScreen):
         yield Header()
         with Horizontal(id="body"):
             with Vertical(id="side"):
+                yield Static(id="file-name")
                 yield EntryList(id="entries")
                 yield Static(id="counts")
                 with Horizontal(id="list-actions"):
@@ -421,6 +423,10 @@ class ComposeScreen(LiveScreen):
         self.query_one("#entries", EntryList).show(
             entries, self.selected + 1 if highlight else None
         )
+        name = self.query_one("#file-name", Static)
+        text = self.doc.path.name if self.doc.path else "new file"
+        if name.content != text:
+            name.update(text)
 
     def _show_counts(self) -> None:
         c = self.counts

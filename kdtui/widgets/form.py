@@ -309,6 +309,11 @@ class ModelBox(FormNode):
                         out[child.path.rsplit(".", 1)[-1]] = v
         if self.partial and not out and not self.explicit:
             return MISSING  # a section left empty is left out
+        if list(out) != [k for k in self.initial if k in out]:  # keys in the order written
+            out = {
+                **{k: out[k] for k in self.initial if k in out},
+                **{k: v for k, v in out.items() if k not in self.initial},
+            }
         return out
 
 
