@@ -46,7 +46,7 @@ from collections.abc import Callable, Collection, Iterator
 from pathlib import Path
 from typing import Any
 
-from kdtui.safefs import open_nofollow, read_bytes_nofollow
+from kdtui.safefs import SymlinkRefused, open_nofollow, read_bytes_nofollow
 from kdtui.storage import (
     INDEX,
     JOURNAL,
@@ -235,6 +235,8 @@ def _append_lines(path: Path, lines: list[bytes]) -> tuple[int, int]:
             fh.flush()
             os.fsync(fh.fileno())
             end = fh.tell()
+    except SymlinkRefused:
+        raise
     except OSError as exc:
         raise OSError(exc.errno, exc.strerror, str(path)) from None
     return end - len(data), end
@@ -387,20 +389,28 @@ class Store:
 
     def _append_events(self, batch: Batch) -> None:
         """Append the batch's events to their runs' files (lock held), in parallel; a
-        summary that had read its file to the end skips its own new lines."""
+        summary that had read its file to the end skips its own new lines. A run whose
+        events file is a symbolic link (a planted folder) is left as it was, and said."""
         items = list(batch.events.items())
-        spans: list[tuple[int, int]] = [(0, 0)] * len(items)
+        spans: list[tuple[int, int] | None] = [None] * len(items)
 
         def append(i: int) -> None:
             run_id, events = items[i]
             lines = [json.dumps(e, separators=(",", ":")).encode() + b"\n" for e in events]
-            spans[i] = _append_lines(self.run_dir(run_id) / "events.jsonl", lines)
+            with contextlib.suppress(SymlinkRefused):
+                spans[i] = _append_lines(self.run_dir(run_id) / "events.jsonl", lines)
 
         _in_parallel(append, len(items))
-        for (run_id, _), (start, end) in zip(items, spans, strict=True):
+        for (run_id, _), span in zip(items, spans, strict=True):
+            if span is None:
+                batch.changes["runs"].pop(run_id, None)
+                self.notices.append(
+                    f"{run_id}: events.jsonl is a symbolic link, not followed; left as it was"
+                )
+                continue
             doc = batch.changes["runs"].get(run_id)
-            if doc is not None and doc.get("events_at") == start:
-                doc["events_at"] = end
+            if doc is not None and doc.get("events_at") == span[0]:
+                doc["events_at"] = span[1]
 
     def _read_locked(self) -> Tables:
         """The index under the lock, rebuilt first if it is unreadable or gone, created if

@@ -171,3 +171,19 @@ def test_a_failed_batch_writes_nothing(tmp_path):
         pass
     assert (tmp_path / JOURNAL).stat().st_size == size
     assert Store(tmp_path).get("r0000")["epoch"] == 0
+
+
+def test_a_batch_leaves_a_run_with_a_linked_events_file_as_it_was(tmp_path):
+    """Stopping many runs, one of them a planted folder whose events.jsonl links elsewhere:
+    the others end cancelled, that one stays queued, the link's target is untouched."""
+    from kdtui import launcher
+
+    store = _store(tmp_path / "ws", 3)
+    target = tmp_path / "bashrc"
+    target.write_text("precious\n")
+    (store.run_dir("r0001") / "events.jsonl").symlink_to(target)
+    assert launcher.stop_runs(store, ["r0000", "r0001", "r0002"]) == ["r0000", "r0002"]
+    status = {r["run_id"]: r["status"] for r in Store(store.root).runs()}
+    assert status == {"r0000": "cancelled", "r0001": "queued", "r0002": "cancelled"}
+    assert target.read_text() == "precious\n"
+    assert any("r0001: events.jsonl is a symbolic link" in n for n in store.notices)
