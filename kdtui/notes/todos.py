@@ -52,17 +52,18 @@ def import_todos(
     (``parent — child; child (grandchild)``), as the checklist is flat. Each TODO carries an
     ``import_key`` (file, section, item text), so importing again skips the items already
     there, even if they were ticked or edited in kdtui since. Returns (added, skipped)."""
-    known = {t.get("import_key") for t in store.todos()}
-    base = f"{path.resolve()}\0{heading_key(section)}"
-    added = 0
-    for item in items:
-        key = hashlib.sha256(f"{base}\0{item.text}".encode()).hexdigest()[:16]
-        if key in known:
-            continue
-        source = f"notes:{path.resolve()}:{item.line}"
-        store.add_todo(_with_children(item), done=item.done, source=source, import_key=key)
-        known.add(key)
-        added += 1
+    with store.batch():  # one write; what is imported already is decided under the lock
+        known = {t.get("import_key") for t in store.todos()}
+        base = f"{path.resolve()}\0{heading_key(section)}"
+        added = 0
+        for item in items:
+            key = hashlib.sha256(f"{base}\0{item.text}".encode()).hexdigest()[:16]
+            if key in known:
+                continue
+            source = f"notes:{path.resolve()}:{item.line}"
+            store.add_todo(_with_children(item), done=item.done, source=source, import_key=key)
+            known.add(key)
+            added += 1
     return added, len(items) - added
 
 
