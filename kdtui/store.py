@@ -779,8 +779,12 @@ class Store:
 
     def rebuild(self) -> str:
         """Rebuild the runs table from the run folders, keeping todos (``kdtui doctor``).
-        One write; bad folders (an unreadable spec, a run id that is not its folder's
-        name or not a run id) are left out and named."""
+        The folders are read before the lock is taken (every event of every run: seconds
+        for a large study); under it, each summary catches up with what its engine wrote
+        meanwhile, runs queued or removed meanwhile stay so, and the index is written
+        once. Bad folders (an unreadable spec, a run id that is not its folder's name or
+        not a run id) are left out and named."""
+        runs, skipped = self._summaries_from_folders()
         with self._index.locked():
             try:
                 old = self._index.read().tables
@@ -788,10 +792,15 @@ class Store:
                 before = len(self.notices)
                 self._recover_locked(exc)
                 return self.notices[-1] if len(self.notices) > before else "index rebuilt"
-            runs, skipped = self._summaries_from_folders()
+            fresh = {d["run_id"]: d for d in runs if (self.root / d["run_id"]).is_dir()}
+            for doc in fresh.values():
+                self._catch_up(doc)
+            for run_id, doc in old.get("runs", {}).items():  # queued while we read
+                if run_id not in fresh and (self.root / run_id / "spec.json").is_file():
+                    fresh[run_id] = doc
             todos = old.get("todos") or {t["id"]: t for t in self._todos_from_copy()[0]}
-            self._index.replace_all({"runs": {d["run_id"]: d for d in runs}, "todos": todos})
-        before, after = set(old.get("runs", {})), {d["run_id"] for d in runs}
+            self._index.replace_all({"runs": fresh, "todos": todos})
+        before, after = set(old.get("runs", {})), set(fresh)
         report = (
             f"rebuilt {len(after)} runs from their folders "
             f"(missing from the index: {len(after - before)}; "

@@ -187,3 +187,25 @@ def test_a_batch_leaves_a_run_with_a_linked_events_file_as_it_was(tmp_path):
     assert status == {"r0000": "cancelled", "r0001": "queued", "r0002": "cancelled"}
     assert target.read_text() == "precious\n"
     assert any("r0001: events.jsonl is a symbolic link" in n for n in store.notices)
+
+
+def test_doctor_reads_the_folders_outside_the_lock_and_loses_nothing_written_meanwhile(
+    tmp_path, monkeypatch
+):
+    """A rebuild reads every event of every run (seconds for a study): not under the lock.
+    What an engine wrote, or a launch queued, while it read is kept."""
+    store = _store(tmp_path, 2)
+    scan = Store._summaries_from_folders
+
+    def scan_then_others_write(self: Store):
+        found = scan(self)
+        assert not self._index.holding()  # the folders are read without the lock
+        writer = Store(tmp_path)
+        writer.record_event("r0000", {"type": "epoch", "epoch": 1, "acc": 55.0})
+        writer.add_runs([_doc("late")], {"late": _spec("late")})
+        return found
+
+    monkeypatch.setattr(Store, "_summaries_from_folders", scan_then_others_write)
+    assert "rebuilt 3 runs" in store.rebuild()
+    fresh = Store(tmp_path)
+    assert fresh.get("r0000")["best_acc"] == 55.0 and fresh.get("late")["status"] == "queued"
