@@ -27,6 +27,7 @@ from rich.table import Table
 from rich.text import Text
 
 from kdtui import __version__, launcher
+from kdtui.analysis_cli import analyze
 from kdtui.check_cli import check
 from kdtui.clikit import (
     STATUS_STYLE,
@@ -79,6 +80,7 @@ app.add_typer(todo_app, name="todo")
 todo_app.command("import")(todo_import)
 app.command("record")(record)
 app.command("check")(check)
+app.command("analyze")(analyze)
 
 
 # ---------------------------------------------------------------------- run

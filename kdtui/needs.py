@@ -36,13 +36,21 @@ def needs_state(run: dict[str, Any], runs: list[dict[str, Any]]) -> tuple[str, s
     return "ready", ""
 
 
+def selection_accuracy(run: dict[str, Any]) -> float:
+    """A run's accuracy as model selection sees it: its best validation accuracy when it
+    has a validation split (its test accuracy must not choose), else its best test's."""
+    value = run.get("best_val_acc")
+    return value if isinstance(value, int | float) else run.get("best_acc") or 0
+
+
 def resolve_need(need: dict[str, Any], runs: list[dict[str, Any]]) -> tuple[str, str]:
     """Which teacher run satisfies a student's need, from the run summaries.
 
     Returns ``("ready", run_id)``, ``("wait", "")`` while a candidate is still queued or
     running, or ``("failed", reason)`` when none can succeed any more. ``same-seed`` wants a
     done run of the group with that seed; ``best`` waits for the whole group to settle,
-    then takes its done run with the best test accuracy."""
+    then takes its done run with the best accuracy where best epochs are chosen: on
+    validation when the group has a validation split, else on test."""
     group = need_group(need, runs)
     done = [r for r in group if r.get("status") == "done"]
     active = [r for r in group if r.get("status") in ACTIVE]
@@ -54,7 +62,7 @@ def resolve_need(need: dict[str, Any], runs: list[dict[str, Any]]) -> tuple[str,
     if active:
         return "wait", ""
     if done:
-        return "ready", max(done, key=lambda r: r.get("best_acc") or 0)["run_id"]
+        return "ready", max(done, key=selection_accuracy)["run_id"]
     if not group:
         return "failed", f"{what}: no such run in the store"
     last = max(group, key=lambda r: r.get("ended") or 0)

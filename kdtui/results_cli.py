@@ -55,6 +55,15 @@ def _choice(option: str, value: str, allowed: tuple[str, ...]) -> None:
         raise _fail(f"unknown {option} {value!r} ({', '.join(allowed)})")
 
 
+#: How the table's footer says where its "best" epochs were chosen.
+SELECTED_ON = {
+    frozenset({"test"}): "best epoch chosen on the test set (no validation split: data.val)",
+    frozenset({"val"}): "best epoch chosen on the validation split; its test accuracy shown",
+    frozenset({"test", "val"}): "best epoch chosen on validation, on the test set for ° groups "
+    "(no data.val)",
+}
+
+
 def print_rows(rows: list[GroupRow]) -> None:
     """The results table; each group's models and loss go on a dim second line, so the
     numbers keep their columns in an 80-column terminal. A mean over the seeds finished
@@ -63,13 +72,15 @@ def print_rows(rows: list[GroupRow]) -> None:
         out.print("no results yet")
         return
     partial = False
+    chosen = {row.best_selected_on for row in rows} - {None}
     cells = []
     for row in rows:
         best, last = summarize(row, "best"), summarize(row, "last")  # fractions get 4 places
         partial = partial or bool(best.mark or last.mark)
         said = row.status_note(progress=True)
+        on_test = "°" if len(chosen) > 1 and row.best_selected_on == "test" else ""
         numbers = [str(row.n), best.marked_mean, last.marked_mean, best.min, best.max]
-        cells.append((row.name, said, f"{row.label} · {row.loss}", numbers))
+        cells.append((row.name + on_test, said, f"{row.label} · {row.loss}", numbers))
     if len(rows) > MANY_ROWS:
         _print_many_rows(cells)
     else:
@@ -85,6 +96,8 @@ def print_rows(rows: list[GroupRow]) -> None:
             table.add_row(f"[bold]{escape(name)}[/]{note}\n[dim]{escape(label)}[/]", *numbers)
         out.print(table)
     out.print("[dim]mean ± sample std over seeds; best = best epoch, last = last epoch[/]")
+    if chosen:
+        out.print(f"[dim]{escape(SELECTED_ON[frozenset(chosen)])}[/]")
     if partial:
         out.print("[dim]* the mean of the seeds finished so far: the others still run[/]")
 

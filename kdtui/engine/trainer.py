@@ -33,7 +33,7 @@ import torch
 from torch import Tensor, nn
 
 from kdtui import __version__, procs
-from kdtui.engine import augment, teacher_cache
+from kdtui.engine import augment, inspect, teacher_cache, validation
 from kdtui.engine import data as datasets
 from kdtui.engine.images import ImageArrays, load_cifar10, load_image_folder
 from kdtui.engine.metrics import classification_metrics
@@ -105,11 +105,13 @@ def load_arrays(data: dict[str, Any]) -> datasets.Arrays:
         return datasets.load_basicmotions(channels)
     if kind == "synthetic-har":
         options = {
-            k: v for k, v in data.items() if k not in ("dataset", "channels") and v is not None
+            k: v
+            for k, v in data.items()
+            if k not in ("dataset", "channels", "val") and v is not None
         }
         return datasets.make_synthetic_har(channels=channels, **options)
     if kind == "npz":
-        return datasets.load_npz(data["path"], channels)
+        return datasets.load_npz(data["path"], channels, data.get("layout", "NCL"))
     if kind == "cifar10":
         return load_cifar10(data["path"])
     if kind == "image-folder":
@@ -204,13 +206,19 @@ def view_id(spec: ModelSpec) -> str:
 
 
 def prepare_splits(
-    arrays: datasets.Arrays, models: list[ModelSpec], cache_dir: Path, device: torch.device
-) -> tuple[Split, Split]:
-    """Every view the student and the teachers need, once each, as device tensors."""
+    arrays: datasets.Arrays,
+    models: list[ModelSpec],
+    cache_dir: Path,
+    device: torch.device,
+    val: tuple[np.ndarray, np.ndarray] | None = None,
+) -> tuple[Split, Split, Split | None]:
+    """Every view the student and the teachers need, once each, as device tensors: of the
+    train and test splits, and of ``val`` (an npz's own validation windows) when given."""
     out = []
     for split, X, y in (
         ("train", arrays.X_train, arrays.y_train),
         ("test", arrays.X_test, arrays.y_test),
+        *([("val", *val)] if val is not None else []),
     ):
         views: dict[str, Tensor] = {}
         stats: dict[str, tuple[Tensor, Tensor]] = {}
@@ -236,7 +244,7 @@ def prepare_splits(
                 )
                 views[vid] = view_tensor(arr, device)
         out.append(Split(views, torch.as_tensor(y, dtype=torch.long).to(device), stats))
-    return out[0], out[1]
+    return out[0], out[1], out[2] if val is not None else None
 
 
 # ---------------------------------------------------------------------- teachers
@@ -383,6 +391,7 @@ class Training:
     num_classes: int
     train: Split
     test: Split
+    val: Split | None  # data.val: the split that chooses the best epoch, when the spec has one
     student: WideResNet
     forward: Callable[[Tensor], ModelOutput]  # the student, compiled when the spec asks
     objective: Objective
@@ -397,6 +406,7 @@ class Training:
     mixing: str | None
     start_epoch: int
     best_acc: float
+    keeper: inspect.Keeper  # writes what `kdtui analyze` reads at the best and last epochs
 
     @property
     def batch_views(self) -> set[str] | None:
@@ -452,8 +462,17 @@ class Engine:
         epochs = [e for e in read_events(self.run_dir) if e.get("type") == "epoch"]
         if not epochs:
             return {}
-        best = max(epochs, key=lambda e: e["acc"])
-        return {"best_acc": best["acc"], "best_epoch": best["epoch"], "last_acc": epochs[-1]["acc"]}
+        on_val = all("val_acc" in e for e in epochs)
+        best = max(epochs, key=selection_score)  # the first of equals, as in training
+        kept = inspect.kept(self.run_dir / "analysis")  # listed in the summary, for analyze
+        return {
+            "best_acc": best["acc"],  # the test accuracy at the epoch chosen
+            "best_epoch": best["epoch"],
+            "last_acc": epochs[-1]["acc"],
+            "best_selected_on": "val" if on_val else "test",
+            **({"best_val_acc": best["val_acc"]} if on_val else {}),
+            **({"analysis": kept} if kept else {}),
+        }
 
     def train(self, heartbeat: Heartbeat) -> None:
         """Set up, train epoch after epoch (each one checkpointed and recorded), end."""
@@ -498,7 +517,8 @@ class Engine:
         is the order the random generators are drawn from: changing it changes results."""
         exp = self.exp
         device = self.configure_torch()
-        arrays = load_arrays(exp.data.model_dump(mode="json"))
+        data = exp.data.model_dump(mode="json")
+        arrays = load_arrays(data)
         log(
             f"data {exp.data.dataset}: train {arrays.X_train.shape}, test {arrays.X_test.shape}, {arrays.num_classes} classes"
         )
@@ -516,8 +536,13 @@ class Engine:
         )
         heartbeat.start()
         models = [exp.student] + [t.model for t in exp.teachers if t.model]
-        train, test = prepare_splits(arrays, models, self.store.cache_dir, device)
-        return self.build(arrays, teachers, train, test, device)
+        own_val = validation.from_file(data) if (data.get("val") or {}).get("from_file") else None
+        train, test, val = prepare_splits(arrays, models, self.store.cache_dir, device, own_val)
+        if (rows := validation.split_rows(data, arrays.y_train)) is not None:
+            train, val = validation.hold_out(train, rows)
+        if val is not None:
+            log(f"validation: {len(val)} windows choose the best epoch; {len(train)} train")
+        return self.build(arrays, teachers, train, test, val, device)
 
     def configure_torch(self) -> torch.device:
         """Threads, device, seeds; cudnn autotune on GPU (speed over bitwise repeatability)."""
@@ -542,6 +567,7 @@ class Engine:
         teachers: list[Teacher],
         train: Split,
         test: Split,
+        val: Split | None,
         device: torch.device,
     ) -> Training:
         """The student, the objective, optimiser and schedule (resumed if there is a
@@ -567,11 +593,13 @@ class Engine:
         gen = torch.Generator().manual_seed(self.seed)
         start_epoch, best_acc = self.resume(student, objective, opt, sched, gen)
         amp_dtype = amp_dtype_for(exp.amp, device)
+        train_key = validation.train_key(arrays.key, exp.data.model_dump(mode="json"))
         t = Training(
             device=device,
             num_classes=arrays.num_classes,
             train=train,
             test=test,
+            val=val,
             student=student,
             forward=torch.compile(student) if exp.compile else student,
             objective=objective,
@@ -581,11 +609,12 @@ class Engine:
             amp_dtype=amp_dtype,
             scaler=torch.amp.GradScaler("cuda", enabled=amp_dtype == torch.float16),
             teachers=teachers,
-            cached=self.cached_teachers(teachers, train, arrays.key, device, amp_dtype),
+            cached=self.cached_teachers(teachers, train, train_key, device, amp_dtype),
             s_view=view_id(exp.student),
             mixing=exp.augment.method if exp.augment else None,
             start_epoch=start_epoch,
             best_acc=best_acc,
+            keeper=self.keeper(arrays, student, teachers, test, amp_dtype, device),
         )
         log(
             f"student {exp.student.label()}: {sum(p.numel() for p in student.parameters()):,} parameters, on {device}; loss {exp.loss_label()}"
@@ -601,7 +630,12 @@ class Engine:
         lr = t.opt.param_groups[0]["lr"]
         t.sched.step()
         bs = self.exp.batch_size
-        metrics = evaluate(t.student, t.test, t.s_view, bs, t.amp_dtype, t.device)
+        out = t.keeper.predict(t.student, bs)  # the kept samples' maps on the way
+        metrics = classification_metrics(out.logits, t.test.labels)
+        if t.val is not None:
+            on_val = evaluate(t.student, t.val, t.s_view, bs, t.amp_dtype, t.device)
+            metrics |= {f"val_{k}": v for k, v in on_val.items()}
+        improved = selection_score(metrics) > t.best_acc
         record = {
             "type": "epoch",
             "epoch": epoch,
@@ -612,11 +646,15 @@ class Engine:
             **metrics,
         }
         self.checkpoint(t, record)
+        for which in ("best",) * improved + ("last",) * (epoch == self.exp.epochs):
+            t.keeper.save(which, epoch, out, metrics)
         self.event("epoch", **{k: v for k, v in record.items() if k != "type"})
         if self.watchdog is not None:
             self.watchdog.epoch_done(record["seconds"])
+        val = f"val acc {metrics['val_acc']:.2f}%, " if "val_acc" in metrics else ""
+        best = f"best {'val ' if val else ''}{t.best_acc:.2f}%"
         log(
-            f"epoch {epoch}/{self.exp.epochs}: loss {train_loss:.4f}, test acc {metrics['acc']:.2f}% (best {t.best_acc:.2f}%), {record['seconds']:.2f} s"
+            f"epoch {epoch}/{self.exp.epochs}: loss {train_loss:.4f}, {val}test acc {metrics['acc']:.2f}% ({best}), {record['seconds']:.2f} s"
         )
 
     def train_epoch(self, t: Training, epoch: int) -> tuple[float, dict[str, float]]:
@@ -665,12 +703,14 @@ class Engine:
         return loss.detach(), parts
 
     def checkpoint(self, t: Training, record: dict[str, Any]) -> None:
-        """``best.pt`` when the test accuracy improved, then ``last.pt`` with everything a
-        resume needs, this epoch's event included (see ``resume``)."""
-        epoch, acc = record["epoch"], record["acc"]
-        if acc > t.best_acc:
-            t.best_acc = acc
-            self.save("best", {"model": t.student.state_dict(), "epoch": epoch, "acc": acc})
+        """``best.pt`` when the accuracy that selects (validation's, else the test's)
+        improved, then ``last.pt`` with everything a resume needs, this epoch's event
+        included (see ``resume``)."""
+        epoch, acc, score = record["epoch"], record["acc"], selection_score(record)
+        if score > t.best_acc:
+            t.best_acc = score
+            val = {"val_acc": record["val_acc"]} if "val_acc" in record else {}
+            self.save("best", {"model": t.student.state_dict(), "epoch": epoch, "acc": acc, **val})
         self.save(
             "last",
             {
@@ -684,6 +724,39 @@ class Engine:
                 "best_acc": t.best_acc,
                 "event": json.dumps(record),
             },
+        )
+
+    def keeper(
+        self,
+        arrays: datasets.Arrays,
+        student: WideResNet,
+        teachers: list[Teacher],
+        test: Split,
+        amp_dtype: torch.dtype | None,
+        device: torch.device,
+    ) -> inspect.Keeper:
+        """What the run keeps for analysis: the test split's outputs, and the maps and
+        inputs of a few fixed test samples for the student and each of its teachers."""
+        exp = self.exp
+        specs = [exp.student] + [t.model for t in exp.teachers if t.model]
+        models = [student] + [t.model for t in teachers]
+        sources = [None] + [t.source for t in teachers]
+        roles = ["student"] + [f"teacher {i}" for i in range(1, len(teachers) + 1)]
+        members = [
+            inspect.Member(role, spec.label(), model, view_id(spec),
+                           spec.view.model_dump(mode="json"), source)
+            for role, spec, model, source in zip(roles, specs, models, sources, strict=True)
+        ]  # fmt: skip
+        channels = getattr(exp.data, "channels", None) or list(range(arrays.in_channels))
+        return inspect.Keeper(
+            self.run_dir / "analysis",
+            test,
+            members,
+            classes=list(arrays.classes),
+            channels=channels,
+            p=exp.loss.at.p if exp.loss.at else 2.0,
+            amp_dtype=amp_dtype,
+            device=device,
         )
 
     def cached_teachers(
@@ -779,6 +852,12 @@ class Engine:
         return epoch + 1, float(ckpt["best_acc"])
 
 
+def selection_score(metrics: dict[str, Any]) -> float:
+    """The accuracy that chooses the best epoch: validation's when the run has a validation
+    split, else the test set's (and results say so)."""
+    return metrics.get("val_acc", metrics["acc"])
+
+
 def amp_dtype_for(amp: str, device: torch.device) -> torch.dtype | None:
     """Mixed precision only on CUDA: bf16 where the GPU has it (no loss scaling needed)."""
     if device.type != "cuda" or amp == "off":
@@ -797,17 +876,9 @@ def evaluate(
     amp_dtype: torch.dtype | None,
     device: torch.device,
 ) -> dict[str, float]:
-    model.eval()
-    x = split.views[view]
-    step = max(256, batch_size)
-    with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
-        logits = torch.cat(
-            [
-                model(split.inputs(view, x[i : i + step])).logits.float()
-                for i in range(0, len(x), step)
-            ]
-        )
-    return classification_metrics(logits, split.labels)
+    """Accuracy, NLL and ECE of ``model`` on a whole split."""
+    out = inspect.predict(model, split, view, batch_size, amp_dtype, device)
+    return classification_metrics(out.logits, split.labels)
 
 
 def _duration(seconds: float) -> str:

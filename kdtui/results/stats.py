@@ -76,6 +76,8 @@ class GroupRow:
     failed_seeds: list[int] = field(default_factory=list)
     ended: dict[int, str] = field(default_factory=dict)  # failed seed → that run's status
     first_created: float = 0.0
+    # where the done seeds trained here chose their best epoch: "val" or "test"
+    selected_on: set[str] = field(default_factory=set)
 
     @property
     def best(self) -> Stats:
@@ -84,6 +86,15 @@ class GroupRow:
     @property
     def last(self) -> Stats:
         return Stats.of(list(self.last_by_seed.values()))
+
+    @property
+    def best_selected_on(self) -> str | None:
+        """Where the best epochs were chosen: "val" when every seed trained here chose on
+        its validation split, "test" when any chose on the test set (runs without
+        ``data.val``), None for outside results only (their selection is not known)."""
+        if "test" in self.selected_on:
+            return "test"
+        return "val" if self.selected_on else None
 
     @property
     def n(self) -> int:
@@ -141,6 +152,7 @@ class GroupRow:
             "last_by_seed": {str(k): _round(v) for k, v in sorted(self.last_by_seed.items())},
             "pending_seeds": sorted(self.pending_seeds),
             "failed_seeds": sorted(self.failed_seeds),
+            "best_selected_on": self.best_selected_on,
         }
 
 
@@ -207,6 +219,8 @@ def group_rows(
             last = _accuracy(run.get("last_acc"))
             row.best_by_seed[seed] = best
             row.last_by_seed[seed] = best if last is None else last
+            if run.get("source", "kdtui") == "kdtui":  # trained here: known how best was chosen
+                row.selected_on.add(run.get("best_selected_on") or "test")
         elif status in ACTIVE:
             row.pending_seeds.append(seed)
         else:

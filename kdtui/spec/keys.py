@@ -35,7 +35,7 @@ NOT_IN_GROUP_KEY = (
 ADDED_LATER: dict[str, dict[str, Any]] = {
     "loss": dict.fromkeys(LATER_TERMS),
     "": {"augment": None},
-    "data": {"layout": "NCL"},
+    "data": {"layout": "NCL", "val": None},
 }
 
 

