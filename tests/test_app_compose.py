@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 from conftest import tiny_experiment
-from textual.widgets import Input, Select
+from textual.widgets import Input
 from tuikit import NOW, STALE_ENV, build_workspace, checked, settle, until
 
 from kdtui import launcher
@@ -356,7 +356,16 @@ async def test_launch_a_study_whose_students_need_its_own_teachers(
         await checked(pilot, screen)
         await open_file(pilot, screen, spec)
         assert screen.problems == []
-        screen.query_one("#jobs", Select).value = 2  # two runs at a time
+        jobs = screen.query_one("#jobs", Input)
+        jobs.value = "0"
+        await pilot.press("ctrl+r")  # refused, said, nothing queued
+        await until(
+            pilot,
+            lambda: any("a whole number, 1 or more" in n.message for n in app._notifications),
+            "the reason",
+        )
+        assert not store.index_path.exists() and not screen.query_one("#launch").disabled
+        jobs.value = "2"  # two runs at a time
         await pilot.press("ctrl+r")
         await until(pilot, lambda: isinstance(app.screen, RunsScreen), "the runs list")
         await until(pilot, lambda: len(app.screen.query_one(Grid).order) == 5, "the runs")

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import copy
-import os
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -30,7 +29,17 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.css.query import NoMatches
 from textual.message import Message
 from textual.timer import Timer
-from textual.widgets import Button, Checkbox, Footer, Header, Input, OptionList, Select, Static
+from textual.widgets import (
+    Button,
+    Checkbox,
+    Footer,
+    Header,
+    Input,
+    Label,
+    OptionList,
+    Select,
+    Static,
+)
 
 from kdtui import launcher
 from kdtui.fmt import plural
@@ -73,12 +82,6 @@ SHOWN_NAMES = 6  # expanded names listed above a grid experiment's form
 def slurm_here() -> bool:
     """Whether Slurm takes jobs from here (sbatch on PATH: a login node)."""
     return shutil.which("sbatch") is not None
-
-
-def jobs_choices() -> list[int]:
-    """Runs at a time offered for this machine (a few, up to its cores)."""
-    cores = max(2, os.cpu_count() or 1)
-    return [n for n in (1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64) if n <= cores]
 
 
 def _join(prefix: str, path: str) -> str:
@@ -125,9 +128,10 @@ class ComposeScreen(LiveScreen):
     ComposeScreen #status.-ok { color: $text-success; }
     ComposeScreen #status.-bad { color: $text-error; }
     ComposeScreen #status.-warn { color: $text-warning; }
-    ComposeScreen #actions { height: 1; padding: 0 1; }
+    ComposeScreen #actions { height: auto; padding: 0 1; }
     ComposeScreen #actions Button { margin-right: 1; width: auto; min-width: 8; }
-    ComposeScreen #jobs { width: 16; margin-right: 1; }
+    ComposeScreen #jobs-label { color: $text-muted; margin-right: 1; }
+    ComposeScreen #jobs { width: 5; margin-right: 2; }
     ComposeScreen #executor { width: 18; display: none; }
     ComposeScreen #executor.-slurm { display: block; }
     ComposeScreen #help { height: 1; color: $text-muted; padding: 0 1; }
@@ -177,10 +181,10 @@ class ComposeScreen(LiveScreen):
             yield Button("Save…", id="save", compact=True)
             yield Button("Load…", id="load", compact=True)
             yield Button("New", id="new", compact=True)
-            yield Select(
-                [(f"{n} at a time", n) for n in jobs_choices()],
-                value=1,
-                allow_blank=False,
+            yield Label("runs at a time", id="jobs-label")
+            yield Input(
+                "1",
+                type="integer",
                 compact=True,
                 id="jobs",
                 tooltip="Runs trained side by side on this machine (kdtui run --jobs); "
@@ -234,13 +238,11 @@ class ComposeScreen(LiveScreen):
         self._show_jobs()
 
     def _show_jobs(self) -> None:
-        """The runs-at-a-time choice starts at the workspace runner's setting."""
+        """Runs at a time starts at the workspace runner's setting (a number typed in: a
+        dropdown this close to the screen's foot would have no room to open)."""
         jobs = launcher.read_runner_config(self.host.store).get("jobs")
-        select = self.query_one("#jobs", Select)
         if isinstance(jobs, int) and jobs >= 1:
-            if jobs not in jobs_choices():
-                select.set_options([(f"{n} at a time", n) for n in sorted({*jobs_choices(), jobs})])
-            select.value = jobs
+            self.query_one("#jobs", Input).value = str(jobs)
 
     def on_resize(self, event: events.Resize) -> None:
         # Toggled on the preview alone: a class on the screen would restyle the whole form.
@@ -636,13 +638,22 @@ class ComposeScreen(LiveScreen):
         """Launch what the file holds now; the worker validates it once more first, so an
         edit made since the last check can never slip through."""
         raw = self.file_value()
-        if self.problems == [] and raw is not None:
-            self.query_one("#launch", Button).disabled = True
-            where = str(self.query_one("#executor", Select).value)
-            jobs = self.query_one("#jobs", Select).value
-            self._launch(raw, where, jobs if isinstance(jobs, int) else None)
-        else:
+        if self.problems != [] or raw is None:
             self.app.notify("fix the problems first", severity="warning")
+            return
+        where = str(self.query_one("#executor", Select).value)
+        text = self.query_one("#jobs", Input).value.strip()
+        if where == "local" and text and (not text.isdigit() or int(text) < 1):
+            self.app.notify("runs at a time: a whole number, 1 or more", severity="warning")
+            return
+        self.query_one("#launch", Button).disabled = True
+        self._launch(raw, where, int(text) if text and where == "local" else None)
+
+    @on(Select.Changed, "#executor")
+    def _executor_changed(self, event: Select.Changed) -> None:
+        """Runs at a time are this machine's: Slurm schedules its own."""
+        for widget in self.query("#jobs-label, #jobs"):
+            widget.display = event.value == "local"
 
     @work(thread=True, exclusive=True, group="compose-launch")
     def _launch(self, raw: Any, where: str = "local", jobs: int | None = None) -> None:
