@@ -507,9 +507,12 @@ def test_a_quoted_grid_key_is_one_step_of_a_path() -> None:
 
 async def test_an_untouched_form_adds_nothing_to_what_was_written(tmp_path: Path) -> None:
     """A loaded experiment's form holds what was written, no more: no schedule kind, no
-    empty sections, a view written as its kind stays so, 4 stays 4."""
+    empty sections, a view written as its kind stays so, 4 stays 4, a null (a default
+    switched off) stays null."""
     written = {
         "name": "k",
+        "augment": None,
+        "threads": None,
         "data": {"dataset": "basicmotions"},
         "student": {"view": "signal", "depth": 16},
         "loss": {"kd": {"T": 4}},

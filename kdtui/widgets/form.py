@@ -116,6 +116,7 @@ class FormNode(Widget):
     explicit = True  # the value was given (loaded, or the template's)
     default_json: Any = MISSING  # the field's default, as JSON
     partial = False  # write only what was given (see the module's docstring)
+    null = False  # written as null (in a study: "switch the default off"), kept while empty
 
     class Edited(Message):
         """Some value in the form changed (after any re-layout it caused)."""
@@ -303,6 +304,8 @@ class ModelBox(FormNode):
             for child in self.children:
                 if isinstance(child, FormNode):
                     v = child.value()
+                    if v is MISSING and child.null and child.partial:
+                        v = None  # still empty: the null stays as written
                     if v is not MISSING and (
                         child.explicit or child.partial or v != child.default_json
                     ):
@@ -549,7 +552,7 @@ def build_node(
     node = _editor(model, name, value, path, choices, partial, inherited)
     if node is not None:
         node.explicit = value is not MISSING
-        node.partial = partial
+        node.partial, node.null = partial, value is None
         node.default_json = _as_json(_default(model.model_fields[name]))
     return node
 
