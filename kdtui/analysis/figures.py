@@ -181,7 +181,7 @@ def attention(data: RunData, numbers: dict[str, Any], title: str, path: Path) ->
     groups = min(len(m.maps) for m in models)
     cols = [(g, i) for g in range(groups) for i in range(len(models))]
     rows = len(data.samples)
-    fig = _figure(1.35 * len(cols) + 1.2, 1.15 * rows + 1.0)
+    fig = _figure(max(4.5, 1.35 * len(cols) + 1.2), 1.15 * rows + 1.0)
     axes = np.atleast_2d(fig.subplots(rows, len(cols), squeeze=False))
     for c, (g, i) in enumerate(cols):
         m = models[i]
@@ -213,7 +213,7 @@ def views(data: RunData, numbers: dict[str, Any], title: str, folder: Path, stem
             continue
         rgb = view.get("kind") == "image" and x.shape[1] == 3
         cols = 1 if rgb else x.shape[1]
-        fig = _figure(1.3 * cols + 1.2, 1.15 * len(x) + 0.8)
+        fig = _figure(max(4.5, 1.3 * cols + 1.2), 1.15 * len(x) + 0.8)
         axes = np.atleast_2d(fig.subplots(len(x), cols, squeeze=False))
         for r in range(len(x)):
             for c in range(cols):

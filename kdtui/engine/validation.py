@@ -39,8 +39,8 @@ def val_rows(
         n_val = int(np.ceil(fraction * len(y)))
         if counts[counts > 0].min() < 2 or n_val < len(np.unique(y)) or len(y) - n_val < 1:
             raise DataError(
-                f"data.val: {fraction:g} of {len(y)} training windows cannot hold every class "
-                f"on both sides (fewest windows of a class: {counts[counts > 0].min()})"
+                f"data.val: {fraction:g} of {len(y)} training samples cannot hold every class "
+                f"on both sides (fewest samples of a class: {counts[counts > 0].min()})"
             )
         splitter = StratifiedShuffleSplit(n_splits=1, test_size=fraction, random_state=seed)
         _, val = next(splitter.split(np.zeros(len(y)), y))
