@@ -323,12 +323,12 @@ async def test_add_copy_rename_and_remove_experiments(tmp_path: Path) -> None:
         await pilot.press("c")
         await until(pilot, lambda: len(screen.doc.experiments) == 5, "copied")
         assert await checked(pilot, screen) == []
-        assert screen.form_value() == {"name": "experiment-2"}
+        assert screen.form_value() == {"name": "experiment-v2"}
         # remove asks first
         screen.query_one("#entries").focus()
         await pilot.press("x")
         ask = await question(pilot)
-        assert ask.prompt_title == "Remove experiment-2 from the file?"
+        assert ask.prompt_title == "Remove experiment-v2 from the file?"
         await pilot.click("#ok")
         await until(pilot, lambda: len(screen.doc.experiments) == 4, "removed")
         assert await checked(pilot, screen) == []
@@ -404,7 +404,7 @@ async def test_edit_a_run_as_new_gives_the_copy_a_new_name(tmp_path: Path) -> No
         await until(pilot, lambda: app.screen is screen, "compose")
         await until(
             pilot,
-            lambda: (screen.form_value() or {}).get("name") == "kd-gaf-to-signal-2",
+            lambda: (screen.form_value() or {}).get("name") == "kd-gaf-to-signal-v2",
             "the run's spec under a new name",
         )
         value = screen.form_value()
@@ -413,14 +413,14 @@ async def test_edit_a_run_as_new_gives_the_copy_a_new_name(tmp_path: Path) -> No
         assert value["seeds"] == [0, 1, 2]
         await until(
             pilot,
-            lambda: any("named kd-gaf-to-signal-2" in n.message for n in app._notifications),
+            lambda: any("named kd-gaf-to-signal-v2" in n.message for n in app._notifications),
             "the new name said",
         )
         assert await checked(pilot, screen) == []  # a finished teacher group: valid
         # launched unchanged, it would train the same configuration's seeds again: said
         status_bar = screen.query_one("#status")
         await until(pilot, lambda: status_bar.has_class("-warn"), "the warning")
-        assert "the store has kd-gaf-to-signal-2 seeds 0, 1, 2" in status(screen)
+        assert "the store has kd-gaf-to-signal-v2 seeds 0, 1, 2" in status(screen)
 
 
 # ---------------------------------------------------------------------- the file's logic
@@ -428,9 +428,10 @@ async def test_edit_a_run_as_new_gives_the_copy_a_new_name(tmp_path: Path) -> No
 
 def test_fresh_name_never_takes_a_used_one() -> None:
     assert fresh_name("kd", set()) == "kd"
-    assert fresh_name("kd", {"kd"}) == "kd-2"
-    assert fresh_name("kd", {"kd", "kd-2", "kd-3"}) == "kd-4"
-    assert fresh_name("kd-2", {"kd-2"}) == "kd-3"  # goes on counting, no kd-2-2
+    assert fresh_name("kd", {"kd"}) == "kd-v2"
+    assert fresh_name("kd", {"kd", "kd-v2", "kd-v3"}) == "kd-v4"
+    assert fresh_name("kd-v2", {"kd-v2"}) == "kd-v3"  # goes on counting, no kd-v2-v2
+    assert fresh_name("gaf-WRN16-1", {"gaf-WRN16-1"}) == "gaf-WRN16-1-v2"  # not WRN16-2
 
 
 def test_the_file_keeps_its_shape_and_problems_find_their_entry() -> None:

@@ -69,16 +69,18 @@ def counts(raw: Any, written: int) -> Counts:
 
 
 def fresh_name(base: str, taken: set[str]) -> str:
-    """``base`` when no one uses it, else ``base-2``, ``base-3``, ... (``kd-2`` goes on to
-    ``kd-3``): a copy never takes a name that already names an experiment or a group."""
+    """``base`` when no one uses it, else ``base-v2``, ``base-v3``, ... (``kd-v2`` goes on
+    to ``kd-v3``): a copy never takes a name that already names an experiment or a group.
+    A bare number is no version: ``gaf-WRN16-1`` is WRN16-1, and its copy ``gaf-WRN16-1-v2``
+    (``gaf-WRN16-2`` would read as another width)."""
     if base not in taken:
         return base
     stem, n = base, 2
-    if m := re.fullmatch(r"(.+)-(\d+)", base):
+    if m := re.fullmatch(r"(.+)-v(\d+)", base):
         stem, n = m.group(1), int(m.group(2)) + 1
-    while f"{stem}-{n}" in taken:
+    while f"{stem}-v{n}" in taken:
         n += 1
-    return f"{stem}-{n}"
+    return f"{stem}-v{n}"
 
 
 @dataclass
