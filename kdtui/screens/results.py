@@ -8,33 +8,28 @@ never disagree. A group with seeds still running shows the mean of its finished 
 marked ``*``, and the line under the table says how far it is; seeds that failed or were
 cancelled are named after the mean. Groups are labelled by what differs between them,
 read from their frozen specs — in a worker, like the pivot, never on the event loop.
+
+The screen is here; the flat table's columns and cells are in ``results_rows``, the
+pivot's cells and its dialog in ``results_pivot``.
 """
 
 from __future__ import annotations
 
-import math
 import time
-from collections.abc import Callable
-from dataclasses import replace
 from pathlib import Path
 from typing import Any, ClassVar
 
 from textual import on, work
-from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
-from textual.containers import Horizontal, Vertical
-from textual.screen import ModalScreen
-from textual.widgets import Button, Label, Select, Static
+from textual.widgets import Static
 from textual.worker import Worker, get_current_worker
 
-from kdtui.fmt import fmt_acc
 from kdtui.results import (
     PARTIAL_MARK,
     GroupRow,
     Metric,
     Pivot,
     PivotError,
-    Summary,
     build_pivot,
     group_rows,
     group_specs,
@@ -43,255 +38,36 @@ from kdtui.results import (
 )
 from kdtui.results.pivot import (
     axis_paths,
-    cell_text,
     delta_text,
     delta_to,
     notes,
     pivot_markdown,
     telling_labels,
 )
+from kdtui.screens.results_pivot import (
+    BEST_MARK,
+    PIVOT_ROW,
+    PivotDialog,
+    default_axes,
+    pivot_cell,
+    pivot_tone,
+)
+from kdtui.screens.results_rows import (
+    BASELINE,
+    DELTA,
+    FIRST,
+    LABEL,
+    LAST,
+    MEAN,
+    curve_runs,
+    row_cells,
+    seed_tone,
+    sort_key,
+)
 from kdtui.screens.table import CLEAR_FILTER, SORT, TableScreen, filter_binding
-from kdtui.store import ACTIVE
 from kdtui.tui.messages import ShowCurves, ShowRuns
 from kdtui.tui.snapshot import Snapshot
-from kdtui.widgets import Column, Grid, Tone
-
-# Between a mean and the note on the seeds left out of it: "80.58 ± 0.53 · 1 failed".
-NOTE_SEP = " · "
-CANCELLED = "⊘"  # a seed cell: cancelled, told apart from ✗ failed or crashed
-BEST_MARK = "▲"  # after the best mean of a pivot column, as `kdtui table` marks it
-BASELINE = "base"  # the Δ of the baseline itself
-MISSING = "–"  # no number (yet)
-WHOLE_LABEL = "teacher → student · loss"  # the label column before the specs are read
-PIVOT_ROW = "pivot:"  # the key of a pivot row: PIVOT_ROW + its index
-# The axes a KD table is usually read by, when they vary: teachers as rows, losses as columns.
-PREFERRED_ROWS = ("teachers", "teachers[0].experiment", "student")
-PREFERRED_COLS = ("loss", "student", "augment")
-
-
-def _mean_tone(text: str) -> Tone | None:
-    final = "±" in text and NOTE_SEP not in text and not text.endswith(PARTIAL_MARK)
-    return None if final else "warning"
-
-
-def _seed_tone(text: str) -> Tone | None:
-    return {"✗": "error", CANCELLED: "muted"}.get(text)
-
-
-def _pivot_tone(text: str) -> Tone | None:
-    if PARTIAL_MARK + " " in text or text.endswith(PARTIAL_MARK):
-        return "warning"
-    return "success" if BEST_MARK in text else None
-
-
-# The seeds and their mean first, then what tells the group apart (never cut below 16
-# characters: enough for the value that differs), then min and max, which the seeds show
-# too: in 80 columns those are what gets cut, not the means nor the labels.
-FIRST = [
-    Column("mark", "✓"),
-    Column("group", "group", max_width=28),
-    Column("n", "n", justify="right"),
-]
-MEAN = Column("mean", "mean ± std", justify="right", tone=_mean_tone)
-DELTA = Column("delta", "Δ", justify="right")
-LABEL = Column("label", WHOLE_LABEL, max_width=60, flex=True, min_width=16)
-LAST = [
-    Column("min", "min", justify="right"),
-    Column("max", "max", justify="right"),
-]
-
-
-def seed_cell(row: GroupRow, seed: int, values: dict[int, float]) -> str:
-    """A seed's accuracy (nan or inf as such), … still to come, ✗ failed, ⊘ cancelled."""
-    if seed in values:
-        return fmt_acc(values[seed])
-    if seed in row.pending_seeds:
-        return "…"
-    if seed in row.failed_seeds:
-        return CANCELLED if row.ended.get(seed) == "cancelled" else "✗"
-    return ""
-
-
-def mean_cell(row: GroupRow, summary: Summary, metric: Metric) -> str:
-    """Mean ± std of the finished seeds, marked * while others still run (the line under
-    the table says how many), then what the finished ones leave out: ``80.58 ± 0.53 · 1
-    failed``. A group with no finished seed shows – (or what became of its seeds)."""
-    ended = replace(row, pending_seeds=[]).status_note(metric)  # failed, not finite...
-    if summary.mean == MISSING:
-        return ended or MISSING
-    return summary.mean + summary.mark + (NOTE_SEP + ended if ended else "")
-
-
-def row_cells(
-    row: GroupRow,
-    seeds: list[int],
-    best: bool,
-    marked: bool,
-    label: str | None = None,
-    delta: str | None = None,
-) -> tuple[str, ...]:
-    """A group's row: ✓, name, n, one cell per seed, mean, Δ (with a baseline), its label
-    (what tells it apart; its models and loss when that is not known), min, max."""
-    metric: Metric = "best" if best else "last"
-    summary = summarize(row, metric, missing=MISSING)  # once: a std costs (statistics)
-    values = row.best_by_seed if best else row.last_by_seed
-    return (
-        "✓" if marked else "",
-        row.name,
-        str(row.n),
-        *(seed_cell(row, s, values) for s in seeds),
-        mean_cell(row, summary, metric),
-        *(() if delta is None else (delta,)),
-        f"{row.label} · {row.loss}" if label is None else label,
-        summary.min,
-        summary.max,
-    )
-
-
-def sort_key(
-    column: str,
-    best: bool,
-    labels: dict[str, str] | None = None,
-    base: GroupRow | None = None,
-) -> Callable[[GroupRow], Any]:
-    """Numbers sort as numbers; a group with nothing to show sorts last."""
-
-    def num(value: float | None) -> float:
-        return -math.inf if value is None or not math.isfinite(value) else value
-
-    metric: Metric = "best" if best else "last"
-    if column.startswith("s") and column[1:].isdigit():
-        seed = int(column[1:])
-        return lambda r: num((r.best_by_seed if best else r.last_by_seed).get(seed))
-    simple: dict[str, Callable[[GroupRow], Any]] = {
-        "mark": lambda r: r.first_created,
-        "group": lambda r: r.name,
-        "label": lambda r: (labels or {}).get(r.group_key) or f"{r.label} {r.loss}",
-        "n": lambda r: r.n,
-        "mean": lambda r: num((r.best if best else r.last).mean),
-        "delta": lambda r: num(delta_to(r, base, metric) if base is not None else None),
-        "min": lambda r: num((r.best if best else r.last).min),
-        "max": lambda r: num((r.best if best else r.last).max),
-    }
-    return simple[column]
-
-
-def curve_runs(runs: list[dict[str, Any]], group_key: str) -> list[str]:
-    """The runs whose curves make a group's: per seed its latest done run, else its
-    latest running one (the runs its numbers come from, or will)."""
-    chosen: dict[int, dict[str, Any]] = {}
-    for run in sorted(runs, key=lambda r: r.get("created") or 0):
-        if run.get("group_key") != group_key or run.get("status") not in ("done", *ACTIVE):
-            continue
-        seed, prev = run.get("seed", 0), chosen.get(run.get("seed", 0))
-        if prev is None or run.get("status") == "done" or prev.get("status") != "done":
-            chosen[seed] = run
-    return [r["run_id"] for _, r in sorted(chosen.items())]
-
-
-def pivot_cell(pivot: Pivot, r: int, c: int) -> str:
-    """``86.90 ± 1.74 (3) ▲ +6.33``: a pivot cell on one line, its Δ last (the CLI puts it
-    under the mean; the line under the table says what it is taken from)."""
-    cell = pivot.cell(r, c)
-    if cell is None:
-        return ""
-    t = cell_text(pivot, cell)
-    text = f"{t.mean} ({t.n}){t.mark}" + (f" {BEST_MARK}" if t.best else "")
-    if t.delta == "baseline":
-        return f"{text} {BASELINE}"
-    return f"{text} {t.delta}" if t.delta else text
-
-
-def default_axes(choices: list[str], current: tuple[str, str] | None) -> tuple[str, str]:
-    """The rows and columns the dialog starts on: the last ones chosen where they still
-    vary, else teachers × loss (the KD table) where they vary, else the first two."""
-    if current and all(p in choices for p in current):
-        return current
-    rows = next((p for p in PREFERRED_ROWS if p in choices), choices[0])
-    rest = [p for p in choices if p != rows]
-    cols = next((p for p in PREFERRED_COLS if p in rest), rest[0])
-    return rows, cols
-
-
-class PivotDialog(ModalScreen[tuple[str, str, str | None] | None]):
-    """Rows, columns and baseline of the pivot: (rows, cols, baseline key) or None."""
-
-    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "cancel", "Cancel")]
-    DEFAULT_CSS = """
-    PivotDialog { align: center middle; }
-    PivotDialog > Vertical {
-        width: 70; max-width: 100%; height: auto; max-height: 100%;
-        border: round $primary; background: $surface; padding: 0 1;
-    }
-    PivotDialog .row { height: 1; margin-top: 1; }
-    PivotDialog .row Label { width: 10; }
-    PivotDialog .row Select { width: 1fr; }
-    PivotDialog #note { margin-top: 1; }
-    PivotDialog #note { color: $text-muted; }
-    PivotDialog #error { color: $error; display: none; }
-    PivotDialog #buttons { height: auto; align-horizontal: right; }
-    PivotDialog Button { margin-left: 1; }
-    """
-
-    def __init__(
-        self,
-        choices: list[str],
-        axes: tuple[str, str],
-        groups: list[tuple[str, str]],
-        baseline: str | None,
-    ) -> None:
-        """``choices``: the paths that vary; ``groups``: (name, key) of the baseline's
-        candidates."""
-        super().__init__()
-        self.choices, self.axes, self.groups, self.baseline = choices, axes, groups, baseline
-
-    def compose(self) -> ComposeResult:
-        paths = [(p, p) for p in self.choices]
-        keys = {key for _, key in self.groups}
-        with Vertical() as box:
-            box.border_title = "Pivot: the groups as a paper's table"
-            with Horizontal(classes="row"):
-                yield Label("Rows")
-                yield Select(paths, value=self.axes[0], allow_blank=False, id="rows", compact=True)
-            with Horizontal(classes="row"):
-                yield Label("Columns")
-                yield Select(paths, value=self.axes[1], allow_blank=False, id="cols", compact=True)
-            with Horizontal(classes="row"):
-                yield Label("Baseline")
-                yield Select(
-                    self.groups,
-                    value=self.baseline if self.baseline in keys else Select.NULL,
-                    prompt="none (no Δ)",
-                    id="baseline",
-                    compact=True,
-                )
-            yield Static(
-                "Paths that vary among the groups shown, labelled objects first. Each cell: "
-                "mean ± std (n), ▲ the best of its column, Δ to the baseline.",
-                id="note",
-            )
-            yield Static(id="error")
-            with Horizontal(id="buttons"):
-                yield Button("Cancel", id="cancel")
-                yield Button("Show pivot", id="ok", variant="primary")
-
-    def on_mount(self) -> None:
-        self.query_one("#ok", Button).focus()  # the usual table is one enter away
-
-    @on(Button.Pressed, "#ok")
-    def submit(self) -> None:
-        rows, cols = (self.query_one(f"#{k}", Select).value for k in ("rows", "cols"))
-        if rows == cols:
-            error = self.query_one("#error", Static)
-            error.update("✗ rows and columns name the same path: choose two")
-            error.display = True
-            return
-        base = self.query_one("#baseline", Select).value
-        self.dismiss((str(rows), str(cols), None if base is Select.NULL else str(base)))
-
-    @on(Button.Pressed, "#cancel")
-    def action_cancel(self) -> None:
-        self.dismiss(None)
+from kdtui.widgets import Column, Grid
 
 
 class ResultsScreen(TableScreen):
@@ -462,7 +238,7 @@ class ResultsScreen(TableScreen):
         seeds = sorted(
             {s for r in rows for s in (*r.best_by_seed, *r.pending_seeds, *r.failed_seeds)}
         )
-        seed_columns = [Column(f"s{s}", f"s{s}", justify="right", tone=_seed_tone) for s in seeds]
+        seed_columns = [Column(f"s{s}", f"s{s}", justify="right", tone=seed_tone) for s in seeds]
         self._set_columns([*FIRST, *seed_columns, MEAN, *([DELTA] if base else []), LABEL, *LAST])
         labels = self.differs[1]
 
@@ -571,7 +347,7 @@ class ResultsScreen(TableScreen):
             Column("mark", "✓"),
             Column("row", f"{pivot.rows_path} \\ {pivot.cols_path}", max_width=24),
             *(
-                Column(f"c{i}", text, justify="right", max_width=36, tone=_pivot_tone)
+                Column(f"c{i}", text, justify="right", max_width=36, tone=pivot_tone)
                 for i, text in enumerate(pivot.col_labels)
             ),
         ]
