@@ -490,17 +490,23 @@ def show(
         )
         for e in epochs[-10:]:
             table.add_row(
-                str(e["epoch"]),
-                f"{e['train_loss']:.4f}",
-                fmt_acc(e["acc"]),
-                f"{e['nll']:.3f}",
-                f"{e['ece']:.3f}",
-                f"{e['lr']:.2g}",
-                f"{e['seconds']:.2f}",
+                str(e.get("epoch", "–")),
+                _number(e.get("train_loss"), ".4f"),
+                fmt_acc(e.get("acc")),
+                _number(e.get("nll"), ".3f"),
+                _number(e.get("ece"), ".3f"),
+                _number(e.get("lr"), ".2g"),
+                _number(e.get("seconds"), ".2f"),
             )
         out.print(table)
     if frozen:
         out.print_json(json.dumps(frozen["experiment"]))
+
+
+def _number(value: Any, spec: str) -> str:
+    """An epoch's number as ``show`` prints it; a field the event lacks (an older engine,
+    an imported or hand-written event) or that is no number shows as –."""
+    return format(value, spec) if isinstance(value, int | float) else "–"
 
 
 app.command("table")(table_cmd)

@@ -34,7 +34,7 @@ from kdtui.notes import (
     read_notes,
 )
 from kdtui.notes import record as record_result
-from kdtui.store import StoreError, atomic_write
+from kdtui.store import atomic_write
 
 BLOCK_HELP = (
     "A result block is a title (a list item, a heading, or the line right above the list) "
@@ -117,10 +117,9 @@ def import_cmd(notes_file: NotesFile, label: Labels = None, workspace: Workspace
     if _no_blocks(notes_file, notes):
         return
     store = open_store(workspace)
-    try:  # the store first: output piped into `head` may end the process at any print
-        done = import_notes(store, notes_file, notes)
-    except StoreError as exc:
-        raise _fail(str(exc)) from None
+    # The store first: output piped into `head` may end the process at any print. A store
+    # that cannot be written is kdtui's main's to say: one line, exit 1, as everywhere.
+    done = import_notes(store, notes_file, notes)
     n_numbers = sum(len(b.numbers) for b in notes.blocks)
     n_blanks = sum(b.blanks for b in notes.blocks)
     _say(
@@ -357,10 +356,7 @@ def todo_import(
         _say(f"no list items under {escape(section)!r} in {escape(str(notes_file))}")
         return
     store = open_store(workspace)
-    try:
-        added, skipped = import_todos(store, notes_file, section, items)
-    except StoreError as exc:
-        raise _fail(str(exc)) from None
+    added, skipped = import_todos(store, notes_file, section, items)  # write errors: exit 1
     _say(
         f"{added} TODO item{'s' * (added != 1)} added from {escape(section)!r}, "
         f"{skipped} already imported"
