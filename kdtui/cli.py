@@ -670,6 +670,9 @@ def _default(
     ] = None,
 ) -> None:
     if ctx.invoked_subcommand is None:
+        from kdtui.widgets import picture
+
+        picture.start_detection()  # the terminal answers while the app's modules load
         from kdtui.tui.app import run_app  # the TUI, imported only when asked for
 
         run_app(check_workspace(workspace or default_workspace()))

@@ -1,12 +1,16 @@
-"""Run detail: one run's summary, teachers, curves, log and frozen spec, following live.
+"""Run detail: one run's summary, teachers, curves, log, frozen spec and analysis,
+following live.
 
 The run's summary comes with the app's snapshot; its own files (events.jsonl, stdout.log)
 are read here by a worker, only when they have grown, and the log is read from where the
-last read stopped.
+last read stopped. The curves show accuracy, the training loss and each part of it (CE,
+KD, AT, ...), each one toggled by its checkbox. The Analysis tab (``screens.analysis``)
+reads what the run kept at its best or last epoch, only once that tab is opened.
 """
 
 from __future__ import annotations
 
+import math
 import os
 from typing import Any, ClassVar
 
@@ -15,11 +19,12 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, VerticalScroll
-from textual.widgets import Button, Header, Log, Static, TabbedContent, TabPane
+from textual.widgets import Button, Checkbox, Header, Log, Static, TabbedContent, TabPane
 from textual.worker import Worker
 from textual_plotext import PlotextPlot
 
 from kdtui.fmt import fmt_acc, fmt_epoch
+from kdtui.screens.analysis import COLOURS, AnalysisPane
 from kdtui.screens.live import LiveScreen
 from kdtui.screens.run_actions import RUN_BINDINGS, RunActions
 from kdtui.store import StoreError
@@ -29,6 +34,9 @@ from kdtui.widgets import STATUS_TONE, KeyFooter, json_view
 
 LOG_TAIL_BYTES = 32_768
 LOG_MAX_LINES = 1_000
+#: Curves on the left axis (percent); every other series is a loss, on the right axis.
+LEFT = ("acc", "val_acc")
+SERIES_LABELS = {"acc": "test acc", "val_acc": "val acc", "train_loss": "loss"}
 
 
 class RunDetailScreen(RunActions, LiveScreen):
@@ -38,6 +46,13 @@ class RunDetailScreen(RunActions, LiveScreen):
         Binding("c", "tab('curves')", "Curves"),
         Binding("l", "tab('log')", "Log"),
         Binding("j", "tab('spec')", "Spec"),
+        Binding("a", "tab('analysis')", "Analysis"),
+        Binding(
+            "b",
+            "epoch",
+            "Best/last",
+            tooltip="Analyse the best epoch's or the last epoch's kept data.",
+        ),
         *RUN_BINDINGS,
     ]
     DEFAULT_CSS = """
@@ -48,6 +63,9 @@ class RunDetailScreen(RunActions, LiveScreen):
     RunDetailScreen TabbedContent { height: 1fr; }
     RunDetailScreen TabPane { padding: 0; }
     RunDetailScreen Log { height: 1fr; }
+    RunDetailScreen #series { height: 1; display: none; }
+    RunDetailScreen #series.-shown { display: block; }
+    RunDetailScreen #series Checkbox { margin-right: 1; }
     """
 
     def __init__(self, run_id: str) -> None:
@@ -59,6 +77,11 @@ class RunDetailScreen(RunActions, LiveScreen):
         self._log_offset: int | None = None
         self._teachers: tuple[list[str], bool] = ([], False)  # what the teachers row shows
         self._no_log_said = False
+        self._epochs: list[dict[str, Any]] = []
+        self._series: list[str] = []  # the curves the run logged, in checkbox order
+        self._hidden: set[str] = set()  # those toggled off
+        self._which = "best"  # the analysed epoch
+        self._analysed = False  # the Analysis tab was opened (and loads from then on)
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -67,11 +90,14 @@ class RunDetailScreen(RunActions, LiveScreen):
         yield Static(id="error")
         with TabbedContent(initial="curves"):
             with TabPane("Curves", id="curves"):
-                yield PlotextPlot()
+                yield Horizontal(id="series")
+                yield PlotextPlot(id="curves-plot")
             with TabPane("Log", id="log"):
                 yield Log(max_lines=LOG_MAX_LINES)
             with TabPane("Spec", id="spec"), VerticalScroll():
                 yield Static(id="spec-json")
+            with TabPane("Analysis", id="analysis"):
+                yield AnalysisPane()
         yield KeyFooter()
 
     def on_mount(self) -> None:
@@ -157,6 +183,37 @@ class RunDetailScreen(RunActions, LiveScreen):
     def action_tab(self, tab: str) -> None:
         self.query_one(TabbedContent).active = tab
 
+    # ------------------------------------------------------------------ analysis
+
+    @on(TabbedContent.TabActivated)
+    def _tab_activated(self, event: TabbedContent.TabActivated) -> None:
+        self.refresh_bindings()  # b belongs to the Analysis tab
+        if event.pane.id == "analysis":
+            pane = self.query_one(AnalysisPane)
+            if not self._analysed:
+                self._analysed = True
+                self._analyse()
+            pane.focus()  # the arrows and page keys scroll it
+
+    def _analyse(self) -> None:
+        run = self.selected_run() or {}
+        try:
+            run_dir = self.host.store.run_dir(self.run_id)
+        except StoreError as exc:
+            self.query_one("#an-head", Static).update(str(exc))
+            return
+        self.query_one(AnalysisPane).show(run_dir, self._which, run.get("best_selected_on"))
+
+    def action_epoch(self) -> None:
+        """Analyse the other of the best and the last epoch."""
+        self._which = "last" if self._which == "best" else "best"
+        self._analyse()
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "epoch":
+            return self.query_one(TabbedContent).active == "analysis"
+        return True
+
     # ------------------------------------------------------------------ files
 
     @work(thread=True, group="detail-spec")
@@ -172,6 +229,8 @@ class RunDetailScreen(RunActions, LiveScreen):
         """Read what the run wrote since the last look (never two reads at once)."""
         if self._reader is None or self._reader.is_finished:
             self._reader = self._read_files()
+        if self._analysed and self.query_one(TabbedContent).active == "analysis":
+            self.query_one(AnalysisPane).poll()  # a running run's new best
 
     @work(thread=True, group="detail-files")
     def _read_files(self) -> None:
@@ -218,16 +277,65 @@ class RunDetailScreen(RunActions, LiveScreen):
         return chunk[:end].decode(errors="replace").splitlines()
 
     def _plot(self, epochs: list[dict[str, Any]]) -> None:
-        widget = self.query_one(PlotextPlot)
+        self._epochs = epochs
+        self._show_series(epochs)
+        self._draw()
+
+    def _show_series(self, epochs: list[dict[str, Any]]) -> None:
+        """A checkbox per curve, once the run logged the parts of its loss (a run without
+        parts shows accuracy and loss, as it always did)."""
+        parts = list(dict.fromkeys(p for e in epochs for p in (e.get("parts") or {})))
+        if not parts:
+            return
+        logged = [m for m in ("acc", "val_acc") if any(e.get(m) is not None for e in epochs)]
+        series = [*logged, "train_loss", *(f"parts.{p}" for p in parts)]
+        if series == self._series:
+            return
+        self._series = series
+        box = self.query_one("#series", Horizontal)
+        box.remove_children()
+        box.mount_all(
+            Checkbox(
+                SERIES_LABELS.get(m) or m.removeprefix("parts.").upper(),
+                m not in self._hidden,
+                compact=True,
+                name=m,
+            )
+            for m in series
+        )
+        box.add_class("-shown")
+
+    @on(Checkbox.Changed, "#series Checkbox")
+    def _toggle_series(self, event: Checkbox.Changed) -> None:
+        metric = event.checkbox.name or ""
+        if event.value:
+            self._hidden.discard(metric)
+        else:
+            self._hidden.add(metric)
+        self._draw()
+
+    def _draw(self) -> None:
+        epochs = self._epochs
+        widget = self.query_one("#curves-plot", PlotextPlot)
         plt = widget.plt
         plt.clear_data()
         plt.clear_figure()
         x = [e["epoch"] for e in epochs]
-        acc = [e.get("acc") for e in epochs]
-        loss = [e.get("train_loss") for e in epochs]
+        series = self._series or ["acc", "train_loss"]
+        shown = [m for m in series if m not in self._hidden]
         if x:
-            plt.plot(x, acc, label="test acc %", marker="braille")
-            plt.plot(x, loss, label="train loss", marker="braille", yside="right")
+            for i, metric in enumerate(series):
+                if metric not in shown:
+                    continue
+                values = _values(epochs, metric)
+                plt.plot(
+                    list(values),
+                    list(values.values()),
+                    label=_series_label(metric),
+                    marker="braille",
+                    yside="left" if metric in LEFT else "right",
+                    **({"color": COLOURS[i % len(COLOURS)]} if self._series else {}),
+                )
             plt.xticks(x[:: max(1, -(-len(x) // 8))])  # whole epochs, at most 8 ticks
         plt.xlabel("epoch")
         run = self.selected_run() or {}
@@ -238,8 +346,33 @@ class RunDetailScreen(RunActions, LiveScreen):
             if run.get("status") in ("queued", "running")
             else "no epochs"
         )
-        plt.title("accuracy (left) and training loss (right)" if x else none)
+        parts = any(m.startswith("parts.") for m in self._series)
+        title = "accuracy (left) and training loss" + (" and its parts" if parts else "")
+        plt.title(f"{title} (right)" if x else none)
         widget.refresh()
+
+
+def _series_label(metric: str) -> str:
+    """A curve's legend: the loss parts by name (CE, KD, ...), accuracy with its unit."""
+    if metric in ("acc", "val_acc", "train_loss"):
+        return {"acc": "test acc %", "val_acc": "val acc %", "train_loss": "train loss"}[metric]
+    return metric.removeprefix("parts.").upper()
+
+
+def _values(epochs: list[dict[str, Any]], metric: str) -> dict[int, float]:
+    """A curve: ``metric`` per epoch (``parts.kd``: a part of the loss), finite values only
+    (a diverged epoch's NaN would stretch the axis to nothing)."""
+    out = {}
+    for e in epochs:
+        parts = e.get("parts")
+        value = (
+            parts.get(metric[6:])
+            if metric.startswith("parts.") and isinstance(parts, dict)
+            else e.get(metric)
+        )
+        if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
+            out[e["epoch"]] = float(value)
+    return out
 
 
 def _size(path: os.PathLike[str]) -> int:

@@ -19,7 +19,7 @@ from kdtui.fmt import fmt_acc, fmt_age, fmt_epoch
 from kdtui.screens.run_actions import RUN_BINDINGS, RunActions
 from kdtui.screens.table import CLEAR_FILTER, REVERSE, SORT, TableScreen, filter_binding
 from kdtui.store import STATUSES
-from kdtui.tui.messages import OpenRun, ShowCurves
+from kdtui.tui.messages import CompareRuns, OpenRun, ShowCurves
 from kdtui.tui.snapshot import Snapshot
 from kdtui.widgets import STATUS_TONE, Column, Grid
 
@@ -89,6 +89,13 @@ class RunsScreen(RunActions, TableScreen):
             tooltip="The selected runs' curves on one chart (or the cursor's run's).",
         ),
         Binding("space", "mark", "Select", show=False, tooltip="Select the run for the curves."),
+        Binding(
+            "i",
+            "compare",
+            "Compare",
+            show=False,
+            tooltip="The two selected runs' insides: confusion difference, per-class accuracy.",
+        ),
         SORT,
         REVERSE,
         CLEAR_FILTER,
@@ -105,6 +112,7 @@ class RunsScreen(RunActions, TableScreen):
         super().__init__(COLUMNS, sort_column="age")
         self._runs: list[dict[str, Any]] = []
         self._cells: dict[str, tuple[str, ...]] = {}
+        self._marking: list[str] = []  # the runs selected, in the order they were
 
     def compose_filters(self) -> Iterator[Widget]:
         with Horizontal(id="filters"):
@@ -172,6 +180,7 @@ class RunsScreen(RunActions, TableScreen):
         """Select the run under the cursor (again: no longer), for the curves."""
         if (key := self.grid.cursor_key) is not None:
             self.grid.toggle_mark(key)
+            self._marking = [k for k in self._marking if k != key] + [key]  # in the order marked
 
     def action_curves(self) -> None:
         """The selected runs shown (or the cursor's run) on one chart, each on its own."""
@@ -181,6 +190,20 @@ class RunsScreen(RunActions, TableScreen):
         if runs:
             curves = [(f"{r.get('name')} s{r.get('seed')}", [r["run_id"]]) for r in runs]
             self.post_message(ShowCurves(curves))
+
+    def action_compare(self) -> None:
+        """The two selected runs compared: B − A, A the one selected first (the baseline,
+        say, then the KD student)."""
+        marked = self.grid.marked
+        first = [k for k in self._marking if k in marked]
+        keys = first + [k for k in self.grid.order if k in marked and k not in first]
+        if len(keys) != 2:
+            self.notify(
+                f"select two runs with space to compare them ({len(keys)} selected)",
+                severity="warning",
+            )
+            return
+        self.post_message(CompareRuns(*keys))
 
     def show_filter(self, text: str) -> None:
         """The runs matching ``text`` (the app's answer to ``ShowRuns``)."""

@@ -34,7 +34,14 @@ from kdtui.screens.runs import RunsScreen
 from kdtui.screens.todo import TodoScreen
 from kdtui.store import Store, StoreError
 from kdtui.tui.help import HelpScreen, Section
-from kdtui.tui.messages import EditRunAsNew, OpenRun, ShowCurves, ShowRuns, StoreWritten
+from kdtui.tui.messages import (
+    CompareRuns,
+    EditRunAsNew,
+    OpenRun,
+    ShowCurves,
+    ShowRuns,
+    StoreWritten,
+)
 from kdtui.tui.snapshot import Snapshot
 from kdtui.widgets import Prompt
 
@@ -48,6 +55,7 @@ SCREENS_HELP = {
 }
 QUIT_EDITS = "Quit, dropping the composer's edits?"
 CURVES_HELP = "Selected groups or runs on one chart (c in results or runs), a metric per tab."
+COMPARE_HELP = "Two selected runs' insides (i in runs): confusion difference, per-class accuracy."
 
 
 def devices_text(config: dict[str, Any], gpus: list[str]) -> str:
@@ -235,6 +243,12 @@ class KdApp(App[None]):
 
         self.push_screen(CurvesScreen(message.curves))
 
+    @on(CompareRuns)
+    def _compare_runs(self, message: CompareRuns) -> None:
+        from kdtui.screens.compare import CompareScreen
+
+        self.push_screen(CompareScreen(message.run_a, message.run_b))
+
     @on(EditRunAsNew)
     async def _edit_run_as_new(self, message: EditRunAsNew) -> None:
         """A run's frozen experiment in the composer, to edit into a new one."""
@@ -292,6 +306,7 @@ class KdApp(App[None]):
             self.push_screen(HelpScreen(self.help_sections()))
 
     def help_sections(self) -> list[Section]:
+        from kdtui.screens.compare import CompareScreen
         from kdtui.screens.curves import CurvesScreen
         from kdtui.screens.run_detail import RunDetailScreen
 
@@ -301,8 +316,9 @@ class KdApp(App[None]):
                 (name.title(), SCREENS_HELP[name], screen.BINDINGS)
                 for name, screen in self.MODES_CLASSES.items()
             ),
-            ("Run detail", "One run: curves, log, spec.", RunDetailScreen.BINDINGS),
+            ("Run detail", "One run: curves, log, spec, analysis.", RunDetailScreen.BINDINGS),
             ("Curves", CURVES_HELP, CurvesScreen.BINDINGS),
+            ("Compare", COMPARE_HELP, CompareScreen.BINDINGS),
         ]
 
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
@@ -327,7 +343,10 @@ class KdApp(App[None]):
 
 def run_app(workspace: Path) -> None:
     """``kdtui`` with no command: open the app on a workspace."""
+    from kdtui.widgets import picture
+
     app = KdApp(Path(workspace))
+    picture.prepare()  # the terminal's graphics protocol, asked before Textual reads keys
     app.run()
     if app.return_code:  # a crash was printed on exit: say so to the shell too
         raise SystemExit(app.return_code)

@@ -36,6 +36,15 @@ class StoreWritten(Message):
     """A screen wrote to the store: poll now, so every screen shows it at once."""
 
 
+class CompareRuns(Message):
+    """Compare two runs' insides: B's confusion and per-class accuracy against A's."""
+
+    def __init__(self, run_a: str, run_b: str) -> None:
+        super().__init__()
+        self.run_a = run_a
+        self.run_b = run_b
+
+
 class ShowCurves(Message):
     """Plot these curves together on one chart: each (name, run ids), a group of seeds
     drawn as its mean with a ± std band, or a single run."""
