@@ -15,14 +15,6 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.markup import escape
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    ProgressColumn,
-    Task,
-    TextColumn,
-)
 from rich.table import Table
 from rich.text import Text
 
@@ -66,7 +58,7 @@ from kdtui.store import (
 from kdtui.todo_cli import todo_app
 
 if TYPE_CHECKING:
-    pass
+    from rich.progress import ProgressColumn, Task
 
 app = typer.Typer(
     help="kdtui: knowledge-distillation experiments from the terminal. "
@@ -258,12 +250,15 @@ def follow(store: Store, run_ids: list[str]) -> None:
     if not out.is_terminal:
         _poll(store, run_ids, ProgressLines().update)
         return
+    # rich.progress only here: `kdtui ls` and every other command start without it
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
     columns = (
         TextColumn("{task.description}"),
         BarColumn(bar_width=24),
         MofNCompleteColumn(),
         TextColumn("{task.fields[info]}"),
-        TrainingElapsed(),
+        training_elapsed_column(),
     )
     with Progress(*columns, console=out, refresh_per_second=4) as progress:
         tasks: dict[str, Any] = {}
@@ -311,12 +306,18 @@ def training_seconds(run: dict[str, Any], now: float | None = None) -> float | N
     return (ended or (time.time() if now is None else now)) - started
 
 
-class TrainingElapsed(ProgressColumn):
+def training_elapsed_column() -> ProgressColumn:
     """The elapsed column, counted from the run's ``started`` time, not from the moment
-    the bar was made (when the run was queued)."""
+    the bar was made (when the run was queued). Made on demand: rich.progress is only
+    imported by ``follow``."""
+    from rich.progress import ProgressColumn
 
-    def render(self, task: Task) -> Text:
-        return Text(fmt_elapsed(training_seconds(task.fields.get("run") or {})), "progress.elapsed")
+    class TrainingElapsed(ProgressColumn):
+        def render(self, task: Task) -> Text:
+            run = task.fields.get("run") or {}
+            return Text(fmt_elapsed(training_seconds(run)), "progress.elapsed")
+
+    return TrainingElapsed()
 
 
 class ProgressLines:

@@ -109,10 +109,8 @@ class GroupRow:
         """Done seeds with a nan or inf accuracy, left out of the statistics: of ``metric``
         (best or last epoch), or of either when both are shown."""
         by_seed = {"best": self.best_by_seed, "last": self.last_by_seed}
-        values = [
-            v for m in ((metric,) if metric else ("best", "last")) for v in by_seed[m].items()
-        ]
-        return sorted({s for s, v in values if not math.isfinite(v)})
+        metrics = (metric,) if metric else ("best", "last")
+        return sorted({s for m in metrics for s, v in by_seed[m].items() if not math.isfinite(v)})
 
     def status_note(self, metric: Metric | None = None, *, progress: bool = False) -> str:
         """What is missing, so a partial mean is never mistaken for a final one: seeds still
@@ -127,10 +125,11 @@ class GroupRow:
             parts.append(f"{self.n} of {total} seeds finished")
         elif self.pending_seeds:
             parts.append(f"{len(self.pending_seeds)} running/queued")
-        ended = Counter(self.ended.get(s, "failed") for s in self.failed_seeds)
-        order = {status: i for i, status in enumerate(ENDED_ORDER)}
-        for status in sorted(ended, key=lambda st: (order.get(st, len(order)), st)):
-            parts.append(f"{ended[status]} {ENDED_NAMES.get(status, status)}")
+        if self.failed_seeds:  # most groups have none: a study's table asks thousands
+            ended = Counter(self.ended.get(s, "failed") for s in self.failed_seeds)
+            order = {status: i for i, status in enumerate(ENDED_ORDER)}
+            for status in sorted(ended, key=lambda st: (order.get(st, len(order)), st)):
+                parts.append(f"{ended[status]} {ENDED_NAMES.get(status, status)}")
         if nonfinite := self.nonfinite_seeds(metric):
             parts.append(f"{len(nonfinite)} not finite")
         return ", ".join(parts)
@@ -269,12 +268,13 @@ def summarize(
     digits = row.digits(digits)
     mean = stats.mean_pm_std(digits) if stats.mean is not None else missing
     partial = bool(row.pending_seeds) and stats.mean is not None
+    note = row.status_note(metric)
     return Summary(
         mean,
         _fmt(stats.min, digits, missing),
         _fmt(stats.max, digits, missing),
-        row.status_note(metric),
+        note,
         bool(row.pending_seeds),
         PARTIAL_MARK if partial else "",
-        row.status_note(metric, progress=True),
+        row.status_note(metric, progress=True) if row.pending_seeds else note,  # same words
     )
