@@ -9,16 +9,18 @@ writes the file compact again, nothing expanded. The whole file is validated by
 ``kdtui.spec.validate_spec`` in a worker once typing pauses: each problem is shown under
 the field whose path it names in the file as written (or marked on its entry in the list),
 and the file's expansion is counted (experiments → configurations, runs). The form is
-rebuilt only when another entry is selected. Save, load, new, "edit as new" and launch
-(through ``launcher.prepare_launch``, with a choice of runs at a time) live here.
+rebuilt only when another entry is selected. Launch (through ``launcher.prepare_launch``,
+with a choice of runs at a time) lives here.
+
+The screen holds the file, the form and its check; its other parts are classes it
+inherits: the list of entries (``compose_entries.EntryActions``: select, add, copy,
+rename, remove) and the file actions (``compose_files.FileActions``: new, load, save,
+"edit as new").
 """
 
 from __future__ import annotations
 
-import asyncio
-import copy
 import shutil
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -36,20 +38,20 @@ from textual.widgets import (
     Header,
     Input,
     Label,
-    OptionList,
     Select,
     Static,
 )
 
 from kdtui import launcher
 from kdtui.fmt import plural
-from kdtui.screens.compose_file import DEFAULTS, Counts, SpecDoc, counts, dumps, fresh_name
-from kdtui.screens.live import LiveScreen
-from kdtui.spec import Experiment, LoadedSpec, Problem, SpecError, read_spec_file, validate_spec
+from kdtui.screens.compose_entries import TEMPLATE
+from kdtui.screens.compose_file import DEFAULTS, Counts, SpecDoc, counts
+from kdtui.screens.compose_files import FileActions
+from kdtui.spec import Experiment, LoadedSpec, Problem, SpecError, validate_spec
 from kdtui.store import StoreError
 from kdtui.tui.messages import ShowRuns, StoreWritten
 from kdtui.tui.snapshot import Snapshot
-from kdtui.widgets import Field, Prompt, json_view
+from kdtui.widgets import json_view
 from kdtui.widgets.axes import GridBox, field_paths
 from kdtui.widgets.entry_list import Entry, EntryList
 from kdtui.widgets.form import (
@@ -62,15 +64,6 @@ from kdtui.widgets.form import (
     parents_of,
 )
 
-# What a new form starts from: the lab's usual student on the bundled synthetic data.
-TEMPLATE: dict[str, Any] = {
-    "name": "my-experiment",
-    "data": {"dataset": "synthetic-har"},
-    "student": {"depth": 16, "width": 1, "view": {"kind": "signal"}},
-    "loss": {"ce": 1.0},
-    "epochs": 30,
-    "seeds": [0, 1, 2],
-}
 # Shown first; the remaining fields of Experiment follow, in model order.
 FIELD_ORDER = ("name", "description", "data", "student", "teachers", "loss", "optim", "schedule")
 PREVIEW_FROM = 130  # columns from which the JSON preview shows beside the list and form
@@ -92,7 +85,7 @@ def _join(prefix: str, path: str) -> str:
     return f"{prefix}.{path}"
 
 
-class ComposeScreen(LiveScreen):
+class ComposeScreen(FileActions):
     TITLE = "Compose"
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding(
@@ -477,157 +470,6 @@ class ComposeScreen(LiveScreen):
             return True if self.problems == [] else None  # None: shown, but disabled
         return True
 
-    # ------------------------------------------------------------------ the list
-
-    @on(OptionList.OptionHighlighted, "#entries")
-    async def _entry_highlighted(self) -> None:
-        """Show the entry highlighted now (not the one this message was about: moving
-        through the list faster than forms are built goes straight to where it stopped)."""
-        highlighted = self.query_one("#entries", EntryList).highlighted
-        if highlighted is not None and highlighted - 1 != self.selected:
-            await self.select_entry(highlighted - 1)
-
-    async def select_entry(self, entry: int) -> None:
-        """Show another entry in the form (the form's value of this one is kept)."""
-        if entry == self.selected:
-            return
-        if not await self._keep_form():
-            return
-        self.checking = True  # the form of another entry, not checked yet
-        self.selected = entry
-        await self._rebuild(highlight=False)
-
-    async def _settled_form(self) -> dict[str, Any] | None:
-        """The form's value once every part of it has mounted (None: there is no form,
-        or it never settled). A form is never removed while it mounts: a Select removed
-        mid-mount breaks."""
-        for _ in range(200):  # a variant switched a moment ago composes within frames
-            value = self.form_value()
-            if value is not None or not self.query("#root"):
-                return value
-            await asyncio.sleep(0.01)
-        return None
-
-    async def _keep_form(self) -> bool:
-        """Store the form's value of the selected entry in the file; False when the form
-        never settled (nothing stored, nothing lost: it holds what was stored)."""
-        value = await self._settled_form()
-        if value is not None:
-            self.doc.store(self.selected, value)
-        return value is not None
-
-    async def _rebuild(self, highlight: bool = True) -> None:
-        """The form of the selected entry, built anew (only when the entry changes); the
-        list's highlight moved to it unless the user moved it there."""
-        self.checking = True
-        await self._settled_form()
-        await self.query("#root").remove()
-        await self.query_one("#form", VerticalScroll).mount(self._root())
-        self._show_entries(highlight=highlight)
-        self._show_counts()
-        self._edited()
-
-    def _selected_name(self) -> str:
-        if self.selected == DEFAULTS:
-            return "defaults"
-        return str((self.form_value() or self.doc.experiments[self.selected]).get("name") or "")
-
-    def _taken(self) -> set[str]:
-        return self.doc.taken(self.counts) | set(self._store_names)
-
-    @on(Button.Pressed, "#add-entry")
-    async def action_add_entry(self) -> None:
-        """A new experiment after the selected one: a bare name when the file has
-        defaults (it inherits the rest), else the template."""
-        if not await self._keep_form():
-            return
-        base = "experiment" if self.doc.defaults else str(TEMPLATE["name"])
-        new = {"name": fresh_name(base, self._taken())}
-        if not self.doc.defaults:
-            new = {**TEMPLATE, **new}
-        await self._insert(new)
-
-    @on(Button.Pressed, "#copy-entry")
-    async def action_copy_entry(self) -> None:
-        """A copy of the selected experiment under a new name, right after it."""
-        if self.selected == DEFAULTS:
-            self.app.notify("the defaults are one per file: add an experiment instead")
-            return
-        if not await self._keep_form():
-            return
-        new = copy.deepcopy(self.doc.experiments[self.selected])
-        new["name"] = fresh_name(str(new.get("name") or "experiment"), self._taken())
-        await self._insert(new)
-
-    async def _insert(self, experiment: dict[str, Any]) -> None:
-        at = self.selected + 1
-        self.doc.experiments.insert(at, experiment)
-        self.selected = at
-        await self._rebuild()
-        self.app.notify(f"added {experiment['name']}")
-
-    @on(Button.Pressed, "#rename-entry")
-    async def action_rename_entry(self) -> None:
-        if self.selected == DEFAULTS:
-            self.app.notify("the defaults have no name")
-            return
-        if not await self._keep_form():
-            return
-        entry, old = self.selected, self._selected_name()
-        others = {n for i, n in enumerate(self.doc.names()) if i != entry}
-
-        def check(values: dict[str, str]) -> str | None:
-            name = values["name"].strip()
-            if not name:
-                return "a name, please"
-            return f"{name!r} already names an experiment of this file" if name in others else None
-
-        def done(values: dict[str, str] | None) -> None:
-            if values and values["name"].strip() != old:
-                self.call_later(self._rename, entry, values["name"].strip())
-
-        self.app.push_screen(
-            Prompt(
-                f"Rename {old}",
-                [Field("name", "name", old)],
-                note="Teachers of this file that name it follow (a {path} in it is a template).",
-                check=check,
-            ),
-            done,
-        )
-
-    async def _rename(self, entry: int, name: str) -> None:
-        if entry != self.selected or not await self._keep_form():
-            return
-        followed = self.doc.rename(entry, name)
-        await self._rebuild()
-        refs = f"; {plural(followed, 'reference')} followed" if followed else ""
-        self.app.notify(f"renamed to {name}{refs}")
-
-    @on(Button.Pressed, "#remove-entry")
-    def action_remove_entry(self) -> None:
-        if self.selected == DEFAULTS:
-            self.app.notify("the defaults stay: empty their fields to have none")
-            return
-        if len(self.doc.experiments) == 1:
-            self.app.notify("a file holds at least one experiment", severity="warning")
-            return
-        entry, name = self.selected, self._selected_name()
-        self.app.push_screen(
-            Prompt(f"Remove {name} from the file?", [], risky=True, ok="Remove"),
-            lambda values: values is not None and self.call_later(self._remove, entry),
-        )
-
-    async def _remove(self, entry: int) -> None:
-        if entry != self.selected:
-            return
-        del self.doc.experiments[entry]
-        self.selected = min(entry, len(self.doc.experiments) - 1)
-        await self._rebuild()
-
-    def action_focus_list(self) -> None:
-        self.query_one("#entries").focus()
-
     # ------------------------------------------------------------------ actions
 
     def action_blur(self) -> None:
@@ -688,150 +530,3 @@ class ComposeScreen(LiveScreen):
         if run_ids:
             self.post_message(StoreWritten())
             self.post_message(ShowRuns(name))  # the runs list, not a detail on top
-
-    def _keep(self, raw: Any) -> None:
-        self._kept = raw
-
-    def has_edits(self) -> bool:
-        """Whether the file holds edits not saved or launched (they would be lost)."""
-        raw = self.file_value()
-        return not (raw is None or self._kept is None or raw == self._kept)
-
-    def unless_edited(self, question: str, then: Callable[[], None]) -> Prompt | None:
-        """``then()`` at once, or after a yes when the form holds edits (``has_edits``);
-        the question asked, if one was."""
-        if not self.has_edits():
-            then()
-            return None
-        note = "The file has edits that were not saved or launched (ctrl+s saves them)."
-        question_screen = Prompt(question, [], note=note, risky=True)
-        self.app.push_screen(question_screen, lambda values: values is not None and then())
-        return question_screen
-
-    @on(Button.Pressed, "#new")
-    def action_new(self) -> None:
-        self.unless_edited(
-            "Start again from the template?",
-            lambda: self.call_later(self.load_experiment, dict(TEMPLATE), Path.cwd()),
-        )
-
-    async def load_experiment(
-        self, experiment: dict[str, Any], base_dir: Path | None = None
-    ) -> None:
-        """Replace the file with one experiment (the template, or a run's frozen spec)."""
-        await self.load_doc(SpecDoc([experiment]), base_dir)
-
-    async def load_doc(self, doc: SpecDoc, base_dir: Path | None = None) -> None:
-        """Replace the file being edited with ``doc``; its first experiment in the form."""
-        if base_dir is not None:
-            self.base_dir = base_dir
-        self.checking = True  # of another file, from now on
-        self.doc, self.selected, self.counts = doc, 0, None
-        self._kept, self._by_entry = None, {}
-        await self._rebuild()
-
-    @on(Button.Pressed, "#save")
-    def action_save(self) -> None:
-        raw = self.file_value()
-        if raw is None:
-            return  # still mounting; the key press is a frame early
-        name = self._selected_name() if self.selected != DEFAULTS else "study"
-        default = str(self.doc.path or self.base_dir / f"{name or 'experiment'}.json")
-
-        def done(values: dict[str, str] | None) -> None:
-            if values and values["path"].strip():
-                self._save(Path(values["path"].strip()).expanduser(), raw)
-
-        self.app.push_screen(Prompt("Save spec as", [Field("path", "file", default)]), done)
-
-    @work(thread=True, group="compose-files")
-    def _save(self, path: Path, raw: Any, overwrite: bool = False) -> None:
-        if path.exists() and not overwrite:
-            self.app.call_from_thread(self._ask_overwrite, path, raw, _experiment_names(path))
-            return
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(dumps(raw), encoding="utf-8")
-        except OSError as exc:
-            self.app.call_from_thread(self.app.notify, f"not saved: {exc}", severity="error")
-            return
-        note = "" if self.problems == [] else " (it still has problems)"
-        self.app.call_from_thread(self._saved, path, raw)
-        self.app.call_from_thread(self.app.notify, f"saved {path}{note}")
-
-    def _saved(self, path: Path, raw: Any) -> None:
-        self._kept = raw
-        self.doc.path = path
-        self.base_dir = path.parent.resolve()
-
-    def _ask_overwrite(self, path: Path, raw: Any, names: list[str]) -> None:
-        held = f"It holds {plural(len(names), 'experiment')}: {', '.join(names)}. " if names else ""
-        n = len(self.doc.experiments)
-        note = f"{held}Saving replaces the whole file with the {plural(n, 'experiment')} here."
-        self.app.push_screen(
-            Prompt(f"Overwrite {path}?", [], note=note, risky=True),
-            lambda values: values is not None and self._save(path, raw, overwrite=True),
-        )
-
-    @on(Button.Pressed, "#load")
-    def action_load(self) -> None:
-        def done(values: dict[str, str] | None) -> None:
-            if values and values["path"].strip():
-                path = Path(values["path"].strip()).expanduser()
-                self.unless_edited(f"Load {path} over your edits?", lambda: self._load(path))
-
-        self.app.push_screen(
-            Prompt(
-                "Load a spec",
-                [Field("path", "file", placeholder="path/to/spec.json")],
-                note="The whole file: its defaults and experiments, grids kept.",
-            ),
-            done,
-        )
-
-    @work(thread=True, group="compose-files")
-    def _load(self, path: Path) -> None:
-        try:
-            doc = SpecDoc.from_raw(read_spec_file(path), path)
-        except SpecError as exc:
-            self.app.call_from_thread(self.app.notify, str(exc), severity="error")
-            return
-        except ValueError as exc:
-            self.app.call_from_thread(self.app.notify, f"{path}: {exc}", severity="error")
-            return
-        self.app.call_from_thread(self.call_later, self.load_doc, doc, path.parent.resolve())
-
-    def edit_run(self, run_id: str) -> None:
-        """A run's experiment in the form ("edit as new"), asking before edits are lost."""
-        self.unless_edited(f"Edit {run_id} as new, over your edits?", lambda: self.load_run(run_id))
-
-    @work(thread=True, group="compose-files")
-    def load_run(self, run_id: str) -> None:
-        """Edit a run's frozen experiment as a new one (teachers stay as they were), under
-        a name no group of the store has: launched, it is a new group, never one more
-        seed of the old one by accident."""
-        store = self.host.store
-        try:
-            experiment = launcher.run_experiment(store, store.read_spec(run_id))
-            taken = {str(r.get("name")) for r in store.runs()}
-        except (OSError, ValueError, KeyError, StoreError) as exc:
-            self.app.call_from_thread(
-                self.app.notify, f"cannot read {run_id}: {exc}", severity="error"
-            )
-            return
-        experiment["seeds"] = [0, 1, 2]
-        old = str(experiment.get("name") or run_id)
-        experiment["name"] = fresh_name(old, taken | {old})
-        self.app.call_from_thread(self.load_experiment, experiment)
-        self.app.call_from_thread(
-            self.app.notify, f"a copy of {old}, named {experiment['name']}: rename it to suit"
-        )
-
-
-def _experiment_names(path: Path) -> list[str]:
-    """The experiments a spec file holds, by name (none when it is no spec)."""
-    try:
-        doc = SpecDoc.from_raw(read_spec_file(path))
-    except (SpecError, ValueError):
-        return []
-    return [n or "?" for n in doc.names()]
