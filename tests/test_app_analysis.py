@@ -31,12 +31,14 @@ from kdtui.analysis import data as analysis_data
 from kdtui.analysis import numbers as analysis_numbers
 from kdtui.screens import analysis
 from kdtui.screens.analysis import AnalysisPane
-from kdtui.screens.compare import CompareScreen
+from kdtui.screens.compare import CompareScreen, comparison
 from kdtui.screens.run_detail import RunDetailScreen
 from kdtui.store import Store
 from kdtui.tui.app import KdApp
 from kdtui.tui.messages import CompareRuns
 from kdtui.widgets import Grid
+from kdtui.widgets import picture as picture_module
+from kdtui.widgets.heatmap import confusion_grid
 
 SIZE = (80, 24)
 CLASSES = ["Badminton", "Running", "Standing", "Walking"]
@@ -251,14 +253,21 @@ async def test_best_and_last_switch_and_each_is_computed_once(
         assert calls == [40, 40]
 
 
-async def test_a_new_best_is_shown_when_the_engine_rewrites_it(demo: Path) -> None:
+async def test_a_running_run_shows_each_new_best_as_the_engine_writes_it(demo: Path) -> None:
+    running = "kd-gaf-to-signal-s2"
+    run_dir = Store(demo).run_dir(running)
     app = KdApp(demo, clock=lambda: NOW, devices="cpu", poll_s=0.05)
     async with app.run_test(size=SIZE) as pilot:
-        detail = await open_analysis(pilot)
-        write_archive(Store(demo).run_dir(KD_RUN), "best", 29, skill=0.9, teacher=True)
-        await until(
-            pilot, lambda: head(detail).startswith("best epoch 29"), "the new best", timeout=60
-        )
+        detail = await open_analysis(pilot, running, tsne=False)
+        wait = "nothing to analyse yet: the run keeps its data at its best epoch, once it has one"
+        await until(pilot, lambda: head(detail) == wait, "why there is nothing yet")
+        write_archive(run_dir, "best", 11, skill=0.8, teacher=True)
+        await until(pilot, lambda: head(detail).startswith("best epoch 11"), "its best", 60)
+        write_archive(run_dir, "best", 12, skill=0.9, teacher=True)
+        await until(pilot, lambda: head(detail).startswith("best epoch 12"), "a new best", 60)
+        await pilot.press("b")
+        last = "the last epoch's data comes when the run ends (b: its best epoch so far)"
+        await until(pilot, lambda: head(detail) == last, "why there is no last yet")
 
 
 async def test_the_tsne_says_it_is_computing_meanwhile(
@@ -300,6 +309,105 @@ async def test_a_run_without_analysis_data_says_why_in_one_line(demo: Path) -> N
         assert "last.npz" in head(detail) and "\n" not in head(detail)
 
 
+def test_many_classes_are_listed_not_gridded() -> None:
+    """200 classes (Tiny-ImageNet-like) would be a grid of 40,000 cells: the tab lists the
+    most confused pairs and the weakest classes; the comparison the classes that moved."""
+    k = 200
+    rng = np.random.default_rng(0)
+    labels = np.repeat(np.arange(k), 5)
+    classes = [f"class_{i}" for i in range(k)]
+
+    def run(skill: float) -> analysis_data.RunData:
+        guess = np.where(rng.random(len(labels)) < skill, labels, (labels + 1) % k)
+        logits = np.eye(k, dtype=np.float32)[guess] * 5
+        return analysis_data.RunData(
+            which="best", epoch=9, logits=logits, labels=labels,
+            emb=rng.normal(size=(len(labels), 4)).astype(np.float32),
+            samples=np.zeros(0, np.int64), classes=classes, channels=[0], models=[],
+            views=[], view_inputs=[],
+        )  # fmt: skip
+
+    a, b = run(0.5), run(0.9)
+    inside = analysis.basics(a)
+    text = inside.grid.plain
+    assert text.startswith("200 classes: too many for a grid here")
+    pred = a.logits.argmax(1)
+    wrong = [(int(t), int(p)) for t, p in zip(labels, pred, strict=True) if t != p]
+    first = text.splitlines()[2].split()  # the most confused pair: class_t → class_p n (…)
+    t, p, n = int(first[0][6:]), int(first[2][6:]), int(first[3])
+    assert n == wrong.count((t, p)) == max(wrong.count(pair) for pair in set(wrong))
+    assert len(text.splitlines()) <= 12  # a digest, not a grid
+    head_, grid, table, legend = comparison({"name": "a"}, a, {"name": "b"}, b)
+    assert grid.plain == "200 classes: too many for a grid here"
+    assert table.row_count == 1 + 15 + 1  # header, the 15 that moved most, macro F1
+    assert "the 15 classes whose accuracy changed most" in legend.plain
+
+
+def test_class_names_that_a_cell_cannot_tell_apart_become_numbers() -> None:
+    counts = [[5, 1, 0], [0, 6, 0], [2, 0, 4]]
+    normalised = [[c / sum(row) for c in row] for row in counts]
+    grid = confusion_grid(counts, normalised, ["class_a", "class_b", "class_c"]).plain
+    lines = grid.splitlines()
+    assert lines[0].split()[:3] == ["0", "1", "2"]
+    assert lines[1].startswith("0 class_a") and lines[3].startswith("2 class_c")
+    plain = confusion_grid(counts, normalised, ["cat", "dog", "emu"]).plain.splitlines()
+    assert plain[0].split()[:3] == ["cat", "dog", "emu"] and plain[2].startswith("dog")
+
+
+def test_the_grid_colours_each_cell_by_its_share_of_the_row() -> None:
+    counts = [[8, 2, 0], [1, 1, 8], [0, 0, 10]]
+    normalised = [[c / sum(row) for c in row] for row in counts]
+    grid = confusion_grid(counts, normalised, ["a", "b", "c"])
+
+    def background(row: int, col: int) -> tuple[int, ...]:
+        start = len("\n".join(grid.plain.splitlines()[:row])) + 1 + 11 + 5 * col
+        style = grid.get_style_at_offset(Console(), start + 3)
+        assert style.bgcolor is not None, (row, col)
+        return style.bgcolor.get_truecolor()
+
+    def darkness(rgb: tuple[int, ...]) -> float:
+        return -sum(rgb)
+
+    # Blues: the larger the share, the darker the blue
+    assert darkness(background(1, 0)) > darkness(background(1, 1))  # 0.8 > 0.2
+    assert darkness(background(3, 2)) > darkness(background(2, 2)) > darkness(background(2, 0))
+    zero = grid.get_style_at_offset(Console(), grid.plain.index("·"))
+    assert zero.bgcolor is None  # an empty cell is left dark
+
+
+def test_arrays_become_pictures_coloured_from_their_own_range() -> None:
+    from matplotlib import colormaps
+
+    square = np.array([[0.0, 1.0], [2.0, 4.0]])
+    image = picture_module.heat_image(square, "jet")
+    assert image.size == (2, 2)
+    jet = colormaps["jet"]
+    assert image.getpixel((0, 0)) == tuple(jet(0.0, bytes=True)[:3])  # the minimum
+    assert image.getpixel((1, 1)) == tuple(jet(1.0, bytes=True)[:3])  # the maximum
+    flipped = picture_module.heat_image(square, "jet", flip=True)
+    assert flipped.getpixel((1, 0)) == image.getpixel((1, 1))  # row 0 at the bottom
+    strip = picture_module.heat_image(np.arange(5.0), "jet")
+    assert strip.size == (5, picture_module.STRIP_ROWS)
+    flat = picture_module.heat_image(np.ones((3, 3)), "jet")  # no range: no NaN either
+    assert len(set(flat.getdata())) == 1
+    column = picture_module.stack([image, picture_module.heat_image(np.eye(4), "jet")])
+    assert column.size == (2, 4)  # tiles resized to the first one's size, one under another
+
+
+def test_the_picture_protocol_can_be_forced(monkeypatch: pytest.MonkeyPatch) -> None:
+    from textual_image import widget
+
+    image = picture_module.heat_image(np.eye(3), "jet")
+    for mode, kind in (("halfcell", widget.HalfcellImage), ("sixel", widget.SixelImage),
+                       ("kitty", widget.TGPImage), ("auto", widget.Image)):  # fmt: skip
+        monkeypatch.setenv(picture_module.ENV, mode)
+        shown = picture_module.picture(image, 8, 4)
+        assert type(shown) is kind
+        assert (shown.styles.width.value, shown.styles.height.value) == (8, 4)
+    monkeypatch.setenv(picture_module.ENV, "nonsense")
+    assert picture_module.mode() == "auto"
+
+
 # ---------------------------------------------------------------------- the curves' parts
 
 
@@ -313,6 +421,8 @@ async def test_the_curves_show_the_loss_parts_each_toggleable(demo: Path) -> Non
         )
         await until(pilot, lambda: len(detail.query(Checkbox)) == 4, "the checkboxes")
         boxes = {str(b.label): b for b in detail.query(Checkbox)}
+        await until(pilot, lambda: all(b.region for b in boxes.values()), "laid out to click")
+        await settle(pilot)
         assert list(boxes) == ["test acc", "loss", "CE", "KD"] and all(
             b.value for b in boxes.values()
         )
@@ -466,3 +576,23 @@ def test_snapshot_compare(snap_compare, demo: Path) -> None:
         await select_and_compare(pilot)
 
     assert snap_compare(make_app(demo), terminal_size=SIZE, run_before=go)
+
+
+@pytest.mark.skipif(
+    not os.environ.get("KDTUI_SCREENSHOTS"),
+    reason="regenerates docs/screenshots/run-analysis.svg: KDTUI_SCREENSHOTS=1 pytest tests/test_app_analysis.py -k readme",
+)
+def test_readme_screenshot(demo: Path) -> None:
+    """The README's picture of the Analysis tab: the maps, at the README's size."""
+
+    async def shoot(pilot: Pilot) -> None:
+        detail = await open_analysis(pilot)
+        pane = detail.query_one(AnalysisPane)
+        pane.scroll_to_widget(detail.query_one("#an-maps-title"), animate=False, top=True)
+        await settle(pilot)
+        pilot.app.exit(pilot.app.export_screenshot(title="kdtui · run analysis"))
+
+    svg = make_app(demo).run(headless=True, size=(110, 32), auto_pilot=shoot)
+    assert svg
+    docs = Path(__file__).resolve().parent.parent / "docs" / "screenshots"
+    (docs / "run-analysis.svg").write_text(svg)

@@ -29,7 +29,7 @@ from textual.worker import Worker, get_current_worker
 from textual_plotext import PlotextPlot
 
 from kdtui.analysis.data import FOLDER, NoAnalysisData, RunData
-from kdtui.widgets.heatmap import abbreviate, confusion_grid
+from kdtui.widgets.heatmap import MAX_GRID, abbreviate, confusion_digest, confusion_grid
 from kdtui.widgets.picture import heat_image, picture, rgb_image, stack
 
 if TYPE_CHECKING:
@@ -142,7 +142,11 @@ def basics(data: RunData) -> Inside:
         "per_class": numbers.per_class(labels, pred, data.classes),
         "reliability": calib,
     }
-    grid = confusion_grid(conf["counts"], conf["normalised"], data.classes)
+    grid = (
+        confusion_grid(conf["counts"], conf["normalised"], data.classes)
+        if data.n_classes <= MAX_GRID
+        else confusion_digest(conf["counts"], data.classes)
+    )
     shown = [m for m in data.models if m.maps]
     legend = " · ".join(
         f"{short_role(m.role)} {m.role} {m.label}" + (f" ← {m.source}" if m.source else "")
@@ -184,6 +188,23 @@ def basics(data: RunData) -> Inside:
     return Inside(data.which, data.epoch, result, grid, legend, labels_text, maps, views, data.p)
 
 
+def why_nothing(reason: str, run: dict[str, Any], which: str) -> str:
+    """The one line shown instead of an analysis: the reader's reason, unless the run
+    says better why (an outside result, a run that has not reached that epoch yet)."""
+    if run.get("source", "kdtui") != "kdtui":
+        return "an outside result: kdtui kept nothing of it to analyse"
+    if "unreadable" in reason:
+        return reason
+    status = run.get("status")
+    if status == "queued":
+        return "nothing to analyse yet: the run has not started"
+    if status == "running":
+        if which == "last":
+            return "the last epoch's data comes when the run ends (b: its best epoch so far)"
+        return "nothing to analyse yet: the run keeps its data at its best epoch, once it has one"
+    return reason
+
+
 # ---------------------------------------------------------------------- the tab
 
 
@@ -209,6 +230,7 @@ class AnalysisPane(VerticalScroll):
         self.run_dir: Path | None = None
         self.which = "best"
         self.selected_on: str | None = None
+        self.run: dict[str, Any] = {}
         self.shown: Inside | None = None  # what the widgets show now
         self.status = ""  # the t-SNE's line while it is computed, or why there is nothing
         self._worker: Worker | None = None
@@ -232,9 +254,11 @@ class AnalysisPane(VerticalScroll):
 
     # ------------------------------------------------------------------ loading
 
-    def show(self, run_dir: Path, which: str, selected_on: str | None = None) -> None:
-        """Show archive ``which`` of ``run_dir`` (computing it in a worker unless cached)."""
-        self.run_dir, self.which, self.selected_on = run_dir, which, selected_on
+    def show(self, run_dir: Path, which: str, run: dict[str, Any] | None = None) -> None:
+        """Show archive ``which`` of ``run_dir`` (computing it in a worker unless cached);
+        ``run`` is its summary (how best was picked, whether it still trains)."""
+        self.run_dir, self.which, self.run = run_dir, which, run or {}
+        self.selected_on = self.run.get("best_selected_on")
         self._worker = self._compute(run_dir, which)
 
     def poll(self) -> None:
@@ -242,7 +266,7 @@ class AnalysisPane(VerticalScroll):
         if self.run_dir is None or (self._worker is not None and not self._worker.is_finished):
             return
         if stamp(archive(self.run_dir, self.which)) != self._shown_stamp:
-            self.show(self.run_dir, self.which, self.selected_on)
+            self.show(self.run_dir, self.which, self.run)
 
     @work(thread=True, exclusive=True, group="analysis")
     def _compute(self, run_dir: Path, which: str) -> None:
@@ -259,7 +283,7 @@ class AnalysisPane(VerticalScroll):
             data = load(run_dir, which)
             inside = basics(data)
         except NoAnalysisData as exc:
-            self.app.call_from_thread(self._nothing, str(exc), when)
+            self.app.call_from_thread(self._nothing, why_nothing(str(exc), self.run, which), when)
             return
         if worker.is_cancelled:
             return
@@ -367,7 +391,7 @@ class AnalysisPane(VerticalScroll):
                         [points["y"][i] for i in mine],
                         marker="dot",
                         color=COLOURS[c % len(COLOURS)],
-                        label=abbreviate(name, 10),
+                        label=abbreviate(name, 10) if len(classes) <= len(COLOURS) else None,
                     )
             plt.xticks([])
             plt.yticks([])

@@ -23,7 +23,10 @@ from kdtui.analysis.data import NoAnalysisData, RunData
 from kdtui.store import StoreError
 from kdtui.tui.snapshot import Host
 from kdtui.widgets import KeyFooter
-from kdtui.widgets.heatmap import abbreviate, difference_grid
+from kdtui.widgets.heatmap import MAX_GRID, abbreviate, difference_grid
+
+#: With more classes than a grid shows, the per-class table lists the most changed.
+MAX_SHOWN = 15
 
 
 def _numbers(data: RunData) -> dict[str, Any]:
@@ -81,16 +84,23 @@ def comparison(run_a: dict[str, Any], a: RunData, run_b: dict[str, Any], b: RunD
         _delta(ece_a, ece_b, ".2f", -1), _delta(na["nll"], nb["nll"], ".3f", -1),
     )  # fmt: skip
     ca, cb = na["confusion"], nb["confusion"]
-    grid, span = difference_grid(
-        ca["counts"], cb["counts"], ca["normalised"], cb["normalised"], a.classes
-    )
+    many = len(a.classes) > MAX_GRID
+    if many:
+        grid, span = Text(f"{len(a.classes)} classes: too many for a grid here"), 0.0
+    else:
+        grid, span = difference_grid(
+            ca["counts"], cb["counts"], ca["normalised"], cb["normalised"], a.classes
+        )
     table = Table.grid(padding=(0, 1))
     table.add_column()
     for _ in range(3):
         table.add_column(justify="right")
     table.add_row(*(Text(h, style="bold") for h in ("class", "A %", "B %", "Δ")))
-    rows_a, rows_b = na["per_class"]["classes"], nb["per_class"]["classes"]
-    for ra, rb in zip(rows_a, rows_b, strict=True):
+    rows = list(zip(na["per_class"]["classes"], nb["per_class"]["classes"], strict=True))
+    if many:  # the classes that changed most
+        rows.sort(key=lambda pair: -abs(pair[1]["recall"] - pair[0]["recall"]))
+        rows = rows[:MAX_SHOWN]
+    for ra, rb in rows:
         acc_a = ra["recall"] * 100 if ra["support"] else None
         acc_b = rb["recall"] * 100 if rb["support"] else None
         table.add_row(
@@ -100,8 +110,10 @@ def comparison(run_a: dict[str, Any], a: RunData, run_b: dict[str, Any], b: RunD
     fa, fb = na["per_class"]["macro"]["f1"], nb["per_class"]["macro"]["f1"]
     table.add_row(Text("macro F1", style="dim"), f"{fa:.3f}", f"{fb:.3f}", _delta(fa, fb, ".3f", 1))
     legend = Text(
-        f"cells: B − A in samples; blue: B puts more of the row there, red: fewer (the scale "
-        f"spans ±{span * 100:.0f}% of a row); bold: the diagonal, where more is better",
+        f"the {MAX_SHOWN} classes whose accuracy changed most"
+        if many
+        else f"cells: B − A in samples; blue: B puts more of the row there, red: fewer (the "
+        f"scale spans ±{span * 100:.0f}% of a row); bold: the diagonal, where more is better",
         style="dim",
     )
     if na["n"] != nb["n"]:

@@ -202,7 +202,7 @@ class RunDetailScreen(RunActions, LiveScreen):
         except StoreError as exc:
             self.query_one("#an-head", Static).update(str(exc))
             return
-        self.query_one(AnalysisPane).show(run_dir, self._which, run.get("best_selected_on"))
+        self.query_one(AnalysisPane).show(run_dir, self._which, run)
 
     def action_epoch(self) -> None:
         """Analyse the other of the best and the last epoch."""

@@ -17,6 +17,9 @@ CELL = 5  # characters per cell: four digits and a space
 LABEL = 11  # characters of the row labels (class names), a space included
 SEQUENTIAL = "Blues"
 DIVERGING = "RdBu"
+#: Most classes drawn as a grid (13 fit in 80 columns, more scroll sideways); beyond, the
+#: grid would be thousands of cells: ``confusion_digest`` lists what matters instead.
+MAX_GRID = 30
 #: The lightest part of the sequential map is near white: a cell holding anything starts
 #: this far into it, so that a small share still shows on a dark background.
 FLOOR = 0.2
@@ -82,6 +85,28 @@ def confusion_grid(
         text.append(f"{recall:>5.1f}%" if recall is not None else "     –")
         text.append(f" {n:>4}", style="dim")
     text.no_wrap = True
+    return text
+
+
+def confusion_digest(counts: list[list[int]], classes: list[str], top: int = 8) -> Text:
+    """For many classes: the most frequent confusions (true → predicted, with their share
+    of the true class) and the classes with the lowest accuracy."""
+    k = len(classes)
+    totals = [sum(row) for row in counts]
+    pairs = sorted(
+        ((counts[i][j], i, j) for i in range(k) for j in range(k) if i != j and counts[i][j]),
+        reverse=True,
+    )[:top]
+    text = Text(f"{k} classes: too many for a grid here (kdtui analyze draws the matrix)\n")
+    text.append("most confused, true → predicted:", style="bold")
+    for n, i, j in pairs:
+        text.append(f"\n  {abbreviate(classes[i], 20)} → {abbreviate(classes[j], 20)}  {n}")
+        text.append(f" ({n / totals[i] * 100:.0f}% of its samples)", style="dim")
+    if not pairs:
+        text.append("\n  none: every sample is right")
+    worst = sorted((counts[i][i] / totals[i], i) for i in range(k) if totals[i])[:top]
+    text.append("\nlowest accuracy: ", style="bold")
+    text.append(", ".join(f"{abbreviate(classes[i], 20)} {r * 100:.0f}%" for r, i in worst))
     return text
 
 
