@@ -394,7 +394,7 @@ def ls(
         err.print(f"[red]error:[/] unknown status {status!r} ({', '.join(STATUSES)})")
         raise typer.Exit(2)
     store = open_store(workspace)
-    every = store.runs()  # a lost index comes back (from memory where it cannot be saved)
+    every = store.summaries()  # a lost index comes back (from memory where it cannot be saved)
     runs = [r for r in every if status is None or r.get("status") == status]
     if fmt == "json":
         sys.stdout.write(json.dumps([rounded_accs(r) for r in runs]) + "\n")

@@ -208,7 +208,7 @@ def table_cmd(
     if not pivoting and baseline is not None:
         raise _fail("--baseline is for the pivot: give --rows and --cols too")
     store = open_store(workspace)
-    runs = store.runs()  # a lost index comes back (from memory where it cannot be saved)
+    runs = store.summaries()  # a lost index comes back (from memory where it cannot be saved)
     rows = group_rows(runs)
     if rows_path is not None and cols_path is not None and rows:  # none: as the flat table
         try:

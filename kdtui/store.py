@@ -201,6 +201,10 @@ DEFER_AFTER_S = 2.0
 PARALLEL_WRITES = 16
 
 
+def _created_order(run: dict[str, Any]) -> tuple[Any, str]:
+    return (run.get("created") or 0, run["run_id"])
+
+
 def _todo_order(todo: dict[str, Any]) -> tuple[Any, str]:
     return (todo.get("order", 0), todo["id"])
 
@@ -458,10 +462,13 @@ class Store:
 
     def runs(self) -> list[dict[str, Any]]:
         """Every run summary (copies), oldest first."""
-        return sorted(
-            (dict(d) for d in self._docs("runs").values()),
-            key=lambda d: (d.get("created") or 0, d["run_id"]),
-        )
+        return [dict(d) for d in self.summaries()]
+
+    def summaries(self) -> list[dict[str, Any]]:
+        """Every run summary, oldest first, shared with the cache: to read, never to
+        change. Copying 10,000 summaries was a third of what `kdtui ls` took to read them;
+        a reader that only looks (ls, table, a filter before a write) takes these."""
+        return sorted(self._docs("runs").values(), key=_created_order)
 
     def get(self, run_id: str) -> dict[str, Any] | None:
         batch = self._open_batch()

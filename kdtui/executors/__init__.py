@@ -60,12 +60,14 @@ def reconcile(store: Store) -> list[str]:
     event ends ``cancelled``, not ``crashed`` — it may have been killed before it could
     handle the signal — so ``resume --all-crashed`` never retrains what the user stopped.
     A summary whose run id is not a valid one (a planted folder) is never judged."""
+
+    def is_active(d: dict[str, Any]) -> bool:
+        return d.get("status") in ACTIVE and bool(RUN_ID_PATTERN.match(str(d.get("run_id", ""))))
+
+    if not any(is_active(d) for d in store.summaries()):  # mostly none: copy nothing
+        return []
     runs = store.runs()
-    active = [
-        d
-        for d in runs
-        if d.get("status") in ACTIVE and RUN_ID_PATTERN.match(str(d.get("run_id", "")))
-    ]
+    active = [d for d in runs if is_active(d)]
     by_executor: dict[str, list[dict[str, Any]]] = {}
     for doc in active:
         name = "slurm" if doc.get("executor") == "slurm" else "local"

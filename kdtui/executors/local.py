@@ -154,7 +154,7 @@ def revive_runner(store: Store) -> int:
     settled = time.time() - REVIVE_AFTER_S
     waiting = [
         r
-        for r in store.runs()
+        for r in store.summaries()  # only looked at
         if r.get("status") == "queued"
         and r.get("executor", "local") == "local"
         and RUN_ID_PATTERN.match(str(r.get("run_id", "")))  # the runner skips the others
