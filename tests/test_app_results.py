@@ -288,6 +288,29 @@ async def test_pivot_keys_lay_the_groups_out_as_the_cli_does(tmp_path: Path) -> 
     assert export[0].read_text().startswith("| student \\ loss.kd.T | – | 4 | 8 |")
 
 
+async def test_the_pivot_dialog_refuses_one_path_twice_and_escape_leaves_it(
+    tmp_path: Path,
+) -> None:
+    """The dialog frame shared with Prompt: a refused answer is said in the dialog, which
+    stays open as it was; escape answers None and the flat table stays."""
+    app = make_app(build_study(tmp_path / "ws").root)
+    async with app.run_test(size=(120, 30)) as pilot:
+        screen = await open_results(pilot, 4)
+        await pilot.press("p")
+        dialog = await until(
+            pilot, lambda: isinstance(app.screen, PivotDialog) and app.screen, "the dialog"
+        )
+        error = dialog.query_one("#error", Static)
+        assert not error.display
+        dialog.query_one("#cols", Select).value = dialog.query_one("#rows", Select).value
+        await pilot.press("enter")  # on "Show pivot"
+        await until(pilot, lambda: error.display, "the dialog's error")
+        assert "same path" in str(error.render()) and app.screen is dialog
+        await pilot.press("escape")
+        await until(pilot, lambda: app.screen is screen, "the results again")
+        assert not screen.pivoting
+
+
 async def test_a_pivot_that_no_longer_fits_the_filter_says_why(tmp_path: Path) -> None:
     store = build_study(tmp_path / "ws")
     app = make_app(store.root)

@@ -5,19 +5,16 @@ pivot itself is laid out by ``kdtui.results.build_pivot``, as ``kdtui table`` la
 
 from __future__ import annotations
 
-from typing import ClassVar
-
 from textual import on
 from textual.app import ComposeResult
-from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
-from textual.screen import ModalScreen
 from textual.widgets import Button, Label, Select, Static
 
 from kdtui.results import PARTIAL_MARK, Pivot
 from kdtui.results.pivot import cell_text
 from kdtui.screens.results_rows import BASELINE
 from kdtui.widgets import Tone
+from kdtui.widgets.prompt import Dialog
 
 BEST_MARK = "▲"  # after the best mean of a pivot column, as `kdtui table` marks it
 PIVOT_ROW = "pivot:"  # the key of a pivot row: PIVOT_ROW + its index
@@ -57,24 +54,14 @@ def default_axes(choices: list[str], current: tuple[str, str] | None) -> tuple[s
     return rows, cols
 
 
-class PivotDialog(ModalScreen[tuple[str, str, str | None] | None]):
+class PivotDialog(Dialog[tuple[str, str, str | None] | None]):
     """Rows, columns and baseline of the pivot: (rows, cols, baseline key) or None."""
 
-    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "cancel", "Cancel")]
     DEFAULT_CSS = """
-    PivotDialog { align: center middle; }
-    PivotDialog > Vertical {
-        width: 70; max-width: 100%; height: auto; max-height: 100%;
-        border: round $primary; background: $surface; padding: 0 1;
-    }
     PivotDialog .row { height: 1; margin-top: 1; }
     PivotDialog .row Label { width: 10; }
     PivotDialog .row Select { width: 1fr; }
     PivotDialog #note { margin-top: 1; }
-    PivotDialog #note { color: $text-muted; }
-    PivotDialog #error { color: $error; display: none; }
-    PivotDialog #buttons { height: auto; align-horizontal: right; }
-    PivotDialog Button { margin-left: 1; }
     """
 
     def __init__(
@@ -126,13 +113,7 @@ class PivotDialog(ModalScreen[tuple[str, str, str | None] | None]):
     def submit(self) -> None:
         rows, cols = (self.query_one(f"#{k}", Select).value for k in ("rows", "cols"))
         if rows == cols:
-            error = self.query_one("#error", Static)
-            error.update("✗ rows and columns name the same path: choose two")
-            error.display = True
+            self.refuse("rows and columns name the same path: choose two")
             return
         base = self.query_one("#baseline", Select).value
         self.dismiss((str(rows), str(cols), None if base is Select.NULL else str(base)))
-
-    @on(Button.Pressed, "#cancel")
-    def action_cancel(self) -> None:
-        self.dismiss(None)

@@ -1,10 +1,11 @@
-"""Prompt: a small form in a dialog, or a question with buttons that say what they do."""
+"""Prompt: a small form in a dialog, or a question with buttons that say what they do; and
+Dialog, the frame every dialog of the app shares (Prompt, the results pivot's)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import ClassVar, TypeVar
 
 from textual import on
 from textual.app import ComposeResult
@@ -13,6 +14,8 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.suggester import SuggestFromList
 from textual.widgets import Button, Input, Label, Static
+
+ResultT = TypeVar("ResultT")  # what a dialog answers (None: cancelled)
 
 
 @dataclass(frozen=True)
@@ -26,24 +29,43 @@ class Field:
     suggestions: Sequence[str] = ()
 
 
-class Prompt(ModalScreen[dict[str, str] | None]):
-    """A small form in a dialog: enter (or the OK button) returns {key: text}, escape (or
-    the cancel button) returns None."""
+class Dialog(ModalScreen[ResultT]):
+    """The frame the app's dialogs share, so they look and answer alike: a box in the
+    middle, titled on its border; a muted #note; an #error line shown when an answer is
+    refused (``refuse``); the #buttons at the right. Escape or #cancel answers None."""
 
     BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "cancel", "Cancel")]
     DEFAULT_CSS = """
-    Prompt { align: center middle; }
-    Prompt > Vertical {
+    Dialog { align: center middle; }
+    Dialog > Vertical {
         width: 70; max-width: 100%; height: auto; max-height: 100%;
         border: round $primary; background: $surface; padding: 0 1;
     }
+    Dialog #note { color: $text-muted; }
+    Dialog #error { color: $error; display: none; }
+    Dialog #buttons { height: auto; align-horizontal: right; }
+    Dialog Button { margin-left: 1; }
+    """
+
+    def refuse(self, problem: str) -> None:
+        """Say what is wrong with the answer; the dialog stays open as it is."""
+        error = self.query_one("#error", Static)
+        error.update(f"✗ {problem}")
+        error.display = True
+
+    @on(Button.Pressed, "#cancel")
+    def action_cancel(self) -> None:
+        self.dismiss(None)
+
+
+class Prompt(Dialog[dict[str, str] | None]):
+    """A small form in a dialog: enter (or the OK button) returns {key: text}, escape (or
+    the cancel button) returns None."""
+
+    DEFAULT_CSS = """
     Prompt .row { height: auto; }
     Prompt .row Label { width: 12; padding-top: 1; }
     Prompt .row Input { width: 1fr; }
-    Prompt #note { color: $text-muted; }
-    Prompt #error { color: $error; display: none; }
-    Prompt #buttons { height: auto; align-horizontal: right; }
-    Prompt Button { margin-left: 1; }
     """
 
     def __init__(
@@ -101,12 +123,6 @@ class Prompt(ModalScreen[dict[str, str] | None]):
         values = self.values()
         problem = self.check(values) if self.check else None
         if problem:
-            error = self.query_one("#error", Static)
-            error.update(f"✗ {problem}")
-            error.display = True
+            self.refuse(problem)
             return
         self.dismiss(values)
-
-    @on(Button.Pressed, "#cancel")
-    def action_cancel(self) -> None:
-        self.dismiss(None)
