@@ -497,6 +497,13 @@ def run_engine_process(run_dir: Path) -> float:
     return statistics.median(e["seconds"] for e in _epochs(run_dir)[1:])
 
 
+def _at_nice(ws: Path, nice: int = 0, **settings: Any) -> Path:
+    """A workspace whose engines run at ``nice`` (and the other ``settings``: runner.json)."""
+    ws.mkdir(parents=True, exist_ok=True)
+    (ws / "runner.json").write_text(json.dumps({"nice": nice, **settings}))
+    return ws
+
+
 @contextlib.contextmanager
 def cpu_hogs(n: int) -> Iterator[None]:
     """``n`` busy processes (a pure-Python loop each), each in its own session like another
@@ -521,9 +528,7 @@ def bench_loaded_epoch(quick: bool, repeats: int, work: Path) -> dict[str, float
     at the default nice, for information)."""
 
     def once(hogs: int, nice: int) -> float:
-        ws = work / f"loaded-nice{nice}"
-        ws.mkdir(parents=True, exist_ok=True)
-        (ws / "runner.json").write_text(json.dumps({"nice": nice}))
+        ws = _at_nice(work / f"loaded-nice{nice}", nice)
         run_dir = _run_dir(ws, _signal_student("loaded", quick, epochs=3))
         with cpu_hogs(hogs):
             return run_engine_process(run_dir)
@@ -572,8 +577,9 @@ def bench_engine_start(quick: bool, repeats: int, work: Path) -> dict[str, float
     student on a user's ``.npz`` windows whose GAF teacher view and teacher outputs are
     cached already (a first run of the same configuration filled the caches): imports,
     data, teacher, caches, model. Taken from the first epoch's event (its time less the
-    epoch's own seconds): an upper bound, as it also holds the first checkpoint's writing."""
-    ws = work / "start"
+    epoch's own seconds): an upper bound, as it also holds the first checkpoint's writing.
+    At the priority of the rest of the machine (nice 0): a niced engine waits for busy work."""
+    ws = _at_nice(work / "start")
     experiment = _signal_student("start", quick, epochs=1, teachers=[_gaf_teacher(work, quick)],
                                  loss={"ce": 0.3, "kd": {"T": 4, "weight": 0.7}},
                                  data=_npz_windows(work, quick))  # fmt: skip
@@ -592,15 +598,17 @@ def bench_engine_start(quick: bool, repeats: int, work: Path) -> dict[str, float
 
 def bench_kd_over_plain(quick: bool, repeats: int, work: Path) -> dict[str, float]:
     """An epoch of a KD student with its teacher's outputs cached ÷ the same student's
-    plain epoch (CE only): what distillation costs once the teacher has run."""
+    plain epoch (CE only): what distillation costs once the teacher has run. Both at nice 0
+    and on one thread, so that other work on the machine weighs on them alike."""
+    ws = _at_nice(work / "kd", threads=1)
     teacher = _gaf_teacher(work, quick)
     kd = _signal_student("kd", quick, epochs=3, teachers=[teacher],
                          loss={"ce": 0.3, "kd": {"T": 4, "weight": 0.7}})  # fmt: skip
     plain = _signal_student("plain", quick, epochs=3)
-    run_engine_process(_run_dir(work / "kd", kd))  # fills the view and teacher caches
+    run_engine_process(_run_dir(ws, kd))  # fills the view and teacher caches
     kd_s, plain_s = interleaved(
-        lambda: run_engine_process(_run_dir(work / "kd", kd)),
-        lambda: run_engine_process(_run_dir(work / "kd", plain)),
+        lambda: run_engine_process(_run_dir(ws, kd)),
+        lambda: run_engine_process(_run_dir(ws, plain)),
         repeats,
     )
     return {"epoch_kd_cached_s": kd_s, "epoch_plain_s": plain_s,
