@@ -5,11 +5,13 @@ spinning. tmux runs on a private socket, so no other tmux server is touched."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -33,13 +35,18 @@ class Tmux:
         return self("capture-pane", "-p", "-t", "kd")
 
     def wait_for(self, text: str, timeout: float = 20) -> str:
+        return self.wait_until(lambda screen: text in screen, timeout, f"{text!r} never showed")
+
+    def wait_until(
+        self, done: Callable[[str], bool], timeout: float = 20, what: str = "never done"
+    ) -> str:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             screen = self.screen()
-            if text in screen:
+            if done(screen):
                 return screen
             time.sleep(0.1)
-        raise AssertionError(f"{text!r} never showed; the screen:\n{self.screen()}")
+        raise AssertionError(f"{what}; the screen:\n{self.screen()}")
 
 
 @pytest.fixture
@@ -93,3 +100,67 @@ def running(pid: int) -> bool:
         return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
     except (FileNotFoundError, IndexError):
         return False
+
+
+@contextlib.contextmanager
+def busy_processes(n: int, seconds: float = 120) -> Iterator[None]:
+    """``n`` busy Python loops at normal priority, each in its own session (another user's
+    jobs, or engines training), ending by themselves after ``seconds`` if the test cannot
+    stop them, and killed when the block ends."""
+    code = f"import time\nend = time.monotonic() + {seconds}\nwhile time.monotonic() < end: pass"
+    procs = [subprocess.Popen([sys.executable, "-c", code], start_new_session=True)
+             for _ in range(n)]  # fmt: skip
+    try:
+        time.sleep(0.5)
+        yield
+    finally:
+        for proc in procs:
+            proc.kill()
+            proc.wait()
+
+
+def type_keys(tmux: Tmux, keys: list[str], gap: float = 0.02) -> None:
+    """Each key on its own, ``gap`` seconds after the last, as fast as a quick typist."""
+    for key in keys:
+        if len(key) == 1:
+            tmux("send-keys", "-t", "kd", "-l", key)
+        else:
+            tmux("send-keys", "-t", "kd", key)
+        time.sleep(gap)
+
+
+def rows(screen: str) -> list[str]:
+    """The TODO list's rows (ticked or not)."""
+    lines = screen.splitlines()
+    return [
+        line for line in lines if line.lstrip()[:2] in ("☐ ", "✓ ") and "linked group" not in line
+    ]
+
+
+def test_keys_after_tab_land_in_the_next_field_on_a_loaded_box(tmux: Tmux) -> None:
+    """Typed 20 ms apart with two or more busy processes per core: what follows a Tab
+    goes into the next field, never the one just left (the Tab used to reach the app's
+    focus change only after bubbling up from the field, while the keys typed meanwhile
+    were already handed to the field that still had the focus)."""
+    tmux.wait_for("READY$")
+    tmux("send-keys", "-t", "kd", f"{KDTUI} -w ws", "Enter")
+    tmux.wait_for("two-teachers")
+    with busy_processes(min(16, 2 * (os.cpu_count() or 1))):
+        tmux("send-keys", "-t", "kd", "4")
+        tmux.wait_for("compare AT and SP")
+        for n, (item, group, seeds) in enumerate(
+            [("wrn16 sweep", "kd-sweep", "5"), ("at vs sp", "at-sp-kd", "4")]
+        ):
+            tmux("send-keys", "-t", "kd", "a")
+            tmux.wait_for("seeds to finish")
+            type_keys(tmux, [*item, "Tab", *group, "Tab", *seeds, "Enter"])
+            screen = tmux.wait_until(lambda s: "Add an item" not in s or "✗" in s, 60)
+            assert "Add an item" not in screen, f"item {n} refused:\n{screen}"
+            listed = 4 + n  # the demo's three, those added before, this one
+            screen = tmux.wait_until(lambda s, k=listed: len(rows(s)) == k, 60, "not listed")
+            row = rows(screen)[-1]
+            assert item in row and f"0/{seeds}" in row, f"item {n}: {row!r}\n{screen}"
+        for key, text in [("2", "my-experiment"), ("3", "sample std"), ("2", "my-experiment"),
+                          ("3", "sample std"), ("1", "sorted by"), ("4", "kd-sweep")]:  # fmt: skip
+            tmux("send-keys", "-t", "kd", key)
+            tmux.wait_for(text, timeout=60)  # each screen is drawn, with no key after it

@@ -12,7 +12,6 @@ from textual.binding import Binding
 from kdtui import launcher
 from kdtui.fmt import parse_ints, plural
 from kdtui.needs import need_group
-from kdtui.spec import SpecError
 from kdtui.store import StoreError
 from kdtui.tui.messages import EditRunAsNew, StoreWritten
 from kdtui.tui.snapshot import Host
@@ -171,6 +170,8 @@ class RunActions:
 
     @work(thread=True, group="store-write")
     def _more_seeds(self, run_id: str, seeds_text: str) -> None:
+        from kdtui.spec import SpecError  # the spec's models: not at the app's start
+
         try:
             run_ids = launcher.more_seeds(self.host.store, run_id, parse_ints(seeds_text))
         except SpecError as exc:

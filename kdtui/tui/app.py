@@ -16,22 +16,19 @@ import signal
 import sys
 import termios
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from textual import on, work
-from textual.app import App, SystemCommand
+from textual.app import App, ScreenStackError, SystemCommand
 from textual.binding import Binding, BindingType
 from textual.reactive import var
 from textual.screen import Screen
 from textual.worker import Worker, get_current_worker
 
 from kdtui import executors, launcher
-from kdtui.screens.compose import ComposeScreen
-from kdtui.screens.results import ResultsScreen
 from kdtui.screens.runs import RunsScreen
-from kdtui.screens.todo import TodoScreen
 from kdtui.store import Store, StoreError
 from kdtui.tui.help import HelpScreen, Section
 from kdtui.tui.messages import (
@@ -45,6 +42,9 @@ from kdtui.tui.messages import (
 from kdtui.tui.snapshot import Snapshot
 from kdtui.widgets import Prompt
 
+if TYPE_CHECKING:
+    from kdtui.screens.compose import ComposeScreen
+
 RECONCILE_EVERY_S = 15.0
 FIRST_RECONCILE_S = 2.0
 SCREENS_HELP = {
@@ -56,6 +56,45 @@ SCREENS_HELP = {
 QUIT_EDITS = "Quit, dropping the composer's edits?"
 CURVES_HELP = "Selected groups or runs on one chart (c in results or runs), a metric per tab."
 COMPARE_HELP = "Two selected runs' insides (i in runs): confusion difference, per-class accuracy."
+
+
+def _runs() -> type[Screen]:
+    return RunsScreen
+
+
+def _compose() -> type[Screen]:
+    from kdtui.screens.compose import ComposeScreen  # the spec's pydantic models
+
+    return ComposeScreen
+
+
+def _results() -> type[Screen]:
+    from kdtui.screens.results import ResultsScreen
+
+    return ResultsScreen
+
+
+def _todo() -> type[Screen]:
+    from kdtui.screens.todo import TodoScreen
+
+    return TodoScreen
+
+
+class Mode:
+    """A screen of the app's own (keys 1-4), built when first shown, its module imported
+    then unless the warm-up after the first frame did it already (the composer's loads the
+    spec's pydantic models: a third of the app's start). Textual restyles the whole app
+    twice when a mode's screen is first shown, in case the CSS changed since the screen
+    was made; one made that moment is styled as it mounts, so it is marked as up to date
+    (the restyling cost 0.1-0.3 s of CPU per first visit)."""
+
+    def __init__(self, load: Callable[[], type[Screen]]) -> None:
+        self.load = load
+
+    def __call__(self) -> Screen:
+        screen = self.load()()
+        screen._css_update_count = screen.app._css_update_count  # Textual 8's CSS stamp
+        return screen
 
 
 def devices_text(config: dict[str, Any], gpus: list[str]) -> str:
@@ -71,13 +110,13 @@ class KdApp(App[None]):
     without ``devices`` the header follows the workspace's runner settings (runner.json)."""
 
     TITLE = "kdtui"
-    MODES_CLASSES: ClassVar[dict[str, type[Screen]]] = {
-        "runs": RunsScreen,
-        "compose": ComposeScreen,
-        "results": ResultsScreen,
-        "todo": TodoScreen,
+    OWN_MODES: ClassVar[dict[str, Mode]] = {
+        "runs": Mode(_runs),
+        "compose": Mode(_compose),
+        "results": Mode(_results),
+        "todo": Mode(_todo),
     }
-    MODES: ClassVar[dict[str, Callable[[], Screen]]] = dict(MODES_CLASSES)
+    MODES: ClassVar[dict[str, Callable[[], Screen]]] = dict(OWN_MODES)
     DEFAULT_MODE = "runs"
     NAV = Binding.Group("screens", compact=True)
     BINDINGS: ClassVar[list[BindingType]] = [
@@ -89,6 +128,11 @@ class KdApp(App[None]):
         Binding("q", "quit", "Quit"),
         # A reflex should not close the app: Ctrl-C asks (a second Ctrl-C says yes).
         Binding("ctrl+c", "ask_quit", show=False, priority=True),
+        # Tab moves the focus as the app reads it, before the keys typed after it: Textual
+        # hands a key to the focused field first and acts on Tab only once it has bubbled
+        # back up, by when the next keys (on a loaded box) went to the field just left.
+        Binding("tab", "focus_next", show=False, priority=True),
+        Binding("shift+tab", "focus_previous", show=False, priority=True),
     ]
     CSS = """
     Screen { layout: vertical; }
@@ -196,10 +240,20 @@ class KdApp(App[None]):
 
     def _publish(self, snapshot: Snapshot) -> None:
         self._trouble = ""
+        first = self.snapshot is None
         self.snapshot = snapshot
+        if first:  # once the runs are drawn, the other screens' modules load meanwhile
+            self.call_after_refresh(self._warm_up)
         for notice in self.store.notices:
             self.notify(notice, severity="warning", timeout=10)
         self.store.notices.clear()
+
+    @work(thread=True, group="warm-up")
+    def _warm_up(self) -> None:
+        """Import the screens' modules in a thread while the user reads the runs, so that
+        opening one later only builds it (the composer's took 0.3-1 s on a loaded box)."""
+        for mode in self.OWN_MODES.values():
+            mode.load()
 
     def _store_trouble(self, message: str) -> None:
         if message != self._trouble:
@@ -221,6 +275,24 @@ class KdApp(App[None]):
         if self._trouble:
             parts.append("store busy")
         self.sub_title = " · ".join(parts)
+
+    # ------------------------------------------------------------------ drawing
+
+    def delay_update(self, delay: float = 0.05) -> None:
+        """Draw a screen switched to at once. Textual holds the drawing for 50 ms after a
+        switch (to hide the footer's rebuild), a timer that a loaded box fires late; and if
+        another batch (that rebuild) is still open when it fires, the new screen was not
+        drawn at all until the next key or tick (2 3 2 3 left Compose on the terminal)."""
+
+    @contextlib.contextmanager
+    def batch_update(self) -> Iterator[None]:
+        """Textual's batch, after which the current screen is woken too: a screen that went
+        idle during the batch, its repaint held back, would otherwise wait for an event."""
+        with super().batch_update():
+            yield
+        if not self._batch_count:
+            with contextlib.suppress(ScreenStackError):
+                self.screen.check_idle()
 
     # ------------------------------------------------------------------ what screens ask
 
@@ -273,7 +345,11 @@ class KdApp(App[None]):
             stack = self.get_screen_stack("compose")
         except KeyError:
             return None
-        return stack[0] if stack and isinstance(stack[0], ComposeScreen) else None
+        if not stack:
+            return None
+        from kdtui.screens.compose import ComposeScreen  # loaded: the screen exists
+
+        return stack[0] if isinstance(stack[0], ComposeScreen) else None
 
     # ------------------------------------------------------------------ commands
 
@@ -313,8 +389,8 @@ class KdApp(App[None]):
         return [
             ("Everywhere", "", self.BINDINGS),
             *(
-                (name.title(), SCREENS_HELP[name], screen.BINDINGS)
-                for name, screen in self.MODES_CLASSES.items()
+                (name.title(), SCREENS_HELP[name], mode.load().BINDINGS)
+                for name, mode in self.OWN_MODES.items()
             ),
             ("Run detail", "One run: curves, log, spec, analysis.", RunDetailScreen.BINDINGS),
             ("Curves", CURVES_HELP, CurvesScreen.BINDINGS),
@@ -324,7 +400,7 @@ class KdApp(App[None]):
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
         """The palette offers the screens and every action of the current screen."""
         yield from super().get_system_commands(screen)
-        for name in self.MODES_CLASSES:
+        for name in self.OWN_MODES:
             yield SystemCommand(
                 f"Go to {name}",
                 SCREENS_HELP[name],
