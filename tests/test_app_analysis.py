@@ -176,7 +176,7 @@ def head(screen: Any) -> str:
 async def open_analysis(pilot: Pilot, run_id: str = KD_RUN, tsne: bool = True) -> Any:
     """The run's view on its Analysis tab, with everything computed (the t-SNE too)."""
     app = pilot.app
-    await until(pilot, lambda: len(app.screen.query_one(Grid).order) == 11, "the runs")
+    await until(pilot, lambda: run_id in app.screen.query_one(Grid).order, "the runs")
     app.open_run(run_id)
     detail = await until(
         pilot, lambda: isinstance(app.screen, RunDetailScreen) and app.screen, "the detail"
@@ -307,6 +307,36 @@ async def test_a_run_without_analysis_data_says_why_in_one_line(demo: Path) -> N
         await pilot.press("b")
         await until(pilot, lambda: "unreadable" in head(detail), "the unreadable archive")
         assert "last.npz" in head(detail) and "\n" not in head(detail)
+
+
+@pytest.mark.slow
+async def test_the_tab_reads_what_a_real_run_kept(tmp_path: Path) -> None:
+    """The engine's own archives (a tiny GAF teacher and a KD + AT signal student, trained
+    here): the fixture's format above is the engine's, and the tab shows every part."""
+    from conftest import tiny_experiment
+    from test_analysis import TEACHER_VIEW, train_all
+
+    teacher = tiny_experiment("teacher", epochs=2)
+    teacher["student"] = {"depth": 10, "width": 1, "view": TEACHER_VIEW}
+    student = tiny_experiment(
+        "student", epochs=2, teachers=[{"experiment": "teacher", "pick": "same-seed"}],
+        loss={"ce": 0.3, "kd": {"T": 4, "weight": 0.7}, "at": {"weight": 100}},
+    )  # fmt: skip
+    runs = train_all(tmp_path / "ws", [teacher, student])
+    app = KdApp(tmp_path / "ws", clock=lambda: NOW, devices="cpu")
+    async with app.run_test(size=SIZE) as pilot:
+        detail = await open_analysis(pilot, runs["student"])
+        data = analysis_data.load(Store(tmp_path / "ws").run_dir(runs["student"]), "best")
+        numbers = analysis_numbers.summarize(data)
+        assert f"acc {numbers['accuracy']:.2f}% on 24" in head(detail)
+        assert f"V-score {numbers['v_score']:.3f}" in head(detail)
+        pane = detail.query_one(AnalysisPane)
+        assert pane.shown is not None
+        assert [c.header for c in pane.shown.maps] == [
+            "S g1", "S g2", "S g3", "T1 g1", "T1 g2", "T1 g3",
+        ]  # fmt: skip
+        assert [name for name, _ in pane.shown.views] == ["gaf(summation, 16)"]
+        assert len(detail.query(".an-column")) == 6 + 3  # maps, and the GAF's three channels
 
 
 def test_many_classes_are_listed_not_gridded() -> None:
