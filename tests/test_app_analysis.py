@@ -259,7 +259,7 @@ async def test_a_running_run_shows_each_new_best_as_the_engine_writes_it(demo: P
     app = KdApp(demo, clock=lambda: NOW, devices="cpu", poll_s=0.05)
     async with app.run_test(size=SIZE) as pilot:
         detail = await open_analysis(pilot, running, tsne=False)
-        wait = "nothing to analyse yet: the run keeps its data at its best epoch, once it has one"
+        wait = "nothing to analyse yet: kept at the run's best epoch, once it has one"
         await until(pilot, lambda: head(detail) == wait, "why there is nothing yet")
         write_archive(run_dir, "best", 11, skill=0.8, teacher=True)
         await until(pilot, lambda: head(detail).startswith("best epoch 11"), "its best", 60)
@@ -436,6 +436,23 @@ def test_the_picture_protocol_can_be_forced(monkeypatch: pytest.MonkeyPatch) -> 
         assert (shown.styles.width.value, shown.styles.height.value) == (8, 4)
     monkeypatch.setenv(picture_module.ENV, "nonsense")
     assert picture_module.mode() == "auto"
+
+
+def test_the_terminal_is_asked_before_the_app_reads_keys(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """textual-image learns the graphics protocol from the terminal's answer on stdin,
+    which Textual's key reader would swallow: run_app waits for it before the app runs."""
+    from kdtui.tui import app as app_module
+
+    calls: list[str] = []
+    monkeypatch.setattr(picture_module, "prepare", lambda: calls.append("asked"))
+    monkeypatch.setattr(KdApp, "run", lambda self: calls.append("run"))
+    app_module.run_app(tmp_path / "ws")
+    assert calls == ["asked", "run"]
+    # not a terminal (as here): nothing to ask, no thread
+    picture_module.start_detection()
+    assert picture_module._detection is None
 
 
 # ---------------------------------------------------------------------- the curves' parts

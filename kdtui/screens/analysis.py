@@ -201,7 +201,7 @@ def why_nothing(reason: str, run: dict[str, Any], which: str) -> str:
     if status == "running":
         if which == "last":
             return "the last epoch's data comes when the run ends (b: its best epoch so far)"
-        return "nothing to analyse yet: the run keeps its data at its best epoch, once it has one"
+        return "nothing to analyse yet: kept at the run's best epoch, once it has one"
     return reason
 
 
@@ -214,7 +214,7 @@ class AnalysisPane(VerticalScroll):
     DEFAULT_CSS = """
     AnalysisPane { overflow-x: auto; padding: 0 1; }
     AnalysisPane .an-title { text-style: bold; margin-top: 1; width: auto; }
-    AnalysisPane #an-head { width: auto; }
+    AnalysisPane #an-head { width: 1fr; }  /* a long reason wraps */
     AnalysisPane #an-confusion { width: auto; }
     AnalysisPane #an-plots { height: 15; width: 1fr; min-width: 60; }
     AnalysisPane PlotextPlot { width: 1fr; height: 15; }
