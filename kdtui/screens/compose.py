@@ -92,7 +92,7 @@ class ComposeScreen(FileActions):
             "ctrl+r",
             "launch",
             "Launch",
-            tooltip="Queue the file's runs (only when it is valid).",
+            tooltip="Queue the file's runs, one per seed of each configuration (only when it is valid).",
         ),
         Binding("ctrl+s", "save", "Save", tooltip="Save the file (compact: defaults, grids)."),
         Binding("ctrl+o", "load", "Load", tooltip="Open a spec file to edit."),

@@ -49,7 +49,7 @@ RECONCILE_EVERY_S = 15.0
 FIRST_RECONCILE_S = 2.0
 SCREENS_HELP = {
     "runs": "Every run in the workspace, live.",
-    "compose": "Build one experiment, validated as you type; save, load, launch.",
+    "compose": "A whole spec file (defaults, experiments, grids), validated as you type; save, load, launch.",
     "results": "One row per configuration: per-seed accuracy and mean ± std.",
     "todo": "The experiments still to run; linked items tick themselves.",
 }
