@@ -15,6 +15,7 @@ from typer.testing import CliRunner
 
 from kdtui import launcher
 from kdtui.cli import app
+from kdtui.needs import resolve_need
 from kdtui.notes import (
     DEFAULT_LABELS,
     NotesError,
@@ -29,7 +30,6 @@ from kdtui.notes import (
 )
 from kdtui.results import group_rows
 from kdtui.spec import validate_spec
-from kdtui.needs import resolve_need
 from kdtui.store import RUN_ID_PATTERN, Store
 
 EXAMPLE = Path(__file__).parent.parent / "examples" / "notes.md"
