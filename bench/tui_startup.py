@@ -127,11 +127,13 @@ class Terminal:
         while self._read(quiet) and time.perf_counter() < deadline:
             pass
 
-    def press(self, key: bytes, needle: bytes, timeout: float = 60) -> float:
-        """Seconds from writing ``key`` until ``needle`` is drawn (only what is drawn
-        after the key counts)."""
+    def press(self, key: bytes, needle: bytes, timeout: float = 60) -> tuple[float, ...]:
+        """Once the app is quiet, seconds from writing ``key`` until ``needle`` is drawn
+        (only what is drawn after the key counts), and the CPU seconds the app and its
+        event loop used meanwhile."""
         self.drain()
         self.seen = b""
+        cpu, loop = self.cpu_seconds(), self.cpu_seconds(loop_only=True)
         t0 = time.perf_counter()
         os.write(self.fd, key)
         deadline = t0 + timeout
@@ -140,7 +142,8 @@ class Terminal:
             if left <= 0:
                 raise TimeoutError(f"{needle!r} after {key!r}")
             self._read(left)
-        return time.perf_counter() - t0
+        seconds = time.perf_counter() - t0
+        return seconds, self.cpu_seconds() - cpu, self.cpu_seconds(loop_only=True) - loop
 
     def key_latency(self, key: bytes, timeout: float = 10) -> tuple[float, float]:
         """Seconds from writing ``key`` to the first and to the last byte of the redraw
@@ -189,17 +192,19 @@ def runner_held(ws: Path) -> Iterator[None]:
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
-def _load_experiment() -> dict[str, Any]:
+def _load_experiment(quick: bool = False) -> dict[str, Any]:
     """A WRN16-1 student on the raw signal of synthetic-har windows (500 steps, 7 classes),
-    trained for longer than any bench lasts."""
+    trained for longer than any bench lasts (``quick``: smaller windows, for the tests)."""
     data = {"dataset": "synthetic-har", "n_train": 1050, "n_test": 350, "length": 500}
+    if quick:
+        data.update(n_train=256, n_test=64, length=128)
     return {"name": LOAD_RUN, "data": data, "student": {"depth": 16, "width": 1,
             "view": "signal"}, "schedule": {"kind": "constant"}, "epochs": LOAD_EPOCHS,
             "batch_size": 64, "seeds": [0, 1]}  # fmt: skip
 
 
 @contextlib.contextmanager
-def engines(ws: Path, n: int = 2, timeout: float = 300) -> Iterator[None]:
+def engines(ws: Path, n: int = 2, timeout: float = 300, quick: bool = False) -> Iterator[None]:
     """``n`` engines training runs of ``ws`` as the queue runner starts them with
     ``--jobs n`` (own session, KDTUI_PARALLEL=n, no GPU); yields once each has finished an
     epoch (imports and data behind them), stops them at the end."""
@@ -208,7 +213,7 @@ def engines(ws: Path, n: int = 2, timeout: float = 300) -> Iterator[None]:
     from kdtui.store import Store, read_events
 
     store = Store(ws)
-    run_ids = enqueue(store, validate_spec(_load_experiment(), base_dir=ws))[:n]
+    run_ids = enqueue(store, validate_spec(_load_experiment(quick), base_dir=ws))[:n]
     env = dict(os.environ, PYTHONUNBUFFERED="1", CUDA_VISIBLE_DEVICES="", KDTUI_PARALLEL=str(n))
     for name in ("KDTUI_THREADS", "KDTUI_NICE", "PYTHONDONTWRITEBYTECODE", "PYTHONPATH"):
         env.pop(name, None)
@@ -277,14 +282,11 @@ def measure(
                 cursor.append(term.key_latency(b"\x1b[B")[1])
             opened = False
             for key in KEYS:
-                cpu, loop = term.cpu_seconds(), term.cpu_seconds(loop_only=True)
-                seconds = term.press(key.encode(), SCREENS[key][1])
-                timing = (seconds, term.cpu_seconds(loop_only=True) - loop)
-                (switches if opened or key != "2" else opens).append(timing)
+                seconds, cpu, loop = term.press(key.encode(), SCREENS[key][1])
+                (switches if opened or key != "2" else opens).append((seconds, loop))
                 if trace:
-                    print(f"    key {key} → {SCREENS[key][0]:<8} {timing[0]:6.3f} s, CPU "
-                          f"{term.cpu_seconds() - cpu:6.3f} s, event loop {timing[1]:6.3f} s",
-                          file=sys.stderr)  # fmt: skip
+                    print(f"    key {key} → {SCREENS[key][0]:<8} {seconds:6.3f} s, CPU "
+                          f"{cpu:6.3f} s, event loop {loop:6.3f} s", file=sys.stderr)  # fmt: skip
                 opened = opened or key == "2"
         finally:
             term.close()
@@ -310,17 +312,21 @@ def bench_tui(
     loaded: bool = True,
     app: Path | None = None,
     trace: bool = False,
+    quick: bool = False,
 ) -> dict[str, Any]:
     """The figures unloaded, then loaded (keys suffixed ``_loaded``), with the load average
-    seen at the end of each part."""
+    seen at the end of each part. A first start, not counted, warms the file cache."""
     ws = make_workspace(work / "tui-ws", runs=runs, epochs=3)
     figures: dict[str, Any] = {}
     with runner_held(ws):
+        term = Terminal(ws, app)
+        term.read_until(newest_name(ws).encode())
+        term.close()
         if unloaded:
             figures.update(measure(ws, repeats, app, trace))
             figures["tui_loadavg"] = os.getloadavg()[0]
         if loaded:
-            with engines(ws) if load == "engines" else hogs():
+            with engines(ws, quick=quick) if load == "engines" else hogs():
                 part = measure(ws, repeats, app, trace)
                 part["tui_loadavg"] = os.getloadavg()[0]
             figures.update({f"{k}_loaded": v for k, v in part.items()})
