@@ -50,6 +50,7 @@ from kdtui.spec import (
     StepSchedule,
     canonical_json,
 )
+from kdtui.spec.checkpoint import checkpoint_problem
 from kdtui.store import (
     HEARTBEAT_EVERY_S,
     Store,
@@ -263,6 +264,8 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
     """A kdtui checkpoint (or a bare state dict), loaded without unpickling code."""
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint not found: {path}")
+    if why := checkpoint_problem(path):  # what it is instead, where torch would say "101"
+        raise RuntimeError(why)
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises several types for a corrupt file
