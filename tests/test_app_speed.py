@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from textual import events
 from textual.screen import Screen
+from textual.widgets import Input, Select
 from tuikit import NOW, STALE_ENV, build_workspace, until
 
 from kdtui import launcher
@@ -166,3 +167,51 @@ async def test_ages_move_on_without_writing_every_row_again(
         assert written == []
         for run in snapshot.runs:
             assert screen.grid.cells[run["run_id"]] == cells(run, now[0])
+
+
+async def test_keys_after_down_in_the_filter_are_commands_of_the_table(tmp_path: Path) -> None:
+    """Down leaves the runs filter for the table before the next key is handed out (it
+    used to act only once it had bubbled up from the filter, the next key typed in it)."""
+    app = make_app(tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: app.snapshot is not None, "the first snapshot")
+        await pilot.press("slash")
+        screen = app.screen
+        assert isinstance(screen, runs_screen.RunsScreen)
+        for key, char in [("g", "g"), ("down", None), ("f", "f")]:  # f: a status, cycled
+            app.post_message(events.Key(key, char))
+        await until(pilot, lambda: screen.grid.has_focus, "the table focused")
+        await pilot.pause()
+        assert screen.query_one("#filter", Input).value == "g"
+        assert screen.query_one("#status", Select).value == "queued"
+        await pilot.press("down")  # in the table, a cursor move as ever
+        assert screen.grid.has_focus
+
+
+async def test_keys_after_escape_in_the_composer_are_commands(tmp_path: Path) -> None:
+    app = make_app(tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("2")
+        await until(pilot, lambda: app.current_mode == "compose", "the composer")
+        composer = app.screen
+        name = await until(pilot, lambda: composer.query_one("#root Input", Input), "a field")
+        name.focus()
+        await pilot.pause()
+        for key, char in [("x", "x"), ("escape", None), ("4", "4")]:
+            app.post_message(events.Key(key, char))
+        await until(pilot, lambda: app.current_mode == "todo", "the TODO screen")
+        assert name.value.endswith("x")
+
+
+async def test_escape_in_an_open_list_of_the_composer_closes_the_list(tmp_path: Path) -> None:
+    app = make_app(tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("2")
+        await until(pilot, lambda: app.current_mode == "compose", "the composer")
+        choice = await until(pilot, lambda: app.screen.query_one("#root Select", Select), "a list")
+        choice.focus()
+        await pilot.press("enter")
+        await until(pilot, lambda: choice.expanded, "the list open")
+        await pilot.press("escape")
+        await until(pilot, lambda: not choice.expanded, "the list closed")
+        assert app.focused is not None and choice in app.focused.ancestors_with_self

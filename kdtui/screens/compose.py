@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from textual import events, on, work
+from textual.actions import SkipAction
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical, VerticalScroll
@@ -34,7 +35,6 @@ from textual.timer import Timer
 from textual.widgets import (
     Button,
     Checkbox,
-    Footer,
     Header,
     Input,
     Label,
@@ -51,7 +51,7 @@ from kdtui.spec import Experiment, LoadedSpec, Problem, SpecError, validate_spec
 from kdtui.store import StoreError
 from kdtui.tui.messages import ShowRuns, StoreWritten
 from kdtui.tui.snapshot import Snapshot
-from kdtui.widgets import json_view
+from kdtui.widgets import KeyFooter, json_view
 from kdtui.widgets.axes import GridBox, field_paths
 from kdtui.widgets.entry_list import Entry, EntryList
 from kdtui.widgets.form import (
@@ -104,6 +104,7 @@ class ComposeScreen(FileActions):
             "Leave field",
             show=False,
             tooltip="Leave the field, so 1-4 switch screens again.",
+            priority=True,  # the keys after it are commands, however fast they follow
         ),
     ]
     DEFAULT_CSS = """
@@ -191,7 +192,7 @@ class ComposeScreen(FileActions):
                 id="executor",
                 tooltip="Where Launch sends the runs (Slurm: the workspace's slurm.json).",
             )
-        yield Footer()
+        yield KeyFooter()  # rebuilt only when its keys change, not at every Tab
 
     def _root(self) -> ModelBox:
         """The form of the selected entry. Every field may be left to the defaults."""
@@ -473,6 +474,11 @@ class ComposeScreen(FileActions):
     # ------------------------------------------------------------------ actions
 
     def action_blur(self) -> None:
+        focused = self.focused
+        if focused is not None and any(
+            isinstance(node, Select) and node.expanded for node in focused.ancestors_with_self
+        ):
+            raise SkipAction()  # an open list closes first, as ever
         self.set_focus(None)
 
     @on(Button.Pressed, "#launch")

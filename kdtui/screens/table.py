@@ -8,6 +8,7 @@ from collections.abc import Iterable, Iterator
 from typing import ClassVar
 
 from textual import on
+from textual.actions import SkipAction
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.widget import Widget
@@ -31,9 +32,12 @@ class TableScreen(LiveScreen):
     ``filter_placeholder`` is set; sorted by ``sort_column`` unless that is None. A screen
     draws its rows in ``refresh_rows``, called whenever the filter or the order changes."""
 
-    # Down or up in the filter goes on into the table: the next key is a command there.
+    # Down or up in the filter goes on into the table: the next key is a command there. A
+    # priority binding, so the focus moves as the app reads the key, before the keys typed
+    # after it are handed out (they went into the filter on a loaded box); elsewhere the
+    # key goes on as ever (SkipAction).
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("down,up", "to_table", show=False),
+        Binding("down,up", "to_table", show=False, priority=True),
     ]
     grid_id: ClassVar[str]
     filter_placeholder: ClassVar[str | None] = None
@@ -85,7 +89,9 @@ class TableScreen(LiveScreen):
         self.grid.focus()
 
     def action_to_table(self) -> None:
-        self.grid.focus()
+        if self.focused is None or self.focused.id != "filter":
+            raise SkipAction()
+        self.set_focus(self.grid)  # at once (Widget.focus waits for the queued messages)
 
     @on(Input.Changed, "#filter")
     def _filter_changed(self) -> None:
