@@ -17,6 +17,7 @@ from textual.widgets import Input, Select
 from tuikit import NOW, STALE_ENV, build_workspace, until
 
 from kdtui import launcher
+from kdtui.screens import results as results_screen
 from kdtui.screens import runs as runs_screen
 from kdtui.tui.app import KdApp
 from kdtui.tui.snapshot import Snapshot
@@ -215,3 +216,32 @@ async def test_escape_in_an_open_list_of_the_composer_closes_the_list(tmp_path: 
         await pilot.press("escape")
         await until(pilot, lambda: not choice.expanded, "the list closed")
         assert app.focused is not None and choice in app.focused.ancestors_with_self
+
+
+async def test_a_new_snapshot_rewrites_only_the_results_rows_that_changed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app = make_app(tmp_path)
+    written: list[str] = []
+    cells = results_screen.row_cells
+    monkeypatch.setattr(
+        results_screen, "row_cells", lambda r, *a: written.append(r.name) or cells(r, *a)
+    )
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("3")
+        screen = await until(
+            pilot,
+            lambda: isinstance(app.screen, results_screen.ResultsScreen) and app.screen,
+            "the results",
+        )
+        await until(pilot, lambda: screen._labelled_for is not None, "the groups labelled")
+        await pilot.pause()
+        snapshot = app.snapshot
+        assert snapshot is not None and written
+        runs = [dict(r) for r in snapshot.runs]
+        done = next(r for r in runs if r.get("status") == "done")
+        done["best_acc"] = 99.0
+        written.clear()
+        app.snapshot = Snapshot(runs, snapshot.todos)
+        await pilot.pause()
+        assert written == [done["name"]]

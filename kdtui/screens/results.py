@@ -134,6 +134,8 @@ class ResultsScreen(TableScreen):
         self.rows: list[GroupRow] = []
         self.runs: list[dict[str, Any]] = []
         self._shown: dict[str, GroupRow] = {}
+        # Each shown group's row as last written, with what it was written from.
+        self._written: dict[str, tuple[tuple[Any, ...], tuple[str, ...]]] = {}
         self._columns: list[Column] = []
         self.marked: set[str] = set()  # group keys, in the flat table and the pivot alike
         self.baseline: str | None = None  # a group key
@@ -250,21 +252,20 @@ class ResultsScreen(TableScreen):
             d = delta_to(r, base, metric)
             return "–" if d is None else delta_text(d, r.digits(2))
 
+        written, self._written = self._written, {}
+
+        def cells(r: GroupRow) -> tuple[str, ...]:
+            """Written again only when what it shows changed: a new snapshot of a live
+            workspace changes a few groups, and thousands cost tenths of a second."""
+            args = (r, seeds, self.best, r.group_key in self.marked, labels.get(r.group_key))
+            args += (delta(r),)
+            known = written.get(r.group_key)
+            row = known[1] if known is not None and known[0] == args else row_cells(*args)
+            self._written[r.group_key] = (args, row)
+            return row
+
         grid.marked = self.marked & set(self._shown)
-        grid.set_rows(
-            [r.group_key for r in rows],
-            {
-                r.group_key: row_cells(
-                    r,
-                    seeds,
-                    self.best,
-                    r.group_key in self.marked,
-                    labels.get(r.group_key),
-                    delta(r),
-                )
-                for r in rows
-            },
-        )
+        grid.set_rows([r.group_key for r in rows], {r.group_key: cells(r) for r in rows})
         self.show_sort()
         which = "BEST epoch" if self.best else "LAST epoch"
         marked = len(grid.marked)
