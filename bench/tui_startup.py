@@ -24,13 +24,20 @@ timed from outside, as a user would feel it:
   normal priority instead (another user's jobs: harsher, as the app has no priority over
   them).
 
+Each key's figures also come in CPU seconds of the app's event loop (``_cpu_s``), which
+unlike wall time hardly depend on what else the machine runs; ``--trace`` prints every
+key. The pseudo-terminal answers no queries, as a terminal that ignores them: the app's
+question about terminal graphics (kdtui.widgets.picture) waits for its timeouts there.
+
 The engines are started from this checkout; ``--app DIR`` runs the app from another
 checkout (``--app /tmp/kd-before`` measured the code before the fixes) with the same load.
 Nothing is asserted: the figures are printed (or one JSON object with ``--json``).
 
 To measure again on a calm machine: ``uptime`` should show a load near 0 before starting
 (the loaded figures add their own load of 2); run ``python bench/tui_startup.py`` (about
-2 minutes on 2 cores) and copy the figures into BENCHMARKS.md, "The app on a loaded box".
+3 minutes on 2 cores; ``--app DIR`` for another checkout, run in turns with this one) and
+copy the figures into BENCHMARKS.md, "The app on a loaded box", with the load averages
+printed (``tui_loadavg``).
 """
 
 from __future__ import annotations
