@@ -1,20 +1,19 @@
 """Train exactly one run: ``python -m kdtui.engine RUN_DIR``.
 
 The run folder holds the frozen spec; everything the run produces goes back into the same
-folder (events, checkpoints, log) and into its summary in the store. The data are held on
-the training device as tensors and batches are drawn by shuffled index slices: no Dataset,
-no collate, no worker processes for data that fit in memory.
+folder (events, checkpoints, log) and into its summary in the store. This module is the
+run itself: set-up, the epoch loop, evaluation, the heartbeat. What it reads (the data and
+their views on the device) is ``inputs``; checkpoints and the teachers loaded from them are
+``checkpoints``.
 """
 
 from __future__ import annotations
 
 import contextlib
-import io
 import json
 import os
 import platform
 import random
-import re
 import signal
 import socket
 import subprocess
@@ -22,7 +21,6 @@ import sys
 import threading
 import time
 import traceback
-import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,30 +33,22 @@ from torch import Tensor, nn
 from kdtui import __version__, procs
 from kdtui.engine import augment, inspect, teacher_cache, validation
 from kdtui.engine import data as datasets
-from kdtui.engine.images import ImageArrays, load_cifar10, load_image_folder
+from kdtui.engine.checkpoints import (
+    Teacher,
+    build_model,
+    load_checkpoint,
+    load_teachers,
+    save_checkpoint,
+)
+from kdtui.engine.checkpoints import _misfit as _misfit  # re-exported: tests import it here
+from kdtui.engine.inputs import Split, load_arrays, prepare_splits, view_id
+from kdtui.engine.inputs import view_tensor as view_tensor  # re-exported: bench imports it here
 from kdtui.engine.metrics import classification_metrics
 from kdtui.engine.models import ModelOutput, WideResNet
 from kdtui.engine.objective import Objective
-from kdtui.engine.views import cached_view
 from kdtui.engine.watchdog import Watchdog, limit_setting
-from kdtui.needs import resolve_need
-from kdtui.spec import (
-    ConstantSchedule,
-    CosineSchedule,
-    Experiment,
-    ModelSpec,
-    StepSchedule,
-    canonical_json,
-)
-from kdtui.spec.checkpoint import checkpoint_problem
-from kdtui.store import (
-    HEARTBEAT_EVERY_S,
-    Store,
-    WriteFailed,
-    atomic_write,
-    describe_os_error,
-    read_events,
-)
+from kdtui.spec import ConstantSchedule, CosineSchedule, Experiment, StepSchedule
+from kdtui.store import HEARTBEAT_EVERY_S, Store, WriteFailed, atomic_write, read_events
 from kdtui.threads import THREADS_ENV, Sharing, read_settings
 
 
@@ -100,37 +90,6 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def load_arrays(data: dict[str, Any]) -> datasets.Arrays:
-    kind, channels = data["dataset"], data.get("channels")
-    if kind == "basicmotions":
-        return datasets.load_basicmotions(channels)
-    if kind == "synthetic-har":
-        options = {
-            k: v
-            for k, v in data.items()
-            if k not in ("dataset", "channels", "val") and v is not None
-        }
-        return datasets.make_synthetic_har(channels=channels, **options)
-    if kind == "npz":
-        return datasets.load_npz(data["path"], channels, data.get("layout", "NCL"))
-    if kind == "cifar10":
-        return load_cifar10(data["path"])
-    if kind == "image-folder":
-        return load_image_folder(data["path"], data.get("test_split"))
-    raise ValueError(f"unknown dataset {kind!r}")
-
-
-def build_model(spec: ModelSpec, arrays: datasets.Arrays) -> WideResNet:
-    return WideResNet(
-        depth=spec.depth,
-        width=spec.width,
-        num_classes=arrays.num_classes,
-        in_channels=arrays.in_channels,
-        dim=int(spec.dim or 1),
-        dropout=spec.dropout,
-    )
-
-
 def versions(device: torch.device) -> dict[str, Any]:
     """What reproduces this run: kdtui version and commit, Python, torch, CUDA, device."""
     commit = None
@@ -154,188 +113,6 @@ def versions(device: torch.device) -> dict[str, Any]:
         if device.type == "cuda"
         else platform.processor() or "cpu",
     }
-
-
-# ---------------------------------------------------------------------- data on device
-
-
-#: Zero padding of the standard random crop for image datasets (CIFAR / WRN recipe).
-CROP_PADDING = 4
-
-
-@dataclass
-class Split:
-    views: dict[str, Tensor]  # view id -> (N, ...) on the device; dataset images stay uint8
-    labels: Tensor
-    # view id -> per-channel train (mean, std), (1, C, 1, 1), for the uint8 image views
-    image_stats: dict[str, tuple[Tensor, Tensor]] = field(default_factory=dict)
-
-    def __len__(self) -> int:
-        return len(self.labels)
-
-    def inputs(self, view: str, x: Tensor, gen: torch.Generator | None = None) -> Tensor:
-        """Model input from stored rows of ``view``: dataset images are cropped and flipped
-        at random first when ``gen`` is given (training), then normalised; others as is."""
-        if view not in self.image_stats:
-            return x
-        if gen is not None:
-            x = augment.crop_flip(x, CROP_PADDING, gen)
-        mean, std = self.image_stats[view]
-        return (x.float() - mean) / std
-
-    def take(
-        self, idx: Tensor, gen: torch.Generator | None = None, only: set[str] | None = None
-    ) -> tuple[dict[str, Tensor], Tensor]:
-        """Rows ``idx`` of every view (or of the views in ``only``), and their labels."""
-        views = {k: v for k, v in self.views.items() if only is None or k in only}
-        return {k: self.inputs(k, v[idx], gen) for k, v in views.items()}, self.labels[idx]
-
-
-def view_tensor(arr: np.ndarray, device: torch.device) -> Tensor:
-    """A view's array as a tensor on ``device``. On the CPU a cached view stays memory-mapped
-    (no copy: pages are read from the cache file as batches touch them, and runs sharing
-    the view share the page cache); on a GPU it is copied over once."""
-    if device.type == "cpu":
-        with warnings.catch_warnings():  # read-only map: training only ever reads views
-            warnings.simplefilter("ignore", UserWarning)
-            return torch.from_numpy(np.ascontiguousarray(arr, dtype=np.float32))
-    return torch.from_numpy(np.array(arr, dtype=np.float32)).to(device)
-
-
-def view_id(spec: ModelSpec) -> str:
-    return canonical_json(spec.view.model_dump(mode="json"))
-
-
-def prepare_splits(
-    arrays: datasets.Arrays,
-    models: list[ModelSpec],
-    cache_dir: Path,
-    device: torch.device,
-    val: tuple[np.ndarray, np.ndarray] | None = None,
-) -> tuple[Split, Split, Split | None]:
-    """Every view the student and the teachers need, once each, as device tensors: of the
-    train and test splits, and of ``val`` (an npz's own validation windows) when given."""
-    out = []
-    for split, X, y in (
-        ("train", arrays.X_train, arrays.y_train),
-        ("test", arrays.X_test, arrays.y_test),
-        *([("val", *val)] if val is not None else []),
-    ):
-        views: dict[str, Tensor] = {}
-        stats: dict[str, tuple[Tensor, Tensor]] = {}
-        for spec in models:
-            vid = view_id(spec)
-            if vid in views:
-                continue
-            if isinstance(arrays, ImageArrays):  # every model reads the "image" view: uint8
-                views[vid] = torch.from_numpy(X).to(device)
-                mean, std = (
-                    torch.from_numpy(v).to(device).view(1, -1, 1, 1)
-                    for v in (arrays.mean, arrays.std)
-                )
-                stats[vid] = (mean, std)
-            else:
-                arr = cached_view(
-                    X,
-                    spec.view.model_dump(mode="json"),
-                    data_key=arrays.key,
-                    split=split,
-                    cache_dir=cache_dir,
-                    log=log,
-                )
-                views[vid] = view_tensor(arr, device)
-        out.append(Split(views, torch.as_tensor(y, dtype=torch.long).to(device), stats))
-    return out[0], out[1], out[2] if val is not None else None
-
-
-# ---------------------------------------------------------------------- teachers
-
-
-@dataclass
-class Teacher:
-    model: WideResNet
-    view: str
-    weight: float
-    source: str
-    checkpoint: Path
-
-
-def load_checkpoint(path: Path) -> dict[str, Any]:
-    """A kdtui checkpoint (or a bare state dict), loaded without unpickling code."""
-    if not path.is_file():
-        raise FileNotFoundError(f"checkpoint not found: {path}")
-    if why := checkpoint_problem(path):  # what it is instead, where torch would say "101"
-        raise RuntimeError(why)
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises several types for a corrupt file
-        raise RuntimeError(
-            f"checkpoint {path} is unreadable or corrupt: {exc}".splitlines()[0]
-        ) from exc
-    return ckpt if isinstance(ckpt, dict) else {"model": ckpt}
-
-
-def load_teachers(
-    store: Store,
-    run_spec: dict[str, Any],
-    exp: Experiment,
-    arrays: datasets.Arrays,
-    device: torch.device,
-) -> tuple[list[Teacher], list[dict[str, Any]]]:
-    """Build each teacher, load its weights, freeze it in eval mode."""
-    runs = store.runs() if any(t.experiment for t in exp.teachers) else []
-    needs = iter(run_spec["needs"])
-    teachers, records = [], []
-    for t in exp.teachers:
-        assert t.model is not None  # the validator filled it in
-        if t.experiment:
-            need = next(needs)
-            state, detail = resolve_need(need, runs)
-            if state != "ready":
-                raise RuntimeError(detail or f"teacher {t.experiment!r} has no finished run yet")
-            path, source = store.run_dir(detail) / "ckpt" / "best.pt", detail
-        else:
-            path, source = Path(str(t.checkpoint)), str(t.checkpoint)
-        model = build_model(t.model, arrays)
-        state_dict = load_checkpoint(path).get("model")
-        try:
-            model.load_state_dict(state_dict)
-        except (RuntimeError, TypeError, AttributeError) as exc:
-            raise RuntimeError(
-                f"teacher checkpoint {path} does not fit {t.model.label()}: {_misfit(exc)}"
-            ) from exc
-        model.to(device).eval().requires_grad_(False)
-        if device.type == "cuda" and t.model.dim == 2:
-            model.to(memory_format=torch.channels_last)
-        teachers.append(Teacher(model, view_id(t.model), t.weight, source, path))
-        records.append(
-            {
-                "run_id": source if t.experiment else None,
-                "checkpoint": str(path),
-                "model": t.model.label(),
-                "weight": t.weight,
-            }
-        )
-        log(f"teacher {t.model.label()} (weight {t.weight:g}) from {path}")
-    return teachers, records
-
-
-def _misfit(exc: Exception) -> str:
-    """The one line of a failed ``load_state_dict`` that says what differs (PyTorch's
-    first line only names the model): the first shape mismatch, else the first problem."""
-    lines = [line.strip() for line in str(exc).strip().splitlines()]
-    for line in lines:
-        if m := re.match(
-            r"size mismatch for (\S+): copying a param with shape torch\.Size\((\[.*?\])\) "
-            r"from checkpoint, the shape in current model is torch\.Size\((\[.*?\])\)",
-            line,
-        ):
-            return (
-                f"{m[1]} is {m[2]} in the checkpoint, {m[3]} here "
-                "(other input channels or classes than this data?)"
-            )
-    problems = [line for line in lines[1:] if line] or lines[:1]
-    return problems[0][:300] if problems and problems[0] else type(exc).__name__
 
 
 # ---------------------------------------------------------------------- schedule
@@ -525,7 +302,9 @@ class Engine:
         log(
             f"data {exp.data.dataset}: train {arrays.X_train.shape}, test {arrays.X_test.shape}, {arrays.num_classes} classes"
         )
-        teachers, teacher_records = load_teachers(self.store, self.run_spec, exp, arrays, device)
+        teachers, teacher_records = load_teachers(
+            self.store, self.run_spec, exp, arrays, device, log=log
+        )
         self.event(
             "start",
             pid=os.getpid(),
@@ -540,7 +319,9 @@ class Engine:
         heartbeat.start()
         models = [exp.student] + [t.model for t in exp.teachers if t.model]
         own_val = validation.from_file(data) if (data.get("val") or {}).get("from_file") else None
-        train, test, val = prepare_splits(arrays, models, self.store.cache_dir, device, own_val)
+        train, test, val = prepare_splits(
+            arrays, models, self.store.cache_dir, device, own_val, log=log
+        )
         if (rows := validation.split_rows(data, arrays.y_train)) is not None:
             train, val = validation.hold_out(train, rows)
         if val is not None:
@@ -805,24 +586,9 @@ class Engine:
         return out
 
     def save(self, which: str, payload: dict[str, Any]) -> None:
-        """``<which>.pt`` written atomically, with a JSON sidecar so that kdtui can check a
-        checkpoint's architecture without torch."""
-        path = self.ckpt_dir / f"{which}.pt"
-        # Serialised in memory first, so that a full disk fails in our own write — one
-        # clear OSError, the temp file removed — not deep in torch ("unexpected pos").
-        buffer = io.BytesIO()
-        torch.save(payload, buffer)
-        meta = {
-            "model": self.exp.student.model_dump(mode="json"),
-            "epoch": payload["epoch"],
-            "run_id": self.run_id,
-        }
-        try:
-            self.ckpt_dir.mkdir(exist_ok=True)
-            atomic_write(path, buffer.getbuffer())
-            atomic_write(path.with_suffix(".json"), json.dumps(meta).encode())
-        except OSError as exc:
-            raise WriteFailed(describe_os_error(exc, "writing", self.run_dir)) from None
+        """``ckpt/<which>.pt``, its sidecar naming this run and its student."""
+        model = self.exp.student.model_dump(mode="json")
+        save_checkpoint(self.ckpt_dir / f"{which}.pt", payload, model, self.run_id, self.run_dir)
 
     def resume(
         self,
