@@ -29,6 +29,11 @@ is busy or cannot be written it keeps training, and the summary catches up with 
 file at the next write of that run (``events_at`` is how far it has read). A write that
 cannot be made (a full disk, a read-only workspace) raises WriteFailed, one line naming
 the file and the cause, and leaves the index as it was.
+
+Built on three modules below it: ``kdtui.storage`` (the index files, the lock),
+``kdtui.events`` (a run's events file and the summary folded from it) and
+``kdtui.store_rebuild`` (an index rebuilt from the run folders and the TODO copy); the
+names of those that callers need are passed on from here.
 """
 
 from __future__ import annotations
@@ -37,7 +42,6 @@ import contextlib
 import difflib
 import json
 import os
-import re
 import secrets
 import shutil
 import threading
@@ -46,6 +50,15 @@ from collections.abc import Callable, Collection, Iterator
 from pathlib import Path
 from typing import Any
 
+from kdtui.events import (
+    RUN_ID_PATTERN,
+    append_event,
+    append_lines,
+    fold_event,
+    fold_lines,
+    initial_summary,
+    read_events,
+)
 from kdtui.safefs import SymlinkRefused, open_nofollow, read_bytes_nofollow
 from kdtui.storage import (
     INDEX,
@@ -55,22 +68,52 @@ from kdtui.storage import (
     TODOS_COPY,
     Index,
     IndexCorrupt,
-    IndexMissing,
     StoreError,
     Tables,
     WriteFailed,
-    apply_line,
     atomic_write,
     describe_os_error,
     fsync_dir,
-    valid_doc,
 )
+from kdtui.store_rebuild import (
+    rebuild_report,
+    rebuilt,
+    set_aside,
+    summaries_from_folders,
+    todos_from_copy,
+)
+
+# The store's API, with what it passes on from the modules it is built on (importers
+# take these from here, whichever module defines them).
+__all__ = [
+    "ACTIVE",
+    "DEFER_AFTER_S",
+    "HEARTBEAT_EVERY_S",
+    "PARALLEL_WRITES",
+    "RUN_ID_PATTERN",
+    "STATUSES",
+    "TERMINAL",
+    "TRASH",
+    "Batch",
+    "Store",
+    "StoreError",
+    "WriteFailed",
+    "append_event",
+    "atomic_write",
+    "close_names",
+    "default_workspace",
+    "describe_os_error",
+    "fold_event",
+    "initial_summary",
+    "names_key",
+    "new_run_id",
+    "read_events",
+]
 
 STATUSES = ("queued", "running", "done", "failed", "crashed", "cancelled")
 TERMINAL = frozenset({"done", "failed", "crashed", "cancelled"})
 ACTIVE = frozenset({"queued", "running"})
 TRASH = "trash"  # where `kdtui rm` puts run folders
-RUN_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,127}$")
 HEARTBEAT_EVERY_S = 10.0
 
 
@@ -80,119 +123,6 @@ def default_workspace() -> Path:
 
 def new_run_id(name: str, seed: int) -> str:
     return f"{name[:80]}-s{seed}-{secrets.token_hex(3)}"
-
-
-def initial_summary(run_spec: dict[str, Any]) -> dict[str, Any]:
-    """The index document of a freshly queued run, from its frozen spec."""
-    exp = run_spec["experiment"]
-    return {
-        "run_id": run_spec["run_id"],
-        "name": exp["name"],
-        "group_key": run_spec["group_key"],
-        "seed": run_spec["seed"],
-        "status": "queued",
-        "created": run_spec["created"],
-        "epochs": exp["epochs"],
-        "epoch": 0,
-        "label": run_spec["label"],
-        "loss": run_spec["loss_label"],
-        "dataset": exp["data"]["dataset"],
-        "needs": run_spec["needs"],
-        "source": run_spec.get("source", "kdtui"),  # outside results: "notes:...", "record"
-        "executor": run_spec.get("executor", "local"),  # who starts it: local runner or Slurm
-    }
-
-
-#: What an end event carries into the summary: the best epoch (chosen on validation when
-#: ``best_selected_on`` is "val"), the last epoch's accuracy, the analysis data kept.
-END_FIELDS = ("best_acc", "best_epoch", "last_acc", "best_val_acc", "best_selected_on", "analysis")
-
-
-def fold_event(summary: dict[str, Any], event: dict[str, Any]) -> None:
-    """Update a run summary with one event. The engine's live updates and the rebuild of a
-    lost index both go through here, so the two can never disagree."""
-    kind, at = event.get("type"), event.get("time")
-    if kind in ("start", "end", "error"):  # what Slurm last said no longer holds
-        for key in ("slurm_reason",) if kind == "start" else ("slurm_reason", "slurm_state"):
-            if key in summary:
-                summary[key] = None
-    if kind == "start":
-        summary.update(status="running", error=None, ended=None, heartbeat=at)
-        summary.setdefault("started", at)
-        for key in (
-            "pid",
-            "pid_start",
-            "host",
-            "device",
-            "device_name",
-            "epochs",
-            "teacher_runs",
-            "versions",
-            "command",
-        ):
-            if key in event:
-                summary[key] = event[key]
-    elif kind == "epoch":
-        acc = event.get("acc")
-        summary.update(
-            epoch=event.get("epoch"),
-            acc=acc,
-            last_acc=acc,
-            nll=event.get("nll"),
-            ece=event.get("ece"),
-            train_loss=event.get("train_loss"),
-            heartbeat=at,
-        )
-        val = event.get("val_acc")
-        if val is not None:  # a validation split chooses; best_acc is the test's at that epoch
-            if summary.get("best_val_acc") is None or val > summary["best_val_acc"]:
-                summary.update(best_acc=acc, best_epoch=event.get("epoch"), best_val_acc=val)
-        elif acc is not None and (summary.get("best_acc") is None or acc > summary["best_acc"]):
-            summary.update(best_acc=acc, best_epoch=event.get("epoch"))
-        summary["best_selected_on"] = "test" if val is None else "val"
-    elif kind == "end":
-        summary.update(status=event.get("status", "done"), ended=at)
-        summary["error"] = event.get("reason")
-        for key in END_FIELDS:
-            if event.get(key) is not None:
-                summary[key] = event[key]
-    elif kind == "error":
-        summary.update(status="failed", ended=at, error=event.get("message"))
-    elif kind == "submit":  # handed to Slurm: a fresh job that nothing is known about yet
-        summary.update(status="queued", error=None, ended=None, job_id=event.get("job_id"))
-        summary.update(node=None, slurm_state=None, slurm_reason=None)
-
-
-def read_events(run_dir: Path) -> list[dict[str, Any]]:
-    """All events of a run. A torn or malformed line (a kill mid-write) is skipped."""
-    try:
-        raw = read_bytes_nofollow(run_dir / "events.jsonl")
-    except FileNotFoundError:
-        return []
-    events = []
-    for line in raw.splitlines():
-        try:
-            event = json.loads(line)
-        except ValueError:
-            continue
-        if isinstance(event, dict):
-            events.append(event)
-    return events
-
-
-def append_event(run_dir: Path, event: dict[str, Any]) -> None:
-    """Append one event line durably (flush + fsync), starting a fresh line if the last
-    write was torn."""
-    path = run_dir / "events.jsonl"
-    line = json.dumps(event, separators=(",", ":")).encode() + b"\n"
-    with open_nofollow(path, "ab+") as fh:  # a planted link is refused, never followed
-        if fh.tell() > 0:
-            fh.seek(-1, os.SEEK_END)
-            if fh.read(1) != b"\n":
-                line = b"\n" + line
-        fh.write(line)
-        fh.flush()
-        os.fsync(fh.fileno())
 
 
 #: How long an engine waits for a busy index before leaving its summary to catch up later.
@@ -222,46 +152,6 @@ def _in_parallel(work: Callable[[int], None], n: int) -> None:
     with ThreadPoolExecutor(min(PARALLEL_WRITES, n)) as pool:
         for future in [pool.submit(work, i) for i in range(n)]:
             future.result()
-
-
-def _append_lines(path: Path, lines: list[bytes]) -> tuple[int, int]:
-    """Append whole lines in one write, fsynced, starting a fresh line if the last write was
-    torn; refuses a symbolic link. Returns where the lines start and end in the file."""
-    data = b"".join(lines)
-    try:
-        with open_nofollow(path, "ab+") as fh:
-            size = os.fstat(fh.fileno()).st_size
-            if size:
-                fh.seek(size - 1)
-                if fh.read(1) != b"\n":
-                    data = b"\n" + data
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-            end = fh.tell()
-    except SymlinkRefused:
-        raise
-    except OSError as exc:
-        raise OSError(exc.errno, exc.strerror, str(path)) from None
-    return end - len(data), end
-
-
-def _salvage(index: Path, journal: Path) -> Tables | None:
-    """What can still be read of a damaged index's TODOs (when its copy is gone too)."""
-    try:
-        data = json.loads(index.read_bytes())
-    except (OSError, ValueError, RecursionError):
-        return None
-    todos = data.get("todos") if isinstance(data, dict) else None
-    if not isinstance(todos, dict):
-        return None
-    tables: Tables = {"runs": {}, "todos": {}}
-    tables["todos"] = {k: v for k, v in todos.items() if valid_doc("todos", k, v)}
-    with contextlib.suppress(OSError):
-        for line in journal.read_bytes().splitlines():
-            apply_line(tables, line)
-    tables["runs"] = {}
-    return tables
 
 
 class Batch:
@@ -402,7 +292,7 @@ class Store:
             run_id, events = items[i]
             lines = [json.dumps(e, separators=(",", ":")).encode() + b"\n" for e in events]
             with contextlib.suppress(SymlinkRefused):
-                spans[i] = _append_lines(self.run_dir(run_id) / "events.jsonl", lines)
+                spans[i] = append_lines(self.run_dir(run_id) / "events.jsonl", lines)
 
         _in_parallel(append, len(items))
         for (run_id, _), span in zip(items, spans, strict=True):
@@ -647,14 +537,7 @@ class Store:
                 chunk = fh.read(size - at)
         except (OSError, StoreError):
             return False
-        end = chunk.rfind(b"\n") + 1
-        for line in chunk[:end].splitlines():
-            try:
-                event = json.loads(line)
-            except ValueError:
-                continue
-            if isinstance(event, dict):
-                fold_event(doc, event)
+        end = fold_lines(doc, chunk)
         changed = doc.get("events_at") != at + end or end > 0
         doc["events_at"] = at + end
         return changed
@@ -708,13 +591,7 @@ class Store:
     def _todos_from_copy(self) -> tuple[list[dict[str, Any]], str | None]:
         """The TODOs of ``todos.json``, and why it could not be read (None: it could, or
         there is none)."""
-        try:
-            todos = json.loads(self.todos_backup.read_bytes())["todos"]
-            return [t for t in todos if valid_doc("todos", t.get("id"), t)], None
-        except FileNotFoundError:
-            return [], None
-        except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
-            return [], f"{self.todos_backup.name}: {exc}"
+        return todos_from_copy(self.todos_backup)
 
     def _restore_todos(self, batch: Batch) -> None:
         """An index without TODOs beside a copy that has some lost them (written by hand,
@@ -745,44 +622,17 @@ class Store:
             return
         except IndexCorrupt as again:
             exc = again
-        stamp = time.strftime("%Y%m%d-%H%M%S")
-        salvage: Tables | None = None
-        try:
-            salvage = _salvage(self.index_path, self.journal_path)
-            for path in (self.index_path, self.journal_path):
-                if path.exists():
-                    os.replace(path, path.with_name(f"{path.name}.corrupt-{stamp}"))
-        except OSError as err:
-            raise WriteFailed(describe_os_error(err, "moving")) from None
-        tables, notice = self._rebuilt(exc, salvage)
+        salvaged = set_aside(self.index_path, self.journal_path)
+        tables, notice = self._rebuilt(exc, salvaged)
         self._index.replace_all(tables)
         self._fallback = None
         if notice:
             self.notices.append(notice)
 
-    def _rebuilt(self, exc: IndexCorrupt, salvage: Tables | None = None) -> tuple[Tables, str]:
+    def _rebuilt(self, exc: IndexCorrupt, salvaged: Tables | None = None) -> tuple[Tables, str]:
         """The index rebuilt from the run folders and the TODO copy (or, failing that, the
         TODOs still readable in the damaged index), and what to tell the user."""
-        runs, skipped = self._summaries_from_folders()
-        todos, problem = self._todos_from_copy()
-        source = self.todos_backup.name
-        if not todos and salvage and salvage.get("todos"):
-            todos, source = list(salvage["todos"].values()), f"the damaged {INDEX}"
-        kept = f" and {len(todos)} todo(s) from {source}" if todos else ""
-        if problem and not todos:
-            kept = f"; the todo list is lost ({problem})"
-        what = "missing" if isinstance(exc, IndexMissing) else f"unreadable ({exc})"
-        notice = (
-            f"the index was {what}; moved it to {INDEX}.corrupt-* and rebuilt "
-            f"{len(runs)} runs from their folders{kept}"
-            if not isinstance(exc, IndexMissing)
-            else f"the index was missing; rebuilt {len(runs)} runs from their folders{kept}"
-        )
-        if skipped:
-            notice += f" (skipped {len(skipped)} bad folder(s): {'; '.join(skipped[:3])})"
-        tables: Tables = {"runs": {d["run_id"]: d for d in runs}, "todos": {}}
-        tables["todos"] = {t["id"]: t for t in todos if valid_doc("todos", t.get("id"), t)}
-        return tables, notice
+        return rebuilt(self._summaries_from_folders(), self.todos_backup, exc, salvaged)
 
     def rebuild(self) -> str:
         """Rebuild the runs table from the run folders, keeping todos (``kdtui doctor``).
@@ -807,46 +657,12 @@ class Store:
                     fresh[run_id] = doc
             todos = old.get("todos") or {t["id"]: t for t in self._todos_from_copy()[0]}
             self._index.replace_all({"runs": fresh, "todos": todos})
-        before, after = set(old.get("runs", {})), set(fresh)
-        report = (
-            f"rebuilt {len(after)} runs from their folders "
-            f"(missing from the index: {len(after - before)}; "
-            f"in the index without a folder: {len(before - after)})"
-        )
-        if skipped:
-            report += f"; left out {len(skipped)} bad folder(s): {'; '.join(skipped)}"
-        return report
+        return rebuild_report(set(old.get("runs", {})), set(fresh), skipped)
 
     def _summaries_from_folders(self) -> tuple[list[dict[str, Any]], list[str]]:
-        """Every run folder's summary, folded from its spec and events; and one line per
-        folder that is no run (unreadable spec, a run id that is not the folder's name)."""
-        out, skipped = [], []
-        for spec_path in sorted(self.root.glob("*/spec.json")):
-            folder = spec_path.parent.name
-            try:
-                summary = initial_summary(json.loads(read_bytes_nofollow(spec_path)))
-            except (ValueError, KeyError, TypeError, AttributeError, OSError) as exc:
-                skipped.append(f"{folder} (spec.json: {type(exc).__name__})")
-                continue
-            run_id = summary["run_id"]
-            if not isinstance(run_id, str) or run_id != folder or not RUN_ID_PATTERN.match(run_id):
-                skipped.append(f"{folder} (spec.json names run {str(run_id)[:40]!r})")
-                continue
-            try:
-                raw = read_bytes_nofollow(spec_path.parent / "events.jsonl")
-            except OSError:
-                raw = b""
-            end = raw.rfind(b"\n") + 1
-            for line in raw[:end].splitlines():
-                try:
-                    event = json.loads(line)
-                except ValueError:
-                    continue
-                if isinstance(event, dict):
-                    fold_event(summary, event)
-            summary["events_at"] = end
-            out.append(summary)
-        return out, skipped
+        """Every run folder's summary and the folders that are no run (read without the
+        lock; ``kdtui.store_rebuild``)."""
+        return summaries_from_folders(self.root)
 
     def log_tail(self, run_id: str) -> str:
         """The last line of the run's log (its last words, for a one-line reason)."""
