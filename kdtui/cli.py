@@ -42,7 +42,8 @@ from kdtui.executors.local import revive_runner, runner_alive
 from kdtui.fmt import fmt_elapsed, fmt_metric
 from kdtui.needs import waiting_students
 from kdtui.notes_cli import notes_app, record, todo_import
-from kdtui.results import group_rows
+from kdtui.results import group_rows, run_selected_on
+from kdtui.results.stats import SELECTED_ON
 from kdtui.results_cli import compare_cmd, print_rows, table_cmd
 from kdtui.safefs import symlinks_in
 from kdtui.store import (
@@ -407,20 +408,26 @@ def ls(
         )
         return
     rows, styles = [], []
+    on = {r["run_id"]: run_selected_on(r) for r in runs if r.get("best_acc") is not None}
+    chosen = set(on.values()) - {None}
     for r in runs:
         s = r.get("status", "?")
         note = r.get("error") or ("" if s in ("done", "queued") else r.get("label", ""))
         if s == "queued" and r.get("slurm_reason"):
             note = f"Slurm: {r['slurm_reason']}"
+        mark = "°" if len(chosen) > 1 and on.get(r["run_id"]) == "test" else ""
         rows.append([
             r["run_id"], s, str(r.get("seed", "")),
             fmt_epoch(r),
-            fmt_acc(r.get("acc")), fmt_acc(r.get("best_acc")),
+            fmt_acc(r.get("acc")),
+            fmt_acc(r.get("best_acc")) + mark,
             str(r.get("device") or "–"), fmt_age(r.get("created")), str(note),
         ])  # fmt: skip
         styles.append(STATUS_STYLE.get(s))
     headers = ["run", "status", "seed", "epoch", "acc", "best", "device", "age", "note"]
     print_grid(headers, rows, right={2, 3, 4, 5}, styles=styles)
+    if chosen:  # where the "best" column's epochs were chosen, as `kdtui table` says it
+        out.print(f"[dim]{escape(SELECTED_ON[frozenset(chosen)])}[/]")
 
 
 def rounded_accs(run: dict[str, Any]) -> dict[str, Any]:
@@ -473,6 +480,8 @@ def show(
     ):
         if r.get(key) is not None and not (outside and key in ("executor", "epoch")):
             out.print(f"  {key:<11} {escape(fmt_metric(key, r[key]))}")
+            if key == "best_acc" and (on := run_selected_on(r)):  # test-chosen flatters it
+                out.print(f"  {'':<11} [dim]{escape(SELECTED_ON[frozenset({on})])}[/]")
     for t in r.get("teacher_runs") or []:
         out.print(
             f"  teacher     {escape(t['model'])} weight {t['weight']:g} ← {escape(t.get('run_id') or t['checkpoint'])}"

@@ -40,6 +40,7 @@ from kdtui.results.pivot import (
     pivot_markdown,
 )
 from kdtui.results.pivot import to_json as pivot_json
+from kdtui.results.stats import selected_on_note
 
 TABLE_FORMATS = ("table", "json", "markdown", "csv", "latex")
 BEST_MARK = "▲"  # after the best mean of a pivot column: bold alone is lost in a pipe
@@ -53,15 +54,6 @@ def _fail(message: str) -> typer.Exit:
 def _choice(option: str, value: str, allowed: tuple[str, ...]) -> None:
     if value not in allowed:
         raise _fail(f"unknown {option} {value!r} ({', '.join(allowed)})")
-
-
-#: How the table's footer says where its "best" epochs were chosen.
-SELECTED_ON = {
-    frozenset({"test"}): "best epoch chosen on the test set (no validation split: data.val)",
-    frozenset({"val"}): "best epoch chosen on the validation split; its test accuracy shown",
-    frozenset({"test", "val"}): "best epoch chosen on validation, on the test set for ° groups "
-    "(no data.val)",
-}
 
 
 def print_rows(rows: list[GroupRow]) -> None:
@@ -96,8 +88,8 @@ def print_rows(rows: list[GroupRow]) -> None:
             table.add_row(f"[bold]{escape(name)}[/]{note}\n[dim]{escape(label)}[/]", *numbers)
         out.print(table)
     out.print("[dim]mean ± sample std over seeds; best = best epoch, last = last epoch[/]")
-    if chosen:
-        out.print(f"[dim]{escape(SELECTED_ON[frozenset(chosen)])}[/]")
+    if said_on := selected_on_note(rows, marked=True):
+        out.print(f"[dim]{escape(said_on)}[/]")
     if partial:
         out.print("[dim]* the mean of the seeds finished so far: the others still run[/]")
 

@@ -23,7 +23,9 @@ from kdtui.results.stats import (
     Stats,
     Summary,
     group_rows,
+    run_selected_on,
     scales,
+    selected_on_note,
     summarize,
 )
 
@@ -50,6 +52,8 @@ __all__ = [
     "latex_escape",
     "latex_table",
     "markdown_table",
+    "run_selected_on",
     "scales",
+    "selected_on_note",
     "summarize",
 ]

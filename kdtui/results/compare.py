@@ -12,7 +12,15 @@ import warnings
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from kdtui.results.stats import GroupRow, Metric, Stats, _round, scales, summarize
+from kdtui.results.stats import (
+    GroupRow,
+    Metric,
+    Stats,
+    _round,
+    scales,
+    selected_on_note,
+    summarize,
+)
 
 CONFIDENCE = 0.95
 N_RESAMPLES = 9999
@@ -64,6 +72,7 @@ class Comparison:
                 "group_key": row.group_key,
                 **Stats.of(by_seed.values()).rounded(),
                 "seeds": sorted(by_seed),
+                "best_selected_on": row.best_selected_on,
             }
 
         return {
@@ -105,6 +114,8 @@ def compare_groups(a: GroupRow, b: GroupRow, metric: Metric = "best") -> Compari
             f"{'/'.join(sorted(sb))}s: a difference between them means nothing"
         )
     notes = [f"{row.name}: {note}" for row in (a, b) if (note := summarize(row, metric).progress)]
+    if metric == "best" and (on := selected_on_note((a, b))):
+        notes.append(on)  # a best chosen on the test set flatters its group
     mean_a, mean_b = Stats.of(va.values()).mean, Stats.of(vb.values()).mean
     delta = None if mean_a is None or mean_b is None else mean_b - mean_a
     paired = set(va) == set(vb)

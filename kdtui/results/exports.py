@@ -7,7 +7,7 @@ import csv
 import io
 import math
 
-from kdtui.results.stats import GroupRow, _fmt, summarize
+from kdtui.results.stats import GroupRow, _fmt, selected_on_note, summarize
 
 EXPORT_HEAD = (
     "group",
@@ -56,6 +56,8 @@ def markdown_table(rows: list[GroupRow], digits: int = 2) -> str:
     for r in rows:
         cells = [c.replace("|", "\\|") for c in export_cells(r, digits)]
         lines.append("| " + " | ".join(cells) + " |")
+    if note := selected_on_note(rows):  # a paper must not call a test-chosen best clean
+        lines += ["", note.replace("*", "\\*").replace("_", "\\_")]
     return "\n".join(lines) + "\n"
 
 
@@ -78,7 +80,8 @@ def csv_table(rows: list[GroupRow], digits: int = 4) -> str:
             "last_std",
             "best_per_seed",
             "note",
-        ]
+            "best_selected_on",  # val or test, as the table's JSON: a column, not a comment
+        ]  # line, which csv.DictReader and pandas would read as one more group
     )
     for r in rows:
         name, label, loss, n, _, lo, hi, _, seeds, note = export_cells(r, digits, missing="")
@@ -88,6 +91,7 @@ def csv_table(rows: list[GroupRow], digits: int = 4) -> str:
         last_mean_std = [_fmt(v, places, "") for v in (last.mean, last.std)]
         writer.writerow(
             [name, r.group_key, label, loss, n, *mean_std, lo, hi, *last_mean_std, seeds, note]
+            + [r.best_selected_on or ""]
         )
     return buf.getvalue()
 
@@ -130,5 +134,10 @@ def latex_table(rows: list[GroupRow], digits: int = 2) -> str:
         r"\midrule",
     ]
     lines += [" & ".join(latex_escape(c) for c in export_cells(r, digits)) + r" \\" for r in rows]
-    lines += [r"\bottomrule", r"\end{tabular}"]
+    lines.append(r"\bottomrule")
+    if note := selected_on_note(rows):
+        lines.append(
+            rf"\multicolumn{{{len(EXPORT_HEAD)}}}{{l}}{{\footnotesize {latex_escape(note)}}} \\"
+        )
+    lines.append(r"\end{tabular}")
     return "\n".join(lines) + "\n"

@@ -16,7 +16,15 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from kdtui.results.stats import GroupRow, Metric, Stats, Summary, scales, summarize
+from kdtui.results.stats import (
+    GroupRow,
+    Metric,
+    Stats,
+    Summary,
+    scales,
+    selected_on_note,
+    summarize,
+)
 from kdtui.store import Store
 
 MISSING_LABEL = "–"
@@ -474,6 +482,8 @@ def notes(pivot: Pivot, best: str = "bold") -> list[str]:
     """The lines under the table: how to read it, then what each marked cell lacks."""
     what = "best-epoch" if pivot.metric == "best" else "last-epoch"
     lines = [f"mean ± std (n) of the {what} accuracy over seeds; {best}: best of its column"]
+    if pivot.metric == "best" and (on := selected_on_note(c.group for c in pivot.cells.values())):
+        lines.append(on)
     base = pivot.baseline_stats()
     if pivot.baseline is not None and base is not None and base.mean is not None:
         mean = f"{base.mean:.{pivot.baseline.digits(2)}f}"
@@ -524,6 +534,7 @@ def to_json(pivot: Pivot) -> dict[str, Any]:
                 "finished": cell.group.n,
                 "pending": len(cell.group.pending_seeds),
                 "note": cell.summary.progress,
+                "best_selected_on": cell.group.best_selected_on,
             }
             for (r, c), cell in sorted(pivot.cells.items())
         ],

@@ -155,6 +155,39 @@ class GroupRow:
         }
 
 
+#: How a table's note says where its "best" epochs were chosen: a spec without
+#: ``data.val`` picks its best epoch on the test set, which flatters it.
+SELECTED_ON = {
+    frozenset({"test"}): "best epoch chosen on the test set (no validation split: data.val)",
+    frozenset({"val"}): "best epoch chosen on the validation split; its test accuracy shown",
+    frozenset({"test", "val"}): "best epoch chosen on validation, on the test set where marked ° "
+    "(no data.val)",
+}
+
+
+def run_selected_on(run: dict[str, Any]) -> str | None:
+    """Where one run chose its best epoch: its ``best_selected_on``, "test" for a run
+    trained before the field existed, None for an outside result (not known)."""
+    if run.get("source", "kdtui") != "kdtui":
+        return None
+    return run.get("best_selected_on") or "test"
+
+
+def selected_on_note(rows: Iterable[GroupRow], *, marked: bool = False) -> str | None:
+    """The one line every "best" figure carries: where its epochs were chosen (None when
+    no group was trained here). A mix names its test-chosen groups, unless ``marked``
+    (the table marks them ° itself)."""
+    rows = list(rows)
+    chosen = frozenset({row.best_selected_on for row in rows} - {None})
+    if not chosen:
+        return None
+    if len(chosen) == 1 or marked:
+        return SELECTED_ON[chosen]  # type: ignore[index]
+    names = [row.name for row in rows if row.best_selected_on == "test"]
+    shown = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
+    return f"best epoch chosen on validation, on the test set for {shown} (no data.val)"
+
+
 # Ended seeds without a result, named by what happened, in this order in a note.
 ENDED_ORDER = ("failed", "crashed", "cancelled", "done")
 ENDED_NAMES = {"done": "without accuracy", "None": "without status"}
@@ -218,8 +251,8 @@ def group_rows(
             last = _accuracy(run.get("last_acc"))
             row.best_by_seed[seed] = best
             row.last_by_seed[seed] = best if last is None else last
-            if run.get("source", "kdtui") == "kdtui":  # trained here: known how best was chosen
-                row.selected_on.add(run.get("best_selected_on") or "test")
+            if on := run_selected_on(run):
+                row.selected_on.add(on)
         elif status in ACTIVE:
             row.pending_seeds.append(seed)
         else:

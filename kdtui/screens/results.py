@@ -34,6 +34,7 @@ from kdtui.results import (
     group_rows,
     group_specs,
     markdown_table,
+    selected_on_note,
     summarize,
 )
 from kdtui.results.pivot import (
@@ -286,11 +287,10 @@ class ResultsScreen(TableScreen):
             for r in rows
             if r.pending_seeds and (p := summarize(r, metric).progress)
         ]
-        self._show_legend(
-            f"{PARTIAL_MARK} mean of the seeds finished so far · " + " · ".join(partial)
-            if partial
-            else ""
-        )
+        legend = [f"{PARTIAL_MARK} mean of the seeds finished so far", *partial] if partial else []
+        if self.best and (on := selected_on_note(rows)):  # a test-chosen best flatters
+            legend.insert(0, on)
+        self._show_legend(" · ".join(legend))
 
     def _show_legend(self, text: str) -> None:
         legend = self.query_one("#legend", Static)
