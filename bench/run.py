@@ -59,6 +59,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 from fake_workspace import make_workspace  # noqa: E402
+from load import cpu_hogs  # noqa: E402
 
 
 def median_time(fn: Callable[[], Any], repeats: int) -> float:
@@ -469,21 +470,6 @@ def _at_nice(ws: Path, nice: int = 0, **settings: Any) -> Path:
     ws.mkdir(parents=True, exist_ok=True)
     (ws / "runner.json").write_text(json.dumps({"nice": nice, **settings}))
     return ws
-
-
-@contextlib.contextmanager
-def cpu_hogs(n: int) -> Iterator[None]:
-    """``n`` busy processes (a pure-Python loop each), each in its own session like another
-    user's job, at normal priority; they run a second before and all through the block."""
-    hogs = [subprocess.Popen([sys.executable, "-c", "while True: pass"],
-                             start_new_session=True) for _ in range(n)]  # fmt: skip
-    try:
-        time.sleep(1.0)
-        yield
-    finally:
-        for hog in hogs:
-            hog.kill()
-            hog.wait()
 
 
 def bench_loaded_epoch(quick: bool, repeats: int, work: Path) -> dict[str, float]:

@@ -67,6 +67,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 from fake_workspace import make_workspace  # noqa: E402
+from load import cpu_hogs  # noqa: E402
 
 # Text each screen draws only once its content is there (not just its header).
 SCREENS = {
@@ -247,20 +248,6 @@ def engines(ws: Path, n: int = 2, timeout: float = 300, quick: bool = False) -> 
             proc.wait()
 
 
-@contextlib.contextmanager
-def hogs(n: int = 2) -> Iterator[None]:
-    """``n`` busy processes (a pure-Python loop each), own sessions, normal priority."""
-    procs = [subprocess.Popen([sys.executable, "-c", "while True: pass"],
-                              start_new_session=True) for _ in range(n)]  # fmt: skip
-    try:
-        time.sleep(1.0)
-        yield
-    finally:
-        for proc in procs:
-            proc.kill()
-            proc.wait()
-
-
 # ---------------------------------------------------------------------- measuring
 
 
@@ -333,7 +320,7 @@ def bench_tui(
             figures.update(measure(ws, repeats, app, trace))
             figures["tui_loadavg"] = os.getloadavg()[0]
         if loaded:
-            with engines(ws, quick=quick) if load == "engines" else hogs():
+            with engines(ws, quick=quick) if load == "engines" else cpu_hogs():
                 part = measure(ws, repeats, app, trace)
                 part["tui_loadavg"] = os.getloadavg()[0]
             figures.update({f"{k}_loaded": v for k, v in part.items()})
