@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import Annotated
+from collections.abc import Callable
+from typing import Annotated, Any
 
 import typer
 from rich.markup import escape
@@ -216,29 +217,31 @@ def table_cmd(
             raise _fail(str(exc)) from None
         print_pivot_as(pivot, fmt)
         return
-    if fmt == "json":
-        sys.stdout.write(json.dumps([r.to_json() for r in rows], indent=1) + "\n")
-    elif fmt == "markdown":
-        sys.stdout.write(markdown_table(rows))
-    elif fmt == "csv":
-        sys.stdout.write(csv_table(rows))
-    elif fmt == "latex":
-        sys.stdout.write(latex_table(rows))
-    else:
-        print_rows(rows)
+    write_as(fmt, rows, {
+        "json": lambda r: json.dumps([row.to_json() for row in r], indent=1) + "\n",
+        "markdown": markdown_table, "csv": csv_table, "latex": latex_table,
+    }, print_rows)  # fmt: skip
 
 
 def print_pivot_as(pivot: Pivot, fmt: str) -> None:
-    if fmt == "json":
-        sys.stdout.write(json.dumps(pivot_json(pivot), indent=1) + "\n")
-    elif fmt == "markdown":
-        sys.stdout.write(pivot_markdown(pivot))
-    elif fmt == "csv":
-        sys.stdout.write(pivot_csv(pivot))
-    elif fmt == "latex":
-        sys.stdout.write(pivot_latex(pivot))
+    write_as(fmt, pivot, {
+        "json": lambda p: json.dumps(pivot_json(p), indent=1) + "\n",
+        "markdown": pivot_markdown, "csv": pivot_csv, "latex": pivot_latex,
+    }, print_pivot)  # fmt: skip
+
+
+def write_as(
+    fmt: str,
+    table: Any,
+    writers: dict[str, Callable[[Any], str]],
+    print_table: Callable[[Any], None],
+) -> None:
+    """One table in one format: a file format's text to stdout, else the terminal grid."""
+    writer = writers.get(fmt)
+    if writer is None:
+        print_table(table)
     else:
-        print_pivot(pivot)
+        sys.stdout.write(writer(table))
 
 
 def compare_cmd(
