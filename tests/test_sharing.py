@@ -95,9 +95,10 @@ def test_priority_is_lowered_and_the_autogroup_only_for_a_session_leader(
 
         def autogroup():
             try:
-                return open("/proc/self/autogroup").read().split()[-1]
+                words = open("/proc/self/autogroup").read().split()
             except OSError:
-                return "none"
+                words = []
+            return words[-1] if words else "none"  # CI's sandbox shows an empty file
 
         nice, group = os.nice(0), autogroup()
         lower_priority(3)
