@@ -428,8 +428,12 @@ def test_the_picture_protocol_can_be_forced(monkeypatch: pytest.MonkeyPatch) -> 
     from textual_image import widget
 
     image = picture_module.heat_image(np.eye(3), "jet")
+    for name in ("TMUX", "STY", "KITTY_WINDOW_ID", "KONSOLE_VERSION", "TERM_PROGRAM"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("TERM", "xterm-256color")  # a terminal the environment does not name
+    # auto, off a terminal (as here): textual-image's own choice there, plain text
     for mode, kind in (("halfcell", widget.HalfcellImage), ("sixel", widget.SixelImage),
-                       ("kitty", widget.TGPImage), ("auto", widget.Image)):  # fmt: skip
+                       ("kitty", widget.TGPImage), ("auto", widget.UnicodeImage)):  # fmt: skip
         monkeypatch.setenv(picture_module.ENV, mode)
         shown = picture_module.picture(image, 8, 4)
         assert type(shown) is kind

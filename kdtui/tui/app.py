@@ -422,7 +422,7 @@ def run_app(workspace: Path) -> None:
     from kdtui.widgets import picture
 
     app = KdApp(Path(workspace))
-    picture.prepare()  # the terminal's graphics protocol, asked before Textual reads keys
+    picture.prepare()  # the graphics protocol, if asked, answered before Textual reads keys
     app.run()
     if app.return_code:  # a crash was printed on exit: say so to the shell too
         raise SystemExit(app.return_code)
