@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/tui_startup.py [--runs 5000] [--repeat 3] [--load engines|hogs]
                                           [--unloaded-only | --loaded-only] [--app DIR] [--json]
+                                          [--terminal unknown|tmux]
     .venv/bin/python bench/run.py --only tui     # the same figures among the others
 
 A workspace of N finished runs (bench/fake_workspace.py: index and run folders, no
@@ -26,8 +27,11 @@ timed from outside, as a user would feel it:
 
 Each key's figures also come in CPU seconds of the app's event loop (``_cpu_s``), which
 unlike wall time hardly depend on what else the machine runs; ``--trace`` prints every
-key. The pseudo-terminal answers no queries, as a terminal that ignores them: the app's
-question about terminal graphics (kdtui.widgets.picture) waits for its timeouts there.
+key. The pseudo-terminal answers no queries, as a terminal that ignores them. Which
+terminal it says it is (``--terminal``) decides whether the app asks about terminal
+graphics (kdtui.widgets.picture): ``unknown`` (the default: ``TERM=xterm-256color`` and
+nothing else, as over plain SSH) is asked, and the questions wait for their timeouts
+there; ``tmux`` (``TMUX`` set, ``TERM=tmux-256color``, as inside tmux) is asked nothing.
 
 The engines are started from this checkout; ``--app DIR`` runs the app from another
 checkout (``--app /tmp/kd-before`` measured the code before the fixes) with the same load.
@@ -83,12 +87,29 @@ LOAD_RUN = "load-engine"
 LOAD_EPOCHS = 10_000  # far more than a bench lasts: the engines are stopped at the end
 
 
+# What the pseudo-terminal says it is, in the environment (all else naming one is cleared).
+TERMINALS = {
+    "unknown": {"TERM": "xterm-256color"},
+    "tmux": {"TERM": "tmux-256color", "TMUX": "/tmp/tmux-1000/default,1,0", "TERM_PROGRAM": "tmux"},
+}
+TERMINAL_VARS = ("TMUX", "STY", "KITTY_WINDOW_ID", "KONSOLE_VERSION", "TERM_PROGRAM", "TERM",
+                 "KDTUI_PICTURES")  # fmt: skip
+
+
 class Terminal:
     """The real ``kdtui`` on a pseudo-terminal of a fixed size. Started from a folder
     outside the checkout, so that ``PYTHONPATH=app`` decides which kdtui runs."""
 
-    def __init__(self, workspace: Path, app: Path | None = None, cols: int = 80, rows: int = 24):
-        env = dict(os.environ, TERM="xterm-256color", COLUMNS=str(cols), LINES=str(rows))
+    def __init__(
+        self,
+        workspace: Path,
+        app: Path | None = None,
+        cols: int = 80,
+        rows: int = 24,
+        terminal: str = "unknown",
+    ):
+        env = {k: v for k, v in os.environ.items() if k not in TERMINAL_VARS}
+        env.update(TERMINALS[terminal], COLUMNS=str(cols), LINES=str(rows))
         env.pop("PYTHONDONTWRITEBYTECODE", None)  # bytecode cached, as installed
         if app is not None:
             env["PYTHONPATH"] = str(app)
@@ -257,7 +278,11 @@ def newest_name(ws: Path) -> str:
 
 
 def measure(
-    ws: Path, repeats: int, app: Path | None = None, trace: bool = False
+    ws: Path,
+    repeats: int,
+    app: Path | None = None,
+    trace: bool = False,
+    terminal: str = "unknown",
 ) -> dict[str, float]:
     """First frame, compose opening and screen switches, medians over ``repeats`` starts;
     each also in CPU seconds (the first frame: the app's; a key: its event loop's, while
@@ -268,7 +293,7 @@ def measure(
     switches: list[tuple[float, float]] = []
     newest = newest_name(ws).encode()
     for _ in range(repeats):
-        term = Terminal(ws, app)
+        term = Terminal(ws, app, terminal=terminal)
         try:
             firsts.append(term.read_until(newest))
             cpus.append(term.cpu_seconds())
@@ -307,21 +332,23 @@ def bench_tui(
     app: Path | None = None,
     trace: bool = False,
     quick: bool = False,
+    terminal: str = "unknown",
 ) -> dict[str, Any]:
     """The figures unloaded, then loaded (keys suffixed ``_loaded``), with the load average
-    seen at the end of each part. A first start, not counted, warms the file cache."""
+    seen at the end of each part, in a pseudo-terminal that says it is ``terminal`` (a
+    key of TERMINALS). A first start, not counted, warms the file cache."""
     ws = make_workspace(work / "tui-ws", runs=runs, epochs=3)
     figures: dict[str, Any] = {}
     with runner_held(ws):
-        term = Terminal(ws, app)
+        term = Terminal(ws, app, terminal=terminal)
         term.read_until(newest_name(ws).encode())
         term.close()
         if unloaded:
-            figures.update(measure(ws, repeats, app, trace))
+            figures.update(measure(ws, repeats, app, trace, terminal))
             figures["tui_loadavg"] = os.getloadavg()[0]
         if loaded:
             with engines(ws, quick=quick) if load == "engines" else cpu_hogs():
-                part = measure(ws, repeats, app, trace)
+                part = measure(ws, repeats, app, trace, terminal)
                 part["tui_loadavg"] = os.getloadavg()[0]
             figures.update({f"{k}_loaded": v for k, v in part.items()})
     return figures
@@ -335,6 +362,8 @@ def main() -> int:
     parser.add_argument("--app", type=Path, help="run the app from this checkout")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument("--trace", action="store_true", help="every key's times, on stderr")
+    parser.add_argument("--terminal", choices=tuple(TERMINALS), default="unknown",
+                        help="what the pseudo-terminal says it is (tmux: asked nothing)")  # fmt: skip
     only = parser.add_mutually_exclusive_group()
     only.add_argument("--unloaded-only", action="store_true")
     only.add_argument("--loaded-only", action="store_true")
@@ -343,10 +372,11 @@ def main() -> int:
     try:
         figures = bench_tui(work, args.runs, args.repeat, load=args.load, app=args.app,
                             unloaded=not args.loaded_only, loaded=not args.unloaded_only,
-                            trace=args.trace)  # fmt: skip
+                            trace=args.trace, terminal=args.terminal)  # fmt: skip
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    figures |= {"runs": args.runs, "load": args.load, "app": str(args.app or ROOT)}
+    figures |= {"runs": args.runs, "load": args.load, "app": str(args.app or ROOT),
+                "terminal": args.terminal}  # fmt: skip
     if args.json:
         print(json.dumps(figures, indent=1))
         return 0

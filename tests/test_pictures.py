@@ -120,8 +120,8 @@ def run_in_pty(
                     seen += os.read(fd, 65536)
                 except OSError:  # the child is gone
                     raise AssertionError(f"exited before {until!r}:\n{seen[-2000:]!r}") from None
-            for question in [q for q in pending if q in seen]:
-                os.write(fd, pending.pop(question))
+            for question in sorted((q for q in pending if q in seen), key=seen.index):
+                os.write(fd, pending.pop(question))  # in order, as a terminal answers
     finally:
         os.kill(pid, signal.SIGKILL)
         os.waitpid(pid, 0)
@@ -135,7 +135,9 @@ DRAW = (
     "import textual_image.widget as w; "
     "kind = [k for k in ('HalfcellImage', 'SixelImage', 'TGPImage', 'UnicodeImage') "
     "if type(shown) is getattr(w, k)]; "
-    "print('drawn with', *kind, picture.protocol(), 'end', flush=True)"
+    "from textual_image._terminal import get_cell_size; cell = get_cell_size(); "
+    "print('drawn with', *kind, picture.protocol(), f'cell={cell.width}x{cell.height}', "
+    "'end', flush=True)"
 )
 
 
@@ -151,7 +153,7 @@ def test_a_known_terminal_is_asked_nothing_even_by_textual_image() -> None:
     """Inside tmux the widget is built and textual-image imported without one question
     (importing it plainly asks three: it did before)."""
     seen = draw({"TMUX": "/tmp/t,1,0", "TERM": "tmux-256color"})
-    assert b"drawn with HalfcellImage halfcell" in seen
+    assert b"drawn with HalfcellImage halfcell cell=10x20" in seen  # no pixel size: default
     assert not [q for q in QUESTIONS if q in seen], seen
     seen = draw({"TERM": "xterm-kitty"})
     assert b"drawn with TGPImage kitty" in seen
@@ -161,10 +163,14 @@ def test_a_known_terminal_is_asked_nothing_even_by_textual_image() -> None:
 @pytest.mark.parametrize(
     ("answers", "expected"),
     [
-        ({DA1: b"\x1b[?62;4;22c"}, b"SixelImage sixel"),  # xterm -ti vt340, foot, mlterm
+        ({DA1: b"\x1b[?62;4;22c"}, b"SixelImage sixel cell=10x20"),  # xterm -ti vt340
         ({DA1: b"\x1b[?62;22c", KITTY: b"\x1b_Gi=1;OK\x1b\\"}, b"TGPImage kitty"),
+        # WezTerm: both, sixel preferred
+        ({KITTY: b"\x1b_Gi=1;OK\x1b\\", DA1: b"\x1b[?65;4;6;22c"}, b"SixelImage sixel"),
         ({DA1: b"\x1b[?62;22c"}, b"HalfcellImage halfcell"),  # GNOME Terminal, VS Code
-        ({}, b"HalfcellImage halfcell"),  # answers nothing
+        ({CELL: b"\x1b[6;17;8t", DA1: b"\x1b[?62;4c"}, b"SixelImage sixel cell=8x17"),
+        ({KITTY: b"\x1b_Gi=1;ENOENT:no\x1b\\", DA1: b"\x1b[?62c"}, b"HalfcellImage"),
+        ({}, b"HalfcellImage halfcell cell=10x20"),  # answers nothing
     ],
 )
 def test_an_unknown_terminal_is_asked_as_textual_image_asks(

@@ -11,20 +11,21 @@ delaying the app's first frame:
   ghostty, kitty's protocol; WezTerm, Konsole, foot and iTerm2, sixel (textual-image's
   own notes: WezTerm and Konsole answer kitty's query but show only sixel right); the
   Linux console and ``dumb``, half-blocks. Nothing is asked then.
-- otherwise by asking the terminal, as textual-image does (cell size, sixel in the DA1
-  answer, then kitty's query; 0.1 s timeouts), in a thread started while the app's
-  modules load (``start_detection``; ``prepare`` waits for it before Textual reads the
-  keyboard, which would swallow the answers). Only the questions run there, through
-  textual-image's own terminal helpers (``textual_image._terminal``): importing textual-
-  image's renderables would also import numpy and PIL, competing with the app's imports.
+- otherwise by asking the terminal what textual-image would ask (the cell size where the
+  window-size ioctl has none, kitty's graphics query, DA1 for sixel), all in one write
+  with DA1 last (``ask_terminal``): one round trip, or one 0.1 s timeout where nothing
+  answers, against one per question in textual-image. The questions run in a thread
+  started while the app's modules load (``start_detection``; ``prepare`` waits for it
+  before Textual reads the keyboard, which would swallow the answers), with textual-
+  image's cbreak helper and without its renderables, whose import pulls in numpy and PIL.
 
 textual-image decides its protocol when ``textual_image.renderable`` is first imported,
 asking the terminal right then if ``sys.__stdout__`` is a terminal, and
 ``textual_image.widget`` asks for the cell size on import. Asked after Textual starts, the
 answers would reach Textual's key reader as keystrokes (and the questions are not
 needed). So the widget module is imported on the first picture (``_widget_module``) with
-the cell size already cached (``get_cell_size``'s documented one-time cache, seeded from
-the window-size ioctl when nobody asked) and ``sys.__stdout__`` swapped for a non-terminal
+the cell size already in ``get_cell_size``'s one-time cache (its ``_result``, filled from
+the answer, the ioctl or the default) and ``sys.__stdout__`` swapped for a non-terminal
 for the length of the import: textual-image then skips its questions (its auto choice
 becomes the plain-text one, which is never used: ``picture`` names its class). The swap
 happens before any picture exists, so no image output can go astray; it is the one switch
@@ -35,12 +36,13 @@ The colouring (``heat_image``) uses matplotlib's colormaps: call it in a worker 
 
 from __future__ import annotations
 
-import contextlib
 import io
-import logging
 import os
+import re
+import select
 import sys
 import threading
+import time
 from collections.abc import Mapping
 from random import randint
 from types import ModuleType
@@ -55,8 +57,12 @@ ENV = "KDTUI_PICTURES"
 MODES = ("auto", "halfcell", "sixel", "kitty")
 #: Height, in pixels, of the strip that shows a 1-D map (a signal model's attention).
 STRIP_ROWS = 8
-#: Seconds to wait for each answer, as textual-image waits.
+#: Seconds to wait for the terminal's answers (textual-image waits as long for each).
 ANSWER_TIMEOUT = 0.1
+#: The answers: DA1's attributes, kitty's OK, the cell size (ESC[6;height;widtht).
+DA1_ANSWER = re.compile(rb"\x1b\[\?([\d;]*)c")
+KITTY_ANSWER = re.compile(rb"\x1b_G[^\x1b]*;OK\x1b\\")
+CELL_ANSWER = re.compile(rb"\x1b\[6;(\d+);(\d+)t")
 #: Terminals known by ``TERM_PROGRAM`` (not forwarded over SSH: asked there).
 PROGRAMS = {
     "tmux": "halfcell",
@@ -123,38 +129,75 @@ def protocol() -> str:
     return "halfcell" if _on_a_terminal() else "unicode"
 
 
-def _ask(question: str, start: str, end: str) -> str:
-    """The terminal's answer to ``question`` (from ``start`` to ``end``), "" if none came
-    within ANSWER_TIMEOUT (textual-image's helper: cbreak mode, read with a timeout)."""
-    from textual_image._terminal import TerminalError, capture_terminal_response
+def _cell_size_from_ioctl() -> tuple[int, int] | None:
+    """The cell size in pixels from the window-size ioctl, None where it has none (a pty
+    of no pixel size, tmux without it)."""
+    from textual_image._terminal import get_tiocgwinsz
 
-    assert sys.__stdout__ is not None  # checked by _on_a_terminal
+    if sys.__stdout__ is None or not sys.__stdout__.isatty():
+        return None
     try:
-        with capture_terminal_response(start, end, ANSWER_TIMEOUT) as response:
-            sys.__stdout__.write(question)
-            sys.__stdout__.flush()
-    except (TerminalError, TimeoutError, OSError):
-        return ""
-    return str(response.sequence)[len(start) : -len(end)]
+        rows, columns, pixels_wide, pixels_high = get_tiocgwinsz()
+    except OSError:
+        return None
+    if not (rows and columns and pixels_wide and pixels_high):
+        return None
+    return pixels_wide // columns, pixels_high // rows
+
+
+def _seed_cell_size(answered: tuple[int, int] | None = None) -> None:
+    """Fill textual-image's one-time cache of the cell size (``get_cell_size``, which would
+    otherwise ask the terminal while Textual reads the keyboard): the terminal's answer,
+    else the window-size ioctl, else textual-serve's variables, else textual-image's
+    default (a VT340's 10 × 20) — its own order, without its question."""
+    from textual_image._terminal import CellSize, get_cell_size
+
+    if hasattr(get_cell_size, "_result"):
+        return
+    size = answered or _cell_size_from_ioctl()
+    if size is None:
+        w, h = os.environ.get("TEXTUAL_CELL_WIDTH", ""), os.environ.get("TEXTUAL_CELL_HEIGHT", "")
+        size = (int(w), int(h)) if w.isdigit() and h.isdigit() and int(w) and int(h) else (10, 20)
+    get_cell_size._result = CellSize(*size)  # type: ignore[attr-defined]
 
 
 def ask_terminal() -> str:
-    """Ask the terminal, as textual-image would on import: its cell size in pixels
-    (cached for the pictures), then sixel (a 4 among the DA1 attributes: preferred, as
-    WezTerm and Konsole also answer kitty's query but draw only sixel right), then kitty's
-    graphics protocol (a query for a 1-pixel image answered OK); half-blocks otherwise."""
-    from textual_image._terminal import TerminalError, get_cell_size
+    """Ask the terminal what textual-image would ask on import, in one write: the cell
+    size in pixels (only where the ioctl has none), kitty's graphics query (a 1-pixel
+    image, answered OK where supported) and DA1 last. Every terminal answers DA1, and
+    answers come in order: once its answer is in, the others are too, so a terminal that
+    answers costs one round trip and one that ignores everything one ANSWER_TIMEOUT
+    (textual-image asks one question at a time, a timeout each). Sixel (a 4 among the DA1
+    attributes) is preferred to kitty's, as in textual-image: WezTerm and Konsole answer
+    kitty's query but draw only sixel right; half-blocks when neither is there."""
+    from textual_image._terminal import capture_mode  # cbreak: answers read, not echoed
 
-    # textual-image logs a warning with a traceback when the size goes unanswered: with no
-    # handler anywhere, Python would print it on the terminal (a library's own NullHandler)
-    logging.getLogger("textual_image").addHandler(logging.NullHandler())
-    # the window-size ioctl, else ESC[16t; a window of no size divides by zero in there
-    with contextlib.suppress(TerminalError, OSError, ZeroDivisionError):
-        get_cell_size()  # failed: the default size, when pictures are drawn
-    if "4" in _ask("\x1b[c", "\x1b[?", "c").split(";"):
+    assert sys.__stdin__ is not None and sys.__stdout__ is not None  # _on_a_terminal
+    known_size = _cell_size_from_ioctl()
+    kitty = f"\x1b_Gi={randint(1, 2**31)},s=1,v=1,a=q,t=d,f=24;AAAA\x1b\\"
+    questions = ("" if known_size else "\x1b[16t") + kitty + "\x1b[c"
+    stdin = sys.__stdin__.fileno()
+    got = b""
+    with capture_mode():
+        sys.__stdout__.write(questions)
+        sys.__stdout__.flush()
+        deadline = time.monotonic() + ANSWER_TIMEOUT
+        while not DA1_ANSWER.search(got):
+            left = deadline - time.monotonic()
+            if left <= 0 or not select.select([stdin], [], [], left)[0]:
+                break
+            byte = os.read(stdin, 1)  # one at a time: no key typed after the answers is taken
+            if not byte:
+                break
+            got += byte
+    cell = CELL_ANSWER.search(got)
+    _seed_cell_size(
+        (int(cell[2]), int(cell[1])) if cell and int(cell[1]) and int(cell[2]) else None
+    )
+    da1 = DA1_ANSWER.search(got)
+    if da1 and b"4" in da1[1].split(b";"):
         return "sixel"
-    query = f"\x1b_Gi={randint(1, 2**32)},s=1,v=1,a=q,t=d,f=24;AAAA\x1b\\"
-    if _ask(query, "\x1b_G", "\x1b\\").rsplit(";", 1)[-1] == "OK":
+    if KITTY_ANSWER.search(got):
         return "kitty"
     return "halfcell"
 
@@ -163,7 +206,7 @@ def _detect() -> None:
     global _answer
     try:
         _answer = ask_terminal()
-    except Exception:  # a question that fails means no pixels, never a traceback
+    except Exception:  # questions that fail mean no pixels, never a traceback
         _answer = "halfcell"
 
 
@@ -186,25 +229,6 @@ def prepare() -> None:
     start_detection()
     if _detection is not None:
         _detection.join()
-
-
-def _seed_cell_size() -> None:
-    """Cache the cell size where nobody asked the terminal: from the window-size ioctl,
-    else textual-serve's variables, else textual-image's default (a VT340's 10 × 20)."""
-    from textual_image._terminal import CellSize, get_cell_size, get_tiocgwinsz
-
-    if hasattr(get_cell_size, "_result"):
-        return
-    width = height = 0
-    if sys.__stdout__ is not None and sys.__stdout__.isatty():
-        with contextlib.suppress(OSError):
-            rows, columns, pixels_wide, pixels_high = get_tiocgwinsz()
-            if rows and columns:
-                width, height = pixels_wide // columns, pixels_high // rows
-    if not (width and height):
-        w, h = os.environ.get("TEXTUAL_CELL_WIDTH", ""), os.environ.get("TEXTUAL_CELL_HEIGHT", "")
-        width, height = (int(w), int(h)) if w.isdigit() and h.isdigit() else (10, 20)
-    get_cell_size._result = CellSize(width, height)  # type: ignore[attr-defined]
 
 
 def _widget_module() -> ModuleType:
