@@ -29,6 +29,7 @@ from kdtui.results import (
     group_specs,
     latex_table,
     markdown_table,
+    mean_and_mark,
     summarize,
 )
 from kdtui.results.pivot import (
@@ -68,11 +69,12 @@ def print_rows(rows: list[GroupRow]) -> None:
     chosen = {row.best_selected_on for row in rows} - {None}
     cells = []
     for row in rows:
-        best, last = summarize(row, "best"), summarize(row, "last")  # fractions get 4 places
-        partial = partial or bool(best.mark or last.mark)
+        best = summarize(row, "best")  # fractions get 4 places
+        last, last_mark = mean_and_mark(row, "last")  # of the last epoch, only the mean
+        partial = partial or bool(best.mark or last_mark)
         said = row.status_note(progress=True)
         on_test = "°" if len(chosen) > 1 and row.best_selected_on == "test" else ""
-        numbers = [str(row.n), best.marked_mean, last.marked_mean, best.min, best.max]
+        numbers = [str(row.n), best.marked_mean, last + last_mark, best.min, best.max]
         cells.append((row.name + on_test, said, f"{row.label} · {row.loss}", numbers))
     if len(rows) > MANY_ROWS:
         _print_many_rows(cells)
@@ -105,7 +107,9 @@ def _print_many_rows(cells: list[tuple[str, str, str, list[str]]]) -> None:
     """``print_rows``'s table for thousands of groups, in milliseconds: the same columns,
     each group on two lines (name and progress; models · loss), a line cut with … where it
     would not fit the terminal."""
-    widths = [max(len(h), *(len(c[3][i]) for c in cells)) for i, h in enumerate(NUMBER_HEADERS)]
+    columns = zip(*(c[3] for c in cells), strict=True)
+    widths = [max(len(h), *map(len, col)) for h, col in zip(NUMBER_HEADERS, columns, strict=True)]
+    numbers = "".join(f"  {{:>{w}}}" for w in widths).format  # one format call per line
     numbers_width = sum(w + 2 for w in widths)
     first = [name + (f"  {said}" if said else "") for name, said, _, _ in cells]
     group = max(len("group"), *map(len, first), *(len(c[2]) for c in cells))
@@ -119,18 +123,12 @@ def _print_many_rows(cells: list[tuple[str, str, str, list[str]]]) -> None:
     def fit(text: str) -> str:
         return text if len(text) <= group else text[: group - 1] + "…"
 
-    def numbers(values: list[str] | tuple[str, ...]) -> str:
-        return "".join("  " + v.rjust(w) for v, w in zip(values, widths, strict=True))
-
-    lines = [styled("group".ljust(group) + numbers(NUMBER_HEADERS), "bold")]
-    blank = ("",) * len(widths)
+    lines = [styled("group".ljust(group) + numbers(*NUMBER_HEADERS), "bold")]
     for (name, _, label, values), head in zip(cells, first, strict=True):
         head = fit(head)
         shown = styled(head[: len(name)], "bold") + styled(head[len(name) :], "yellow")
-        lines.append(shown + " " * (group - len(head)) + numbers(values))
-        lines.append(
-            (styled(fit(label), "dim") + " " * (group - len(fit(label))) + numbers(blank)).rstrip()
-        )
+        lines.append(shown + " " * (group - len(head)) + numbers(*values))
+        lines.append(styled(fit(label), "dim").rstrip())  # no number columns: nothing after
     out.file.write("\n".join(lines) + "\n")
     out.file.flush()
 

@@ -7,7 +7,7 @@ import csv
 import io
 import math
 
-from kdtui.results.stats import GroupRow, _fmt, selected_on_note, summarize
+from kdtui.results.stats import GroupRow, _fmt, mean_and_mark, selected_on_note, summarize
 
 EXPORT_HEAD = (
     "group",
@@ -25,7 +25,7 @@ EXPORT_HEAD = (
 
 def export_cells(r: GroupRow, digits: int = 2, missing: str = "–") -> list[str]:
     """One group as the cells of ``EXPORT_HEAD``: every text export formats its numbers here."""
-    b, last = summarize(r, "best", digits, missing), summarize(r, "last", digits, missing)
+    b, last = summarize(r, "best", digits, missing), mean_and_mark(r, "last", digits, missing)
     done = sorted(r.best_by_seed.items())
     # Seeds 0..n-1 read by position; any other set names each seed, so a failed or
     # cancelled seed left out cannot shift the others.
@@ -43,7 +43,7 @@ def export_cells(r: GroupRow, digits: int = 2, missing: str = "–") -> list[str
         b.marked_mean,
         b.min,
         b.max,
-        last.marked_mean,
+        "".join(last),
         seeds or missing,
         r.status_note(progress=True),  # the export shows best and last: what either leaves out
     ]
