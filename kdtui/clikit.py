@@ -5,8 +5,11 @@ printing. The number formats live in
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import inspect
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -129,10 +132,32 @@ def check_workspace(root: Path) -> Path:
     return root
 
 
+@contextlib.contextmanager
+def collector_paused() -> Iterator[None]:
+    """Pause the cyclic garbage collector while the index is parsed, then move what was
+    made to its oldest generation unwalked (``gc.freeze`` + ``unfreeze``). A study's index
+    is tens of thousands of dicts and lists, none in a cycle: the collector walked them
+    over and over as they were made, then in a full collection, ~30 ms of a 0.3 s ``kdtui
+    ls`` at 10,000 runs. Reference counting frees them as before; a later full collection
+    still sees them. Nothing is promoted when someone else froze objects (unfreeze would
+    release theirs)."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if gc.get_freeze_count() == 0:
+            gc.freeze()
+            gc.unfreeze()
+        if enabled:
+            gc.enable()
+
+
 def open_store(workspace: Path | None, reconcile: bool = True) -> Store:
     """The workspace's store, with crashed runs detected and any recovery announced."""
     store = Store(check_workspace(workspace or default_workspace()))
-    store.load()  # a lost or damaged index is rebuilt here, before any command reads it
+    with collector_paused():
+        store.load()  # a lost or damaged index is rebuilt here, before any command reads it
     try:
         if reconcile and store.index_path.exists():
             for line in executors.reconcile(store):

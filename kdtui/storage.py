@@ -172,6 +172,7 @@ class View:
     journal_ino: int | None
     journal_gen: str | None  # the journal's own generation (None: no journal applied)
     offset: int = 0  # journal bytes consumed (whole lines)
+    applied: int = 0  # journal lines applied to ``tables`` since they were parsed
 
 
 def loads(raw: bytes) -> Any:
@@ -286,6 +287,8 @@ class Index:
         self.fold_min_bytes = FOLD_MIN_BYTES
         self.longest_hold_s = 0.0  # the longest this process held the lock (benchmarks)
         self._view: View | None = None
+        # table → (view, its ``applied``, key, documents sorted by key): see sorted_docs
+        self._sorted: dict[str, tuple[View, int, Any, list[dict[str, Any]]]] = {}
         self._mutex = threading.RLock()  # the cached view, shared by the app's threads
         self._local = threading.local()  # this thread's hold of the lock (reentrant)
 
@@ -314,6 +317,18 @@ class Index:
         never change them in place)."""
         with self._mutex:
             return dict(self.read().tables.get(table, {}))
+
+    def sorted_docs(self, table: str, key: Any) -> list[dict[str, Any]]:
+        """One table's documents sorted by ``key`` (shared: never change them), sorted once
+        per change of the index rather than per call: a command that reads 10,000 runs
+        asks for them three times (crash check, runner check, its own listing)."""
+        with self._mutex:
+            view = self.read()
+            cached = self._sorted.get(table)
+            if cached is None or cached[0] is not view or cached[1:3] != (view.applied, key):
+                docs = sorted(view.tables.get(table, {}).values(), key=key)
+                cached = self._sorted[table] = (view, view.applied, key, docs)
+            return list(cached[3])
 
     def doc(self, table: str, doc_id: str) -> dict[str, Any] | None:
         """One document (shared: copy it before changing it)."""
@@ -371,6 +386,7 @@ class Index:
         for line in chunk[: end + 1].splitlines():
             if line.strip():
                 apply_line(view.tables, line)
+                view.applied += 1
         view.offset += end + 1
 
     def has_content(self) -> bool:

@@ -358,6 +358,9 @@ class Store:
         """Every run summary, oldest first, shared with the cache: to read, never to
         change. Copying 10,000 summaries was a third of what `kdtui ls` took to read them;
         a reader that only looks (ls, table, a filter before a write) takes these."""
+        if self._open_batch() is None:
+            with contextlib.suppress(IndexCorrupt):  # rebuilt by _docs below
+                return self._index.sorted_docs("runs", _created_order)
         return sorted(self._docs("runs").values(), key=_created_order)
 
     def get(self, run_id: str) -> dict[str, Any] | None:
