@@ -320,7 +320,7 @@ def mean_and_mark(
 ) -> tuple[str, str]:
     """``summarize(...)``'s ``mean`` and ``mark`` alone, for a table that shows nothing
     else of that metric (the last epoch's): a study's table asks for thousands, and
-    wording their notes and min/max was a third of its time."""
+    wording notes and min/max that nobody reads was a third of printing it."""
     stats = row.best if metric == "best" else row.last
     return _mean_and_mark(row, stats, row.digits(digits), missing)
 
