@@ -66,28 +66,30 @@ def test_the_mean_alone_is_summarize_s_mean_and_mark(metric: str, missing: str) 
     assert mean_and_mark(rows[5], metric)[0] == fractions[metric]  # 4 places, as summarize
 
 
-def many_rows_table(runs: list[dict[str, Any]], terminal_width: int | None = None) -> str:
-    out = clikit.out
-    saved = out.file, out._force_terminal, out.no_color, out.width
-    out.file = io.StringIO()
-    try:
-        out._force_terminal = terminal_width is not None
-        out.no_color = True
-        out.width = terminal_width or 200
-        results_cli.print_rows(group_rows(runs))
-        return out.file.getvalue()
-    finally:
-        out.file, out._force_terminal, out.no_color, out.width = saved
+def many_rows_table(
+    monkeypatch: pytest.MonkeyPatch, runs: list[dict[str, Any]], terminal_width: int | None = None
+) -> str:
+    """``print_rows`` as the terminal (``terminal_width``) or a pipe shows it, no colour."""
+    buffer = io.StringIO()
+    for name, value in (
+        ("_file", buffer),
+        ("_force_terminal", terminal_width is not None),
+        ("no_color", True),
+        ("_width", terminal_width or 200),
+    ):
+        monkeypatch.setattr(clikit.out, name, value)
+    results_cli.print_rows(group_rows(runs))
+    return buffer.getvalue()
 
 
-def test_the_table_of_many_groups_keeps_its_columns() -> None:
+def test_the_table_of_many_groups_keeps_its_columns(monkeypatch: pytest.MonkeyPatch) -> None:
     """Beyond MANY_ROWS groups the table is written by hand: each group's numbers stand
     right-aligned under their headers, its models · loss line carries nothing after it,
     and the partial mean of a group with seeds to come is marked and explained."""
     groups = results_cli.MANY_ROWS + 50
     runs = [run(g, s) for g in range(groups) for s in range(3)]
     runs += [run(7, 3, "queued"), run(9, 3, "failed"), run(11, 0, best_acc=math.nan)]
-    lines = many_rows_table(runs).splitlines()
+    lines = many_rows_table(monkeypatch, runs).splitlines()
     head, body = lines[0], lines[1 : 1 + 2 * groups]
     assert head.split() == ["group", "n", "best", "acc", "%", "last", "acc", "%", "min", "max"]
     ends = [head.index(f" {h}") + 1 + len(h) for h in results_cli.NUMBER_HEADERS]
@@ -107,9 +109,11 @@ def test_the_table_of_many_groups_keeps_its_columns() -> None:
     ]
 
 
-def test_the_table_of_many_groups_cuts_what_the_terminal_cannot_hold() -> None:
+def test_the_table_of_many_groups_cuts_what_the_terminal_cannot_hold(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     runs = [run(g, 0, name=f"group-{g}-" + "x" * 80) for g in range(results_cli.MANY_ROWS + 1)]
-    lines = many_rows_table(runs, terminal_width=90).splitlines()
+    lines = many_rows_table(monkeypatch, runs, terminal_width=90).splitlines()
     assert max(map(len, lines[:-1])) == 90 and lines[1].split()[0].endswith("…")
     assert all(len(line) <= 90 for line in lines[:-1]) and not lines[2].endswith(" ")
 
