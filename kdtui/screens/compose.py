@@ -51,7 +51,7 @@ from kdtui.spec import Experiment, LoadedSpec, Problem, SpecError, validate_spec
 from kdtui.store import StoreError
 from kdtui.tui.messages import ShowRuns, StoreWritten
 from kdtui.tui.snapshot import Snapshot
-from kdtui.widgets import KeyFooter, json_view
+from kdtui.widgets import KeyFooter, TextInput, json_view
 from kdtui.widgets.axes import GridBox, field_paths
 from kdtui.widgets.entry_list import Entry, EntryList
 from kdtui.widgets.form import (
@@ -176,7 +176,7 @@ class ComposeScreen(FileActions):
             yield Button("Load…", id="load", compact=True)
             yield Button("New", id="new", compact=True)
             yield Label("runs at a time", id="jobs-label")
-            yield Input(
+            yield TextInput(
                 "1",
                 type="integer",
                 compact=True,

@@ -15,7 +15,7 @@ from textual.widget import Widget
 from textual.widgets import Header, Input, Static
 
 from kdtui.screens.live import LiveScreen
-from kdtui.widgets import Column, Grid, KeyFooter
+from kdtui.widgets import Column, Grid, KeyFooter, TextInput
 
 # The bindings a table screen lists among its own (each screen orders its footer).
 SORT = Binding("o", "sort", "Sort", tooltip="Sort by the next column (or click a column title).")
@@ -25,6 +25,17 @@ CLEAR_FILTER = Binding("escape", "clear_filter", "Clear filter", show=False)
 
 def filter_binding(tooltip: str) -> Binding:
     return Binding("slash", "filter", "Filter", key_display="/", tooltip=tooltip)
+
+
+class FilterInput(TextInput):
+    """A table's text filter. Enter goes on into the table as the app reads the key (a
+    priority binding), like Down on the screen: the filter's submit reached the screen only
+    after the keys typed after Enter had gone into the filter. On the filter, not the
+    screen, whose subclasses bind enter for their rows."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("enter", "screen.to_table", show=False, priority=True),
+    ]
 
 
 class TableScreen(LiveScreen):
@@ -56,7 +67,7 @@ class TableScreen(LiveScreen):
 
     def compose_filters(self) -> Iterator[Widget]:
         if self.filter_placeholder is not None:
-            yield Input(placeholder=self.filter_placeholder, id="filter", compact=True)
+            yield FilterInput(placeholder=self.filter_placeholder, id="filter", compact=True)
 
     def on_mount(self) -> None:
         super().on_mount()
@@ -96,10 +107,6 @@ class TableScreen(LiveScreen):
     @on(Input.Changed, "#filter")
     def _filter_changed(self) -> None:
         self.refresh_rows()
-
-    @on(Input.Submitted, "#filter")
-    def _filter_done(self) -> None:
-        self.grid.focus()
 
     # ------------------------------------------------------------------ sort
 

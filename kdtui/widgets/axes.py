@@ -22,6 +22,7 @@ from textual.suggester import SuggestFromList
 from textual.widgets import Button, Input
 
 from kdtui.widgets.form import MISSING, FormNode, Unsettled, _is_model, _unwrap
+from kdtui.widgets.text_input import TextInput
 
 
 def format_values(values: Any) -> str:
@@ -110,14 +111,14 @@ class AxisRow(FormNode):
     def compose(self) -> ComposeResult:
         suggester = SuggestFromList(self.suggestions) if self.suggestions else None
         with Horizontal():
-            yield Input(
+            yield TextInput(
                 self.initial_key,
                 placeholder="path, e.g. loss.kd.T",
                 classes="key",
                 compact=True,
                 suggester=suggester,
             )
-            yield Input(
+            yield TextInput(
                 self.initial_text,
                 placeholder="values, e.g. 2, 4, 8",
                 classes="values",

@@ -28,6 +28,7 @@ from textual.widget import Widget
 from textual.widgets import Button, Checkbox, Input, Label, Select, Static
 
 from kdtui.fmt import parse_ints
+from kdtui.widgets.text_input import TextInput
 
 MISSING: Any = object()  # a field left empty: the model's default applies
 
@@ -649,7 +650,7 @@ def _editor(
         )  # fmt: skip
     text = "" if value is MISSING or value is None else _as_text(value)
     placeholder = _blank(inherited, default)
-    editor = Input(text, placeholder=placeholder, compact=True)
+    editor = TextInput(text, placeholder=placeholder, compact=True)
     return FieldRow(path, name, editor, tp, help_text)
 
 

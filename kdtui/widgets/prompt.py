@@ -15,6 +15,8 @@ from textual.screen import ModalScreen
 from textual.suggester import SuggestFromList
 from textual.widgets import Button, Input, Label, Static
 
+from kdtui.widgets.text_input import TextInput
+
 ResultT = TypeVar("ResultT")  # what a dialog answers (None: cancelled)
 
 
@@ -100,7 +102,7 @@ class Prompt(Dialog[dict[str, str] | None]):
                         if f.suggestions
                         else None
                     )
-                    yield Input(
+                    yield TextInput(
                         f.value, placeholder=f.placeholder, id=f"field-{f.key}", suggester=suggester
                     )
             if self.note:
