@@ -78,13 +78,13 @@ def test_resumed_run_matches_an_uninterrupted_one(tmp_path):
                                 stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)  # fmt: skip
 
     whole, broken = make(tmp_path / "a"), make(tmp_path / "b")
-    assert engine(whole).wait(120) == 0
-    proc = engine(broken)
+    uninterrupted, proc = engine(whole), engine(broken)  # side by side: one thread each
     wait_for(lambda: len(_epochs(broken)) >= 2, timeout=120, what="epoch 2")
     proc.kill()
     proc.wait()
     assert not any(e.get("type") == "end" for e in read_events(broken)), "finished before the kill"
     assert engine(broken).wait(120) == 0
+    assert uninterrupted.wait(120) == 0
 
     def per_epoch(run_dir: Path) -> list[tuple]:
         return [(e["epoch"], e["acc"], e["nll"], e["train_loss"])
@@ -142,7 +142,7 @@ def test_stop_in_the_engines_first_seconds_ends_cancelled(write_spec, cleanup_pr
 def test_truncated_index_is_rebuilt_by_the_next_ls(write_spec, cleanup_processes):
     ws = cleanup_processes
     spec = write_spec(tiny_experiment("keep", seeds=[0, 1]))
-    assert run_cli("run", str(spec), workspace=ws, timeout=180).returncode == 0
+    assert run_cli("run", str(spec), "--jobs", "2", workspace=ws, timeout=180).returncode == 0
     from kdtui.executors.local import runner_alive
 
     wait_for(lambda: not runner_alive(Store(ws)), timeout=30, what="the runner to exit")
