@@ -217,8 +217,8 @@ def start_detection() -> None:
     global _detection
     if _detection is not None or _answer is not None or protocol_from_env() is not None:
         return
-    if not _on_a_terminal() or "textual_image.renderable" in sys.modules:
-        return  # nothing to ask, or textual-image has already asked
+    if not _on_a_terminal():
+        return  # nothing to ask
     _detection = threading.Thread(target=_detect, name="kdtui-pictures", daemon=True)
     _detection.start()
 
@@ -234,10 +234,10 @@ def prepare() -> None:
 def _widget_module() -> ModuleType:
     """``textual_image.widget``, imported without a question to the terminal (see the
     module's docstring)."""
-    done = sys.modules.get("textual_image.widget")
-    if done is not None:
-        return done
-    with _import_lock:
+    with _import_lock:  # the module is in sys.modules before its import has finished
+        done = sys.modules.get("textual_image.widget")
+        if done is not None:
+            return done
         import numpy  # noqa: F401  (the heavy imports outside the swap: it lasts only for
         import PIL.Image  # noqa: F401  textual-image's own modules)
 
