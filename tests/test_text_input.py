@@ -31,7 +31,8 @@ def _no_crash_detection(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def key(name: str) -> events.Key:
-    return events.Key(name, name if len(name) == 1 else None)
+    """The key as Textual's driver reads it: a character, or a name ("slash" types "/")."""
+    return events.Key(name, name if len(name) == 1 else {"slash": "/"}.get(name))
 
 
 async def send_together(pilot: Pilot, *names: str) -> None:
@@ -144,6 +145,19 @@ async def test_keys_after_enter_in_the_filter_are_commands_of_the_table(tmp_path
         await pilot.pause()
         assert screen.query_one("#filter", Input).value == "g"
         assert screen.query_one("#status", Select).value == "queued"
+
+
+async def test_keys_after_slash_go_into_the_filter(tmp_path: Path) -> None:
+    """/ focuses the filter before the next key is handed out (the keys typed after it
+    went to the table: g, a, x were lost or ran its commands); in the filter, / is typed."""
+    app = make_app(tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: app.snapshot is not None, "the first snapshot")
+        screen = app.screen
+        assert isinstance(screen, runs_screen.RunsScreen) and screen.grid.has_focus
+        await send_together(pilot, "slash", "g", "a", "x", "slash", "f")
+        assert screen.query_one("#filter", Input).value == "gax/f"
+        assert screen.query_one("#status", Select).is_blank()  # f typed, no status chosen
 
 
 async def test_the_composer_s_runs_at_a_time_takes_backspace_then_a_digit(

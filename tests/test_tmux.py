@@ -164,3 +164,28 @@ def test_keys_after_tab_land_in_the_next_field_on_a_loaded_box(tmux: Tmux) -> No
                           ("3", "sample std"), ("1", "sorted by"), ("4", "kd-sweep")]:  # fmt: skip
             tmux("send-keys", "-t", "kd", key)
             tmux.wait_for(text, timeout=60)  # each screen is drawn, with no key after it
+
+
+def test_keys_read_together_act_in_the_order_typed(tmux: Tmux) -> None:
+    """Several keys in one send-keys reach the app in one read, as keys typed fast or over
+    a laggy SSH link do: a bound key (Backspace, Home, Enter) acts before the key typed
+    after it. Textual's field typed the character first and ran the bound key after it
+    (Backspace then 7 left the old value, the 7 typed and deleted), and the keys after
+    Enter in a filter went into the filter."""
+    tmux.wait_for("READY$")
+    tmux("send-keys", "-t", "kd", f"{KDTUI} -w ws", "Enter")
+    tmux.wait_for("two-teachers")
+    tmux("send-keys", "-t", "kd", "/")
+    tmux("send-keys", "-t", "kd", "-l", "gax")
+    tmux.wait_until(lambda s: s.splitlines()[1].startswith("gax "), 10, "the filter typed")
+    tmux("send-keys", "-t", "kd", "BSpace", "f", "Enter", "f")  # f in the table: a status
+    screen = tmux.wait_until(lambda s: "queued" in s.splitlines()[1], 10, "no status chosen")
+    assert screen.splitlines()[1].startswith("gaf "), screen
+    tmux("send-keys", "-t", "kd", "2")
+    tmux.wait_for("runs at a time 1")
+    tmux("send-keys", "-t", "kd", "BTab", "BTab")  # the runs at a time field, the last but one
+    tmux.wait_until(lambda s: "1234 screens" not in s, 10, "the field never focused")
+    tmux("send-keys", "-t", "kd", "End", "BSpace", "7")
+    tmux.wait_for("runs at a time 7 ", timeout=10)
+    tmux("send-keys", "-t", "kd", "Home", "3")
+    tmux.wait_for("runs at a time 37 ", timeout=10)

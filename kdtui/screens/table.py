@@ -24,7 +24,10 @@ CLEAR_FILTER = Binding("escape", "clear_filter", "Clear filter", show=False)
 
 
 def filter_binding(tooltip: str) -> Binding:
-    return Binding("slash", "filter", "Filter", key_display="/", tooltip=tooltip)
+    """``/`` focuses the filter as the app reads the key (a priority binding), so the keys
+    typed after it go into the filter, not to the table; in a text field, or an open list
+    that searches as you type, ``/`` stays a character (``action_filter``)."""
+    return Binding("slash", "filter", "Filter", key_display="/", tooltip=tooltip, priority=True)
 
 
 class FilterInput(TextInput):
@@ -93,7 +96,10 @@ class TableScreen(LiveScreen):
         return self.query_one("#filter", Input).value.lower().split()
 
     def action_filter(self) -> None:
-        self.query_one("#filter", Input).focus()
+        focused = self.focused
+        if focused is not None and focused.check_consume_key("slash", "/"):
+            raise SkipAction()  # typed there (Textual filters only named keys it can spell)
+        self.set_focus(self.query_one("#filter", Input))  # at once, as in action_to_table
 
     def action_clear_filter(self) -> None:
         self.query_one("#filter", Input).value = ""
