@@ -46,6 +46,7 @@ from kdtui.engine.inputs import view_tensor as view_tensor  # re-exported: bench
 from kdtui.engine.metrics import classification_metrics
 from kdtui.engine.models import ModelOutput, WideResNet
 from kdtui.engine.objective import Objective
+from kdtui.engine.optim import SGD
 from kdtui.engine.watchdog import Watchdog, limit_setting
 from kdtui.spec import ConstantSchedule, CosineSchedule, Experiment, StepSchedule
 from kdtui.store import HEARTBEAT_EVERY_S, Store, WriteFailed, atomic_write, read_events
@@ -366,7 +367,7 @@ class Engine:
             student.feature_channels[-1],
             [t.model.feature_channels[-1] for t in teachers],
         ).to(device)
-        opt = torch.optim.SGD(
+        opt = SGD(
             [*student.parameters(), *objective.parameters()],  # DASK's projections train too
             lr=exp.optim.lr,
             momentum=exp.optim.momentum,
