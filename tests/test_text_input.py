@@ -160,6 +160,39 @@ async def test_keys_after_slash_go_into_the_filter(tmp_path: Path) -> None:
         assert screen.query_one("#status", Select).is_blank()  # f typed, no status chosen
 
 
+async def test_keys_after_escape_in_the_filter_are_commands_of_the_table(tmp_path: Path) -> None:
+    """Escape clears the filter and leaves it before the next key is handed out (the key
+    after it went into the filter, and was cleared with it)."""
+    app = make_app(tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: app.snapshot is not None, "the first snapshot")
+        screen = app.screen
+        assert isinstance(screen, runs_screen.RunsScreen)
+        await send_together(pilot, "slash", "g", "escape", "f")
+        assert screen.grid.has_focus
+        assert screen.query_one("#filter", Input).value == ""
+        assert screen.query_one("#status", Select).value == "queued"
+
+
+async def test_escape_in_the_open_status_list_closes_it_and_keeps_the_filter(
+    tmp_path: Path,
+) -> None:
+    app = make_app(tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: app.snapshot is not None, "the first snapshot")
+        screen = app.screen
+        assert isinstance(screen, runs_screen.RunsScreen)
+        await send_together(pilot, "slash", "g", "down", "f")  # filter g, status queued
+        status = screen.query_one("#status", Select)
+        status.focus()
+        await pilot.press("enter")
+        await until(pilot, lambda: status.expanded, "the list open")
+        await pilot.press("escape")
+        await until(pilot, lambda: not status.expanded, "the list closed")
+        assert status.value == "queued" and screen.query_one("#filter", Input).value == "g"
+        assert app.focused is not None and status in app.focused.ancestors_with_self
+
+
 async def test_the_composer_s_runs_at_a_time_takes_backspace_then_a_digit(
     tmp_path: Path,
 ) -> None:

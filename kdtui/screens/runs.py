@@ -235,8 +235,8 @@ class RunsScreen(RunActions, TableScreen):
         self.grid.focus()
 
     def action_clear_filter(self) -> None:
+        super().action_clear_filter()  # first: it lets an open list close (SkipAction)
         self.query_one("#status", Select).clear()
-        super().action_clear_filter()
 
     def action_cycle_status(self) -> None:
         select = self.query_one("#status", Select)

@@ -12,7 +12,7 @@ from textual.actions import SkipAction
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.widget import Widget
-from textual.widgets import Header, Input, Static
+from textual.widgets import Header, Input, Select, Static
 
 from kdtui.screens.live import LiveScreen
 from kdtui.widgets import Column, Grid, KeyFooter, TextInput
@@ -20,7 +20,9 @@ from kdtui.widgets import Column, Grid, KeyFooter, TextInput
 # The bindings a table screen lists among its own (each screen orders its footer).
 SORT = Binding("o", "sort", "Sort", tooltip="Sort by the next column (or click a column title).")
 REVERSE = Binding("O", "reverse", "Reverse", show=False, tooltip="Reverse the order.")
-CLEAR_FILTER = Binding("escape", "clear_filter", "Clear filter", show=False)
+# Priority, so the focus is back on the table before the keys typed after it are handed out
+# (they went into the filter, and were cleared with it); an open list closes first.
+CLEAR_FILTER = Binding("escape", "clear_filter", "Clear filter", show=False, priority=True)
 
 
 def filter_binding(tooltip: str) -> Binding:
@@ -102,8 +104,14 @@ class TableScreen(LiveScreen):
         self.set_focus(self.query_one("#filter", Input))  # at once, as in action_to_table
 
     def action_clear_filter(self) -> None:
-        self.query_one("#filter", Input).value = ""
-        self.grid.focus()
+        focused = self.focused
+        if focused is not None and any(
+            isinstance(node, Select) and node.expanded for node in focused.ancestors_with_self
+        ):
+            raise SkipAction()  # an open list closes first, as ever
+        field = self.query_one("#filter", Input)
+        field.call_later(field.clear)  # after the keys typed before escape, queued there
+        self.set_focus(self.grid)  # at once, as in action_to_table
 
     def action_to_table(self) -> None:
         if self.focused is None or self.focused.id != "filter":
