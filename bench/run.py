@@ -610,9 +610,10 @@ def bench_kd_over_plain(quick: bool, repeats: int, work: Path) -> dict[str, floa
     """An epoch of a KD student with its teacher's outputs cached ÷ the same student's
     plain epoch (CE only): what distillation costs once the teacher has run. Both runs are
     set up in this process and train on one thread, their epochs (train, evaluate,
-    checkpoint, record, as the engine runs them) taken in turns after a first one each, so
-    that other work on the machine weighs on both alike; medians of the wall and of the
-    CPU seconds (what a loaded machine changes least)."""
+    checkpoint, record, as the engine runs them) taken side by side after a first one each,
+    in turns that neither side always leads (KD plain, plain KD, ...), so that other work on
+    the machine weighs on both alike: the ratios are medians over those pairs of epochs, of
+    the wall and of the CPU seconds (what a loaded machine changes least)."""
     import torch
 
     ws = work / "kd"
@@ -627,17 +628,20 @@ def bench_kd_over_plain(quick: bool, repeats: int, work: Path) -> dict[str, floa
             raise RuntimeError("the KD run did not cache its teacher's outputs")
         torch.set_num_threads(1)
         for epoch in range(1, epochs + 1):
-            for side, (engine, training) in enumerate(runs):
+            for side in (0, 1) if epoch % 2 else (1, 0):
+                engine, training = runs[side]
                 w0, c0 = time.perf_counter(), time.process_time()
                 engine.run_epoch(training, epoch)
                 if epoch > 1:  # the first epochs warm up
                     seconds[side].append((time.perf_counter() - w0, time.process_time() - c0))
-    kd_s, plain_s = (statistics.median(wall for wall, _ in side) for side in seconds)
-    kd_cpu, plain_cpu = (statistics.median(cpu for _, cpu in side) for side in seconds)
-    return {"epoch_kd_cached_s": kd_s, "epoch_plain_s": plain_s,
-            "kd_over_plain_epoch_ratio": kd_s / plain_s,
-            "epoch_kd_cached_cpu_s": kd_cpu, "epoch_plain_cpu_s": plain_cpu,
-            "kd_over_plain_epoch_cpu_ratio": kd_cpu / plain_cpu}  # fmt: skip
+    pairs = list(zip(*seconds, strict=True))  # (KD, plain) epochs taken side by side
+    figures = {}
+    for i, unit in enumerate(("s", "cpu_s")):  # wall, then CPU seconds
+        figures[f"epoch_kd_cached_{unit}"] = statistics.median(k[i] for k, _ in pairs)
+        figures[f"epoch_plain_{unit}"] = statistics.median(p[i] for _, p in pairs)
+    for i, name in enumerate(("kd_over_plain_epoch_ratio", "kd_over_plain_epoch_cpu_ratio")):
+        figures[name] = statistics.median(k[i] / p[i] for k, p in pairs)
+    return figures
 
 
 # ---------------------------------------------------------------------- main
