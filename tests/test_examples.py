@@ -1,10 +1,11 @@
 """Every example spec end to end through the real CLI, shrunk to one epoch and seed 0.
 
 All examples go into one workspace and one queue (``kdtui run --detach --skip-done`` per
-file), as a user would run them: the runs share two CPU slots, and a configuration that
-several files have in common (the GAF teacher of eight of them) is trained once, the
-students of every file picking that one run. Each configuration of every file trains; what
-costs time is an engine's start (torch), so no configuration trains twice.
+file), as a user would run them. A configuration that several files have in common (the
+GAF teacher of eight of them) is trained once, the students of every file picking that one
+run: each configuration of every file trains, and none twice, for what costs time is an
+engine's start (torch). Three CPU slots on two cores: a slot whose run waits for its
+teacher, or for the runner's next look, leaves no core idle.
 
 The study goes last: its grids shrunk to the teacher its two-teacher student names, it is
 the other examples written as defaults and grids, so the store has all of it but that
@@ -124,7 +125,7 @@ def test_every_example_trains_and_tables_one_group_per_method(
     for name, body in specs:
         (tmp_path / name).write_text(json.dumps(body))
         result = run_cli(
-            "run", str(tmp_path / name), "--detach", "--jobs", "2", "--skip-done", workspace=ws
+            "run", str(tmp_path / name), "--detach", "--jobs", "3", "--skip-done", workspace=ws
         )
         assert result.returncode == 0, result.stdout + result.stderr
         said[name] = result.stdout
