@@ -576,16 +576,18 @@ def set_up_here(ws: Path, *experiments: dict[str, Any]) -> Iterator[list[tuple[A
             heartbeat.stop()
 
 
-def engine_to_first_batch(run_dir: Path) -> tuple[float, float]:
+def engine_to_first_batch(run_dir: Path) -> tuple[float, float, str]:
     """Wall seconds from starting an engine process on ``run_dir`` to its first training
-    batch, and the CPU seconds it used meanwhile (what a loaded machine changes least)."""
+    batch, the CPU seconds it used meanwhile (what a loaded machine changes least), and its
+    log."""
     t0 = time.time()
     proc = engine_process(run_dir, ("-c", _TO_FIRST_BATCH), stdout=subprocess.PIPE)
     out = proc.communicate()[0].decode()
     if proc.returncode != 0:
         raise RuntimeError(f"engine failed: {out[-500:]}")
-    first = json.loads(out.strip().splitlines()[-1])
-    return first["time"] - t0, first["cpu"]
+    *log, last = out.strip().splitlines()
+    first = json.loads(last)
+    return first["time"] - t0, first["cpu"], "\n".join(log)
 
 
 def bench_engine_start(quick: bool, repeats: int, work: Path) -> dict[str, float]:
@@ -594,16 +596,19 @@ def bench_engine_start(quick: bool, repeats: int, work: Path) -> dict[str, float
     cached already (a first start of the same configuration filled the caches): imports,
     data, teacher, caches, model. The engine runs as ``python -m kdtui.engine`` does and is
     stopped there (``_TO_FIRST_BATCH``), at the priority of the rest of the machine (nice
-    0): a niced engine waits for busy work."""
+    0): a niced engine waits for busy work. On the CPU, where the caches are filled too
+    (their keys hold the precision, which a GPU would change)."""
     ws = _at_nice(work / "start")
     experiment = _signal_student("start", quick, epochs=1, teachers=[_gaf_teacher(work, quick)],
                                  loss={"ce": 0.3, "kd": {"T": 4, "weight": 0.7}},
-                                 data=_npz_windows(work, quick))  # fmt: skip
+                                 data=_npz_windows(work, quick), device="cpu")  # fmt: skip
     with set_up_here(ws, experiment):  # fills the view and teacher caches
         pass
     starts = [engine_to_first_batch(_run_dir(ws, experiment)) for _ in range(repeats)]
-    return {"engine_start_s": statistics.median(wall for wall, _ in starts),
-            "engine_start_cpu_s": statistics.median(cpu for _, cpu in starts)}  # fmt: skip
+    if missed := next((log for *_, log in starts if "computed" in log), None):
+        raise RuntimeError(f"a cache was computed again, not loaded:\n{missed}")
+    return {"engine_start_s": statistics.median(wall for wall, *_ in starts),
+            "engine_start_cpu_s": statistics.median(cpu for _, cpu, _ in starts)}  # fmt: skip
 
 
 def bench_kd_over_plain(quick: bool, repeats: int, work: Path) -> dict[str, float]:
@@ -613,15 +618,15 @@ def bench_kd_over_plain(quick: bool, repeats: int, work: Path) -> dict[str, floa
     checkpoint, record, as the engine runs them) taken side by side after a first one each,
     in turns that neither side always leads (KD plain, plain KD, ...), so that other work on
     the machine weighs on both alike: the ratios are medians over those pairs of epochs, of
-    the wall and of the CPU seconds (what a loaded machine changes least)."""
+    the wall and of the CPU seconds (what a loaded machine changes least). On the CPU."""
     import torch
 
     ws = work / "kd"
     teacher = _gaf_teacher(work, quick)
     epochs = 1 + (2 if quick else 2 * repeats + 1)
-    kd = _signal_student("kd", quick, epochs=epochs, teachers=[teacher],
+    kd = _signal_student("kd", quick, epochs=epochs, teachers=[teacher], device="cpu",
                          loss={"ce": 0.3, "kd": {"T": 4, "weight": 0.7}})  # fmt: skip
-    plain = _signal_student("plain", quick, epochs=epochs)
+    plain = _signal_student("plain", quick, epochs=epochs, device="cpu")
     seconds: list[list[tuple[float, float]]] = [[], []]
     with set_up_here(ws, kd, plain) as runs:
         if not runs[0][1].cached:
