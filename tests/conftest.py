@@ -12,6 +12,9 @@ import pytest
 # Engines started by tests keep the test's priority: niced (kdtui's default) they would
 # wait for any busy process on a loaded machine and miss the tests' deadlines.
 os.environ.setdefault("KDTUI_NICE", "0")
+# pyts compiles all its numba kernels when imported (test_data imports it at collection):
+# unoptimised machine code, the same numbers, costs half the CPU (~15 s less on two cores).
+os.environ.setdefault("NUMBA_OPT", "0")
 
 
 def tiny_experiment(name: str, /, **over: Any) -> dict[str, Any]:
