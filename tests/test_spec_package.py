@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import importlib
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -81,6 +83,60 @@ def test_spec_package_imports_neither_torch_nor_numpy():
         "assert 'torch' not in sys.modules and 'numpy' not in sys.modules, sys.modules.keys()"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def _loaded_after(code: str) -> set[str]:
+    """The modules a fresh interpreter holds after ``code``."""
+    code += "\nimport sys; print(' '.join(sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    return set(out.stdout.split())
+
+
+def test_the_package_loads_its_parts_when_asked():
+    """Importing the package costs nothing; the engine's names load the models without
+    validation's checks; validating loads no JSON Schema: only ``kdtui schema`` pays for it
+    (all of it was imported with the package: ~0.13 CPU s at every engine start)."""
+    assert not {"pydantic", "pydantic.json_schema"} & _loaded_after("import kdtui.spec")
+    light = _loaded_after("import kdtui.spec.npz, kdtui.spec.arch, kdtui.spec.checkpoint")
+    assert "pydantic" not in light  # the engine's data and network modules import these
+    engine = _loaded_after(
+        "from kdtui.spec import Experiment, LossSpec, canonical_json\n"
+        "Experiment.model_validate({'name': 'x', 'data': {'dataset': 'basicmotions'}, 'student': {}})"
+    )
+    assert "kdtui.spec.models" in engine
+    assert not {"kdtui.spec.checks", "kdtui.spec.validate", "kdtui.spec.schema"} & engine
+    checked = _loaded_after(
+        "from kdtui.spec import validate_spec\n"
+        "validate_spec({'name': 'x', 'data': {'dataset': 'basicmotions'}, 'student': {}})"
+    )
+    assert "kdtui.spec.checks" in checked and "kdtui.spec.schema" not in checked
+    assert "kdtui.spec.schema" in _loaded_after("from kdtui.spec import json_schema")
+
+
+def test_every_public_name_is_exported_and_typed():
+    """The lazily exported names, the typing imports and ``__all__`` say the same names,
+    and each name is the object of its module."""
+    import ast
+
+    import kdtui.spec as package
+
+    tree = ast.parse(Path(package.__file__).read_text())
+    typed = {
+        (node.module.rsplit(".", 1)[1], alias.name)
+        for block in tree.body
+        if isinstance(block, ast.If) and getattr(block.test, "id", "") == "TYPE_CHECKING"
+        for node in block.body
+        if isinstance(node, ast.ImportFrom) and node.module
+        for alias in node.names
+    }
+    lazy = {(module, name) for module, names in package._EXPORTS.items() for name in names}
+    assert typed == lazy and {name for _, name in lazy} == set(package.__all__)
+    for module, name in lazy:
+        home = importlib.import_module(f"kdtui.spec.{module}")
+        assert getattr(package, name) is getattr(home, name), name
+    assert package.study is importlib.import_module("kdtui.spec.study")  # a submodule
+    with pytest.raises(AttributeError, match="no attribute 'nothing'"):
+        package.nothing  # noqa: B018
 
 
 def test_a_long_chain_of_teachers_is_checked():
