@@ -94,8 +94,8 @@ def _loaded_after(code: str) -> set[str]:
 
 def test_the_package_loads_its_parts_when_asked():
     """Importing the package costs nothing; the engine's names load the models without
-    validation's checks; validating loads no JSON Schema: only ``kdtui schema`` pays for it
-    (all of it was imported with the package: ~0.13 CPU s at every engine start)."""
+    validation's checks; validating loads no JSON Schema: only ``kdtui schema`` pays for it.
+    (The package used to import all of it, pydantic included, even for kdtui.spec.npz.)"""
     assert not {"pydantic", "pydantic.json_schema"} & _loaded_after("import kdtui.spec")
     light = _loaded_after("import kdtui.spec.npz, kdtui.spec.arch, kdtui.spec.checkpoint")
     assert "pydantic" not in light  # the engine's data and network modules import these
