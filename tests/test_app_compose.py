@@ -194,14 +194,15 @@ async def test_a_study_file_opens_as_its_list_and_counts_follow_the_grid(
         # another experiment: its own form; the grid's edit is kept in the file
         await select(pilot, screen, 2)
         assert field(screen, "name").editor.value == "signal-WRN16-1"
-        assert field(screen, "epochs").editor.placeholder == "defaults: 20"  # inherited
+        epochs_default = str(json.loads(STUDY.read_text())["defaults"]["epochs"])  # inherited
+        assert field(screen, "epochs").editor.placeholder == f"defaults: {epochs_default}"
         assert field(screen, "grid") is not None and not screen.query(AxisRow)
         assert screen.file_value()["experiments"][0]["grid"]["student.width"] == [1, 3, 5]
         # the defaults: the same form, its problems at defaults.<path>
         await select(pilot, screen, DEFAULTS)
         assert field(screen, "name") is None and field(screen, "grid") is None
         epochs = field(screen, "epochs")
-        assert epochs.editor.value == "20"
+        assert epochs.editor.value == epochs_default
         epochs.editor.value = "0"
         await until(pilot, lambda: screen.problems, "the defaults' problem")
         assert [str(p) for p in screen.problems] == ["defaults.epochs: must be >= 1 (got 0)"]

@@ -385,8 +385,9 @@ def test_the_study_example_is_short_and_expands_to_the_labs_study():
     assert two.label() == "0.7·WRN16-3(gaf) + 0.3·WRN16-3(signal) → WRN16-1(signal)"
     students = [by_name[n] for n in [*kd, "kd-two-teachers", "signal-WRN16-1"]]
     assert {(e.student.label(), e.data.dataset) for e in students} == {
-        ("WRN16-1(signal)", "basicmotions")
+        ("WRN16-1(signal)", "synthetic-har")
     }
+    assert all(e.data.val is not None for e in loaded.experiments)  # best chosen on validation
 
 
 def test_parse_path():
