@@ -1,6 +1,6 @@
 """kdtui benchmarks: every figure measured side by side in one process run.
 
-    python bench/run.py [--quick] [--json] [--only tui]
+    python bench/run.py [--quick] [--json] [--verbose] [--only tui]
 
 Figures (ratios are "baseline ÷ kdtui" where bigger is better, except the overhead ratio):
 
@@ -34,7 +34,11 @@ Figures (ratios are "baseline ÷ kdtui" where bigger is better, except the overh
 
 Timings are medians over repeats, with the compared variants interleaved (A B A B ...), so
 that a machine slowing down mid-run does not favour either side. `--quick` shrinks sizes
-for the test suite: its figures show the machinery works, not the speed.
+for the test suite: its figures show the machinery works, not the speed (one timed repeat,
+no warm-up, a few dozen runs per workspace, a batch of short windows per engine run, one
+torch thread in this process: ``quick_threads`` says why). What each part of the bench
+took is reported too (``bench_seconds`` in the JSON, the last line of the text; each part
+on stderr as it ends with ``--verbose``), so that a slow quick run shows where its time went.
 """
 
 from __future__ import annotations
@@ -64,7 +68,11 @@ from fake_workspace import make_workspace  # noqa: E402
 from load import cpu_hogs  # noqa: E402
 
 
-def median_time(fn: Callable[[], Any], repeats: int) -> float:
+def median_time(fn: Callable[[], Any], repeats: int, warm: bool = False) -> float:
+    """The median seconds of ``repeats`` calls, after one untimed call if ``warm`` (the file
+    cache filled: what a user's second start meets)."""
+    if warm:
+        fn()
     times = []
     for _ in range(repeats):
         t0 = time.perf_counter()
@@ -91,20 +99,15 @@ def kdtui_cmd(*args: str) -> list[str]:
 # ---------------------------------------------------------------------- startup and scale
 
 
-def bench_import_cli(repeats: int) -> float:
+def bench_import_cli(repeats: int, warm: bool = True) -> float:
     cmd = [sys.executable, "-c", "import kdtui.cli"]
-    subprocess.run(cmd, check=True)  # warm the file cache
-    return median_time(lambda: subprocess.run(cmd, check=True), repeats)
+    return median_time(lambda: subprocess.run(cmd, check=True), repeats, warm)
 
 
-def bench_store_ls(workspace: Path, repeats: int) -> float:
+def bench_store_ls(workspace: Path, repeats: int, warm: bool = True) -> float:
     cmd = kdtui_cmd("ls", "--workspace", str(workspace))
-
-    def once() -> None:
-        subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
-
-    once()
-    return median_time(once, repeats)
+    return median_time(lambda: subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL),
+                       repeats, warm)  # fmt: skip
 
 
 def bench_app(quick: bool, repeats: int, work: Path) -> dict[str, Any]:
@@ -112,7 +115,7 @@ def bench_app(quick: bool, repeats: int, work: Path) -> dict[str, Any]:
     training engines (bench/tui_startup.py, whose docstring says how)."""
     from tui_startup import bench_tui
 
-    return bench_tui(work / "app", runs=300 if quick else 5000, repeats=repeats, quick=quick)
+    return bench_tui(work / "app", runs=30 if quick else 5000, repeats=repeats, quick=quick)
 
 
 # ---------------------------------------------------------------------- the store at scale
@@ -184,27 +187,25 @@ def bench_store_launch(work: Path, runs: int) -> dict[str, float]:
 def bench_store_scale(quick: bool, repeats: int, work: Path) -> dict[str, float]:
     """The store at a study's size: a launch of 2,000 runs and its longest lock hold, their
     stop, then `ls` and `table` on a workspace of 10,000 finished runs whose index has a
-    journal of recent changes (as between two folds)."""
+    journal of recent changes (as between two folds). ``--quick``: 20 and 60 runs, one
+    read each, not warmed."""
     work.mkdir(parents=True, exist_ok=True)
-    figures = bench_store_launch(work, 200 if quick else 2000)
-    runs = 1000 if quick else 10000
+    figures = bench_store_launch(work, 20 if quick else 2000)
+    runs = 60 if quick else 10000
     ws = make_workspace(work / "ws10k", runs=runs, epochs=5 if quick else 20, recent=runs // 20)
-    figures["store_ls_10k_s"] = bench_store_read(ws, "ls", repeats + 2)
-    figures["store_table_10k_s"] = bench_store_read(ws, "table", repeats + 2)
+    reads = repeats if quick else repeats + 2
+    figures["store_ls_10k_s"] = bench_store_read(ws, "ls", reads, warm=not quick)
+    figures["store_table_10k_s"] = bench_store_read(ws, "table", reads, warm=not quick)
     return figures
 
 
-def bench_store_read(workspace: Path, command: str, repeats: int) -> float:
+def bench_store_read(workspace: Path, command: str, repeats: int, warm: bool = True) -> float:
     """``kdtui ls`` or ``kdtui table`` as a subprocess, with bytecode caching as installed
     (PYTHONDONTWRITEBYTECODE unset): what a user waits for."""
     env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
     cmd = kdtui_cmd(command, "--workspace", str(workspace))
-
-    def once() -> None:
-        subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, env=env)
-
-    once()
-    return median_time(once, repeats)
+    return median_time(lambda: subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL,
+                                              env=env), repeats, warm)  # fmt: skip
 
 
 # ---------------------------------------------------------------------- views
@@ -212,15 +213,19 @@ def bench_store_read(workspace: Path, command: str, repeats: int) -> float:
 
 def bench_view_cache(quick: bool, repeats: int) -> dict[str, float]:
     """Preparing a GAF view the way the engine does (``cached_view`` then ``view_tensor`` on
-    the CPU): the first time computes and writes the cache, the second maps the file."""
+    the CPU): the first time computes and writes the cache, the second maps the file.
+    ``--quick``: 40 windows of 64 steps, 16×16 images."""
     import torch
 
     from kdtui.engine.data import make_synthetic_har
     from kdtui.engine.trainer import view_tensor
     from kdtui.engine.views import cached_view
 
-    arrays = make_synthetic_har(n_train=300 if quick else 2100, n_test=100 if quick else 700)
-    view = {"kind": "gaf", "method": "summation", "image_size": 32 if quick else 64}
+    windows = (
+        {"n_train": 32, "n_test": 8, "length": 64} if quick else {"n_train": 2100, "n_test": 700}
+    )
+    arrays = make_synthetic_har(**windows)
+    view = {"kind": "gaf", "method": "summation", "image_size": 16 if quick else 64}
     cpu = torch.device("cpu")
     first, second = [], []
     for _ in range(repeats):
@@ -314,14 +319,20 @@ def hand_written_loop(experiment: dict[str, Any]) -> float:
     return time.perf_counter() - t0
 
 
+#: The synthetic-har windows of the in-process engine figures in ``--quick``: one batch of
+#: short windows, enough to run every step of an epoch.
+QUICK_DATA = {"n_train": 64, "n_test": 16, "length": 64}
+
+
 def bench_engine_overhead(quick: bool, repeats: int, work: Path) -> dict[str, float]:
+    """The engine's run ÷ a hand-written loop, both in this process (``--quick``: one
+    epoch of QUICK_DATA)."""
+    windows = QUICK_DATA if quick else {"n_train": 1050, "n_test": 350, "length": 500}
     experiment = {
-        "name": "overhead",
-        "data": {"dataset": "synthetic-har", "n_train": 256 if quick else 1050,
-                 "n_test": 64 if quick else 350, "length": 128 if quick else 500},
+        "name": "overhead", "data": {"dataset": "synthetic-har", **windows},
         "student": {"depth": 16, "width": 1, "view": "signal"},
         "optim": {"lr": 0.05}, "schedule": {"kind": "cosine", "min_lr": 1e-4},
-        "epochs": 2 if quick else 5, "batch_size": 64, "seeds": [0],
+        "epochs": 1 if quick else 5, "batch_size": 64, "seeds": [0],
     }  # fmt: skip
     counter = iter(range(1000))
     engine_s, hand_s = interleaved(
@@ -334,14 +345,15 @@ def bench_engine_overhead(quick: bool, repeats: int, work: Path) -> dict[str, fl
 
 def bench_teacher_cache(quick: bool, repeats: int, work: Path) -> dict[str, float]:
     """Same KD run with the teacher's outputs cached or recomputed each batch. The teacher
-    is a randomly initialised WRN28-3 checkpoint: its accuracy does not matter for timing."""
+    is a randomly initialised WRN28-3 checkpoint: its accuracy does not matter for timing.
+    ``--quick``: a WRN10-1 teacher on 16×16 images, one epoch of QUICK_DATA."""
     import torch
 
     from kdtui.engine.data import make_synthetic_har
     from kdtui.engine.models import WideResNet
 
-    data = {"dataset": "synthetic-har", "n_train": 128 if quick else 512,
-            "n_test": 64 if quick else 200, "length": 128 if quick else 500}  # fmt: skip
+    windows = QUICK_DATA if quick else {"n_train": 512, "n_test": 200, "length": 500}
+    data = {"dataset": "synthetic-har", **windows}
     arrays = make_synthetic_har(**{k: v for k, v in data.items() if k != "dataset"})
     depth, width, size = (10, 1, 16) if quick else (28, 3, 32)
     teacher = {"depth": depth, "width": width, "view": {"kind": "gaf", "image_size": size}}
@@ -356,7 +368,7 @@ def bench_teacher_cache(quick: bool, repeats: int, work: Path) -> dict[str, floa
             "student": {"depth": 16, "width": 1, "view": "signal"},
             "teachers": [{"checkpoint": str(ckpt), "model": teacher}],
             "loss": {"ce": 0.3, "kd": {"T": 4, "weight": 0.7}}, "teacher_cache": cache,
-            "epochs": 2 if quick else 5, "batch_size": 64, "seeds": [0],
+            "epochs": 1 if quick else 5, "batch_size": 64, "seeds": [0],
         }  # fmt: skip
 
     counter = iter(range(1000))
@@ -373,13 +385,13 @@ def bench_analysis_overhead(quick: bool, repeats: int, work: Path) -> dict[str, 
     analyze`` reads (the archives are written at each new best epoch, which early in
     training is most epochs: the worst case). The overhead is the run's time ÷ its time
     less the saves, within the same run: two separate runs on a shared machine differ by
-    more than the saves cost (measured: ×0.6 to ×2.5 between identical runs at load 10)."""
+    more than the saves cost (measured: ×0.6 to ×2.5 between identical runs at load 10).
+    ``--quick``: two epochs of QUICK_DATA (a best epoch, then the last)."""
     from kdtui.engine import inspect
 
+    windows = QUICK_DATA if quick else {"n_train": 1050, "n_test": 350, "length": 500}
     experiment = {
-        "name": "analysis",
-        "data": {"dataset": "synthetic-har", "n_train": 256 if quick else 1050,
-                 "n_test": 64 if quick else 350, "length": 128 if quick else 500},
+        "name": "analysis", "data": {"dataset": "synthetic-har", **windows},
         "student": {"depth": 16, "width": 1, "view": "signal"},
         "epochs": 2 if quick else 5, "batch_size": 64, "seeds": [0],
     }  # fmt: skip
@@ -678,36 +690,69 @@ GOALS = {
 }  # fmt: skip
 
 
+#: --quick's thread settings for this process (its in-process engine figures), set before
+#: torch loads: the OpenMP and MKL runtimes read them once, when they load.
+QUICK_THREADS = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OMP_WAIT_POLICY": "PASSIVE",
+                 "KMP_BLOCKTIME": "0"}  # fmt: skip
+
+
+def quick_threads() -> None:
+    """One torch thread that sleeps when idle, for this process in ``--quick``. The test
+    suite runs the quick bench on a shared box of two cores, where the default threads
+    (one per core, spinning while they wait) raced the suite's other processes: the same
+    quick figure took 2.5 s in one run and 17-20 s in another. The quick figures only show
+    that each code path runs, so one thread costs them nothing. The full bench keeps
+    torch's defaults: it is meant for a calm machine, where a spinning thread takes no one's
+    core, its in-process figures compare two variants under the same threads, and the
+    figures in BENCHMARKS.md were measured so. Engine processes started by the bench choose
+    their own threads either way (kdtui.threads overrides these variables)."""
+    if "torch" in sys.modules:
+        raise RuntimeError("torch loaded before the bench chose its threads")
+    os.environ.update(QUICK_THREADS)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description="kdtui benchmarks")
     parser.add_argument("--quick", action="store_true", help="small sizes, for the test suite")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument("--only", choices=["tui"], help="only the app's figures (2-3 minutes)")
+    parser.add_argument("--verbose", action="store_true",
+                        help="each part's seconds on stderr as it ends")  # fmt: skip
     args = parser.parse_args()
-    repeats = 1 if args.quick else 3
-    figures: dict[str, Any] = {"quick": args.quick}
+    if args.quick:
+        quick_threads()
+    q, repeats = args.quick, 1 if args.quick else 3
+    figures: dict[str, Any] = {"quick": q}
+    seconds: dict[str, float] = {}  # what each part of the bench took, start to end
+
+    def part(name: str, measure: Callable[[], dict[str, Any]]) -> None:
+        t0 = time.perf_counter()
+        figures.update(measure())
+        seconds[name] = round(time.perf_counter() - t0, 2)
+        if args.verbose:
+            print(f"{name:<16} {seconds[name]:7.2f} s", file=sys.stderr, flush=True)
+
     work = Path(tempfile.mkdtemp(prefix="kdtui-bench-"))
     try:
         if args.only == "tui":
-            figures.update(bench_app(args.quick, repeats, work))
-            figures["machine"] = machine()
-            return report(figures, args.json)
-        figures["import_cli_s"] = bench_import_cli(3 if args.quick else 7)
-        ws = make_workspace(
-            work / "ws", runs=300 if args.quick else 5000, epochs=20 if args.quick else 200
-        )
-        figures["store_ls_5k_s"] = bench_store_ls(ws, repeats + 2)
-        figures.update(bench_app(args.quick, repeats, work))
-        figures.update(bench_store_scale(args.quick, repeats, work / "scale"))
-        figures.update(bench_view_cache(args.quick, repeats))
-        figures.update(bench_engine_overhead(args.quick, repeats, work / "engine"))
-        figures.update(bench_teacher_cache(args.quick, repeats, work / "teacher"))
-        figures.update(bench_gpu(args.quick, work / "gpu"))
-        figures.update(bench_loaded_epoch(args.quick, repeats, work / "loaded"))
-        figures.update(bench_engine_start(args.quick, repeats, work / "start"))
-        figures.update(bench_kd_over_plain(args.quick, repeats, work / "kd"))
-        figures.update(bench_analysis_overhead(args.quick, repeats, work / "analysis"))
+            part("app", lambda: bench_app(q, repeats, work))
+        else:
+            part("import_cli", lambda: {"import_cli_s": bench_import_cli(1 if q else 7, not q)})
+            part("store_ls", lambda: {"store_ls_5k_s": bench_store_ls(
+                make_workspace(work / "ws", runs=30 if q else 5000, epochs=5 if q else 200),
+                repeats if q else repeats + 2, warm=not q)})  # fmt: skip
+            part("app", lambda: bench_app(q, repeats, work))
+            part("store_scale", lambda: bench_store_scale(q, repeats, work / "scale"))
+            part("view_cache", lambda: bench_view_cache(q, repeats))
+            part("engine_overhead", lambda: bench_engine_overhead(q, repeats, work / "engine"))
+            part("teacher_cache", lambda: bench_teacher_cache(q, repeats, work / "teacher"))
+            part("gpu", lambda: bench_gpu(q, work / "gpu"))
+            part("loaded_epoch", lambda: bench_loaded_epoch(q, repeats, work / "loaded"))
+            part("engine_start", lambda: bench_engine_start(q, repeats, work / "start"))
+            part("kd_over_plain", lambda: bench_kd_over_plain(q, repeats, work / "kd"))
+            part("analysis", lambda: bench_analysis_overhead(q, repeats, work / "analysis"))
         figures["machine"] = machine()
+        figures["bench_seconds"] = seconds
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return report(figures, args.json)
@@ -721,11 +766,13 @@ def report(figures: dict[str, Any], as_json: bool) -> int:
         f"kdtui bench {'(quick: sizes too small for real figures) ' if figures['quick'] else ''}on {figures['machine']}"
     )  # noqa: E501
     for name, value in figures.items():
-        if name in ("machine", "quick"):
+        if name in ("machine", "quick", "bench_seconds"):
             continue
         goal = GOALS.get(name)
         text = f"{value:.4g}" if isinstance(value, float) else str(value)
         print(f"  {name:<24} {text:>12}   {'goal ' + ' '.join(map(str, goal)) if goal else ''}")
+    took = ", ".join(f"{name} {s:.1f}" for name, s in figures["bench_seconds"].items())
+    print(f"  seconds per part: {took}")
     return 0
 
 
