@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import io
 import os
 import zipfile
 from collections.abc import Callable
@@ -12,8 +14,8 @@ import numpy as np
 import pytest
 from conftest import tiny_experiment
 
-from kdtui.engine.data import DataError, load_npz
-from kdtui.spec import NPZ_LAYOUT, SpecError, check_npz, validate_spec
+from kdtui.engine.data import _DATA_VERSION, DataError, load_npz, stable_hash
+from kdtui.spec import NPZ_KEYS, NPZ_LAYOUT, SpecError, check_npz, validate_spec
 
 
 def good_arrays() -> dict[str, np.ndarray]:
@@ -272,3 +274,102 @@ def test_bool_labels_are_zero_and_one(tmp_path):
     arrays = load_npz(tmp_path / "d.npz")
     assert arrays.classes == ("0", "1")
     assert list(arrays.y_train[:3]) == [1, 0, 1] and list(arrays.y_test[:2]) == [0, 1]
+
+
+# ------------------------------------------------------------------ the engine reads a file once
+
+
+class _Unseekable(io.RawIOBase):
+    """A stream zipfile cannot seek: it writes each member's sizes after its data."""
+
+    def __init__(self, f: Any):
+        self._f = f
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: Any) -> int:
+        return self._f.write(data)
+
+
+def write_npz(
+    path: Path,
+    arrays: dict[str, np.ndarray],
+    *,
+    compress: bool = False,
+    seekable: bool = True,
+    comment: bytes = b"",
+) -> None:
+    """An .npz with its members in the order given, as other tools than numpy write them."""
+    mode = zipfile.ZIP_DEFLATED if compress else zipfile.ZIP_STORED
+    with (
+        path.open("wb") as raw,
+        zipfile.ZipFile(_Unseekable(raw) if not seekable else raw, "w", mode) as archive,
+    ):
+        for key, value in arrays.items():
+            with archive.open(f"{key}.npy", "w", force_zip64=True) as f:
+                np.lib.format.write_array(f, value, allow_pickle=False)
+        archive.comment = comment
+
+
+NUMPY_ORDER = [*NPZ_KEYS, "extra"]
+#: How files come: (how they are written, their members in order, arrays that differ).
+FILE_KINDS: dict[str, tuple[dict[str, Any], list[str], dict[str, Any]]] = {
+    "numpy": ({}, NUMPY_ORDER, {}),
+    "compressed": ({"compress": True}, NUMPY_ORDER, {}),
+    "labels-first": ({}, ["y_test", "y_train", "X_test", "X_train"], {}),
+    "others-between": ({}, ["X_test", "extra", "y_test", "X_train", "y_train"], {}),
+    "descriptors": ({"seekable": False}, ["y_train", "X_train", "extra", "X_test", "y_test"], {}),
+    "comment": ({"comment": b"written by a lab pipeline", "compress": True}, NUMPY_ORDER, {}),
+    "fortran": ({}, NUMPY_ORDER, {"X_train": lambda x: np.asfortranarray(x)}),
+    "big-endian": ({}, NUMPY_ORDER, {"X_test": lambda x: x.astype(">f8"), "X_train": lambda x: x.astype(">f4")}),
+    "ints": ({}, NUMPY_ORDER, {"X_train": lambda x: (x * 100).astype(np.int16)}),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("kind", list(FILE_KINDS))
+def test_one_read_gives_the_arrays_and_hash_of_the_file(tmp_path, kind):
+    """The arrays are numpy.load's and the hash is the file's SHA-256 (the key of the cached
+    views of every npz run so far), whatever order and form the members have."""
+    from kdtui.spec.npz import read_npz
+
+    how, order, change = FILE_KINDS[kind]
+    arrays = {**good_arrays(), "extra": np.arange(5000.0)}
+    arrays.update({k: f(arrays[k]) for k, f in change.items()})
+    path = tmp_path / "d.npz"
+    if kind == "numpy":
+        np.savez(path, **arrays)
+    else:
+        write_npz(path, {k: arrays[k] for k in order}, **how)
+    summary, got, sha256 = read_npz(path)
+    assert summary.problems == () and (summary.channels, summary.length) == (2, 64)
+    assert sha256 == hashlib.sha256(path.read_bytes()).hexdigest()
+    with np.load(path) as npz:
+        for key in NPZ_KEYS:
+            assert got[key].dtype == npz[key].dtype and got[key].shape == npz[key].shape, key
+            np.testing.assert_array_equal(got[key], npz[key])
+    assert load_npz(path).key == stable_hash(
+        {"version": _DATA_VERSION, "channels": [0, 1], "dataset": "npz", "sha256": sha256}
+    )
+
+
+@pytest.mark.skipif(not Path("/proc/self/io").exists(), reason="Linux's per-process I/O counts")
+def test_the_engine_reads_a_file_once(tmp_path):
+    """Check, load and hash each read the whole file: three reads, seconds for a GB file."""
+    rng = np.random.default_rng(0)
+    arrays = {
+        "X_train": rng.normal(size=(1000, 3, 500)),  # 12 MB
+        "y_train": np.arange(1000) % 7,
+        "X_test": rng.normal(size=(200, 3, 500)),
+        "y_test": np.arange(200) % 7,
+    }
+    np.savez(tmp_path / "d.npz", **arrays)
+    size = (tmp_path / "d.npz").stat().st_size
+
+    def bytes_read() -> int:
+        text = Path("/proc/self/io").read_text()
+        return int(next(line for line in text.splitlines() if line.startswith("rchar")).split()[1])
+
+    before = bytes_read()
+    load_npz(tmp_path / "d.npz")
+    assert bytes_read() - before < 1.2 * size

@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from kdtui.spec.npz import NPZ_KEYS, NPZ_LAYOUT, check_npz, npz_labels
+from kdtui.spec.npz import NPZ_LAYOUT, npz_labels, read_npz
 
 #: Bump when loading, normalisation or the synthetic generator change: old cached views must
 #: not be reused for arrays that are no longer the same.
@@ -300,14 +299,6 @@ def make_synthetic_har(
 # npz
 
 
-def _file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def load_npz(
     path: str | Path, channels: list[int] | None = None, layout: str | None = "NCL"
 ) -> Arrays:
@@ -315,19 +306,15 @@ def load_npz(
 
     ``layout`` is the spec's ``data.layout``: "NLC" files are transposed to (N, C, L) here
     (None: NCL, refused when the axes look swapped, as validation does for a spec that does
-    not say it). The file is checked first by the same inspection that validated the spec (a
+    not say it). The file is read once, by the same inspection that validated the spec (a
     file may have changed since), so that the engine refuses exactly the files validation
-    refuses, with the same words; only then are the arrays read."""
+    refuses, with the same words; the arrays and the file's hash come from that read."""
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: file not found; {NPZ_LAYOUT}")
-    if problems := check_npz(path, layout, cached=False).problems:
-        raise DataError(f"{path}: {'; '.join(problems)}; {NPZ_LAYOUT}")
-    try:
-        with np.load(path, allow_pickle=False) as npz:
-            a = {k: npz[k] for k in NPZ_KEYS}
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:  # changed meanwhile
-        raise DataError(f"{path}: not a readable .npz archive ({e}); {NPZ_LAYOUT}") from e
+    summary, a, sha256 = read_npz(path, layout)
+    if summary.problems:
+        raise DataError(f"{path}: {'; '.join(summary.problems)}; {NPZ_LAYOUT}")
     if layout == "NLC":
         a["X_train"], a["X_test"] = (np.swapaxes(a[k], 1, 2) for k in ("X_train", "X_test"))
     y_train, y_test, _ = npz_labels(a["y_train"], a["y_test"])  # as the check read them
@@ -341,6 +328,5 @@ def load_npz(
         channels,
         str(path),
         # the layout only when it is not the default: cached views of NCL files keep their key
-        {"dataset": "npz", "sha256": _file_sha256(path)}
-        | ({"layout": "NLC"} if layout == "NLC" else {}),
+        {"dataset": "npz", "sha256": sha256} | ({"layout": "NLC"} if layout == "NLC" else {}),
     )

@@ -2,6 +2,10 @@
 runs before any run is queued and that the engine runs again when it loads the file, so that
 both refuse the same files with the same words.
 
+The engine reads a file once (``read_npz``): the same checks, the arrays kept as they are
+read, and the file's SHA-256 taken from the same bytes — a large file was read three times
+(check, load, hash).
+
 Nothing here imports torch or pydantic, and numpy only when a file is checked: the CLI and the
 app import the spec package at start-up.
 """
@@ -9,6 +13,7 @@ app import the spec package at start-up.
 from __future__ import annotations
 
 import functools
+import hashlib
 import math
 import zipfile
 import zlib
@@ -47,13 +52,14 @@ class NpzSummary:
 
 
 def check_npz(path: str | Path, layout: Layout = None, *, cached: bool = True) -> NpzSummary:
-    """Check an .npz as the engine's load_npz will read it, without torch, so that a bad file
-    is refused before any run is queued rather than failing it at start.
+    """Check an .npz as the engine will read it (``read_npz``: the same checks), without
+    torch, so that a bad file is refused before any run is queued rather than failing it at
+    start.
 
     Shapes and dtypes come from the arrays' .npy headers alone; the X arrays are streamed in
     chunks for the finite check, and only the label arrays are read whole. The result is
-    cached by path, size and mtime (unless ``cached`` is false: the engine checks the file it
-    is about to load): the composer validates at every keystroke, and a file shared by
+    cached by path, size and mtime (unless ``cached`` is false: the file as it is now, whatever
+    its size and mtime say): the composer validates at every keystroke, and a file shared by
     several experiments is read once.
 
     ``layout`` is the spec's ``data.layout``: None when the spec does not say it (then X is
@@ -83,25 +89,111 @@ def _check_npz_safely(path: Path, layout: Layout) -> NpzSummary:
 
 
 def _check_npz(path: Path, layout: Layout) -> NpzSummary:
-    if why := _not_an_archive(path):
-        return NpzSummary((why,))
+    with path.open("rb") as f:
+        return _inspect(f, layout, keep=False)[0]
+
+
+def read_npz(path: str | Path, layout: Layout = None) -> tuple[NpzSummary, dict[str, Any], str]:
+    """The engine's read of an .npz, in one pass over the file: check_npz's checks (the
+    same problems, in the same words), the four arrays as numpy.load gives them, and the
+    SHA-256 of the file (the key of its cached views), hashed from the bytes as they are
+    read. With problems, the arrays and the hash are left out: the file is refused."""
+    try:
+        with Path(path).open("rb") as raw:
+            f = _HashingReader(raw)
+            summary, arrays = _inspect(f, layout, keep=True)
+            if summary.problems:
+                return summary, {}, ""
+            return summary, arrays, f.hexdigest()
+    except READ_ERRORS as exc:
+        return NpzSummary((f"not a readable .npz archive ({exc})",)), {}, ""
+
+
+def _inspect(
+    f: IO[bytes] | _HashingReader, layout: Layout, *, keep: bool
+) -> tuple[NpzSummary, dict[str, Any]]:
+    """The checks of the open file ``f``, and the arrays read when ``keep``.
+
+    The arrays are read in the order they lie in the file, so that a hashing reader sees it
+    from start to end (zipfile reads the directory at the end first, and each header
+    before its data); the problems are said in the order of NPZ_KEYS all the same."""
+    if why := _not_an_archive(f):
+        return NpzSummary((why,)), {}
     problems: list[str] = []
-    with zipfile.ZipFile(path) as archive:
+    with zipfile.ZipFile(f) as archive:
         members = {n.removesuffix(".npy"): n for n in archive.namelist()}
         if missing := [k for k in NPZ_KEYS if k not in members]:
             has = ", ".join(sorted(members)) or "nothing"
             problems.append(f"missing {', '.join(missing)} (has {has})")
         heads = _read_heads(archive, members, problems)
         good = shape_problems(heads, problems, layout)
-        for key in ("X_train", "X_test"):
-            if key in good:
-                _finite_problems(archive, members[key], key, heads[key], layout, problems)
-        if {"y_train", "y_test"} <= good:
-            _label_problems(archive, members, problems)
+        wanted = [
+            k for k in NPZ_KEYS if k in good and (k[0] == "X" or {"y_train", "y_test"} <= good)
+        ]
+        offsets = {k: archive.getinfo(members[k]).header_offset for k in wanted}
+        read: dict[str, Member] = {}
+        for key in sorted(wanted, key=offsets.__getitem__):
+            if isinstance(f, _HashingReader):
+                f.catch_up(offsets[key])  # whatever lies between: other members, descriptors
+            read[key] = _read_member(archive, members[key], key, heads[key], keep=keep)
+    for key in ("X_train", "X_test"):
+        if key in read:
+            problems.extend(_finite_problems(key, heads[key], layout, read[key]))
+    if {"y_train", "y_test"} <= good:
+        problems.extend(_label_problems(read))
+    arrays = {k: v[3] for k, v in read.items() if not isinstance(v, str)} if keep else {}
     if "X_train" not in good:
-        return NpzSummary(tuple(problems))
+        return NpzSummary(tuple(problems)), arrays
     channels, length = channels_and_length(heads["X_train"][0], layout)
-    return NpzSummary(tuple(problems), channels=channels, length=length)
+    return NpzSummary(tuple(problems), channels=channels, length=length), arrays
+
+
+class _HashingReader:
+    """A binary file that hashes its bytes as they are read, for zipfile to read from.
+
+    The hash covers the file from its start to the furthest point read in one stretch
+    (reads that overlap it add only their new bytes; reads beyond it, as zipfile's of the
+    directory at the end, are not hashed): ``catch_up`` reads and hashes what lies between
+    that point and a later one, and ``hexdigest`` does so to the end of the file. So every
+    byte is hashed once, in order, and each is read once when zipfile reads the file in
+    order."""
+
+    def __init__(self, f: IO[bytes]):
+        self._f = f
+        self._hash = hashlib.sha256()
+        self._done = 0  # the file's bytes [0, _done) are hashed
+
+    def read(self, n: int | None = -1) -> bytes:
+        pos = self._f.tell()
+        data = self._f.read(n)
+        if pos <= self._done < pos + len(data):
+            self._hash.update(memoryview(data)[self._done - pos :])
+            self._done = pos + len(data)
+        return data
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        return self._f.seek(offset, whence)
+
+    def tell(self) -> int:
+        return self._f.tell()
+
+    def seekable(self) -> bool:
+        return True
+
+    def catch_up(self, end: int | None = None) -> None:
+        """Hash the bytes up to ``end`` (the end of the file: None), reading those not read
+        yet; the position is kept."""
+        here = self._f.tell()
+        self._f.seek(self._done)
+        while end is None or self._done < end:
+            want = 1 << 20 if end is None else min(1 << 20, end - self._done)
+            if not self.read(want):
+                break
+        self._f.seek(here)
+
+    def hexdigest(self) -> str:
+        self.catch_up()
+        return self._hash.hexdigest()
 
 
 def channels_and_length(shape: tuple[int, ...], layout: Layout) -> tuple[int, int]:
@@ -110,12 +202,12 @@ def channels_and_length(shape: tuple[int, ...], layout: Layout) -> tuple[int, in
     return (b, a) if layout == "NLC" else (a, b)
 
 
-def _not_an_archive(path: Path) -> str | None:
-    """Why the file is no .npz archive, from its first bytes; None if it looks like one.
-    (numpy.load's own dispatch, but in words: on a file that is neither an archive nor an
-    array, numpy.load blames pickling, which misleads.)"""
-    with path.open("rb") as f:
-        head = f.read(6)
+def _not_an_archive(f: IO[bytes] | _HashingReader) -> str | None:
+    """Why the open file is no .npz archive, from its first bytes (and back to the start);
+    None if it looks like one. (numpy.load's own dispatch, but in words: on a file that is
+    neither an archive nor an array, numpy.load blames pickling, which misleads.)"""
+    head = f.read(6)
+    f.seek(0)
     if head.startswith((b"PK\x03\x04", b"PK\x05\x06")):
         return None
     if head == b"\x93NUMPY":
@@ -215,20 +307,44 @@ def shape_problems(heads: dict[str, Head], problems: list[str], layout: Layout =
     return good
 
 
-def _finite_problems(
-    archive: zipfile.ZipFile, member: str, key: str, head: Head, layout: Layout, problems: list[str]
-) -> None:
+#: What reading a member gave: why it could not be read, or (non-finite values, the first's
+#: flat index, Fortran order, the array: None unless kept) for an X array, (0, -1, False, the
+#: array) for labels.
+Member = str | tuple[int, int, bool, Any]
+
+
+def _read_member(
+    archive: zipfile.ZipFile, member: str, key: str, head: Head, *, keep: bool
+) -> Member:
+    """Read one expected array to its end (where zipfile checks the CRC): an X array in
+    chunks, counting its non-finite values (kept whole only when ``keep``), labels whole."""
+    import numpy as np
+
     shape, dtype = head
     try:
         with archive.open(member) as f:
+            if key[0] == "y":
+                labels = np.lib.format.read_array(f, allow_pickle=False)
+                _read_to_end(f)
+                return 0, -1, False, labels
             fortran = npy_header(f)[2]  # and on to the data
-            bad, first = _count_nonfinite(f, dtype, math.prod(shape))
+            out = np.empty(math.prod(shape), dtype) if keep else None
+            bad, first = _count_nonfinite(f, dtype, math.prod(shape), out)
     except READ_ERRORS as exc:
-        problems.append(f"cannot read {key} ({exc})")
-        return
-    if bad:
-        where = _position(first, shape, fortran, layout)
-        problems.append(f"{key} has {bad} NaN or infinite values (the first at {where})")
+        return f"cannot read {key} ({exc})"
+    if out is not None:  # as numpy.lib.format.read_array shapes it
+        out = out.reshape(shape[::-1]).transpose() if fortran else out.reshape(shape)
+    return bad, first, fortran, out
+
+
+def _finite_problems(key: str, head: Head, layout: Layout, read: Member) -> list[str]:
+    if isinstance(read, str):
+        return [read]
+    bad, first, fortran, _ = read
+    if not bad:
+        return []
+    where = _position(first, head[0], fortran, layout)
+    return [f"{key} has {bad} NaN or infinite values (the first at {where})"]
 
 
 def _position(flat: int, shape: tuple[int, ...], fortran: bool, layout: Layout) -> str:
@@ -240,10 +356,10 @@ def _position(flat: int, shape: tuple[int, ...], fortran: bool, layout: Layout) 
     return f"sample {n}, channel {channel}, step {step}"
 
 
-def _count_nonfinite(f: IO[bytes], dtype: Any, count: int) -> tuple[int, int]:
+def _count_nonfinite(f: IO[bytes], dtype: Any, count: int, out: Any = None) -> tuple[int, int]:
     """NaN and infinite values in the array whose data ``f`` is at, and the flat index of
     the first, read in chunks of about 4 MiB so that a large file is never held in memory
-    whole."""
+    whole — unless ``out`` (a flat array of ``count`` items) is given to keep it."""
     import numpy as np
 
     step = max(1, (4 << 20) // dtype.itemsize)
@@ -253,9 +369,12 @@ def _count_nonfinite(f: IO[bytes], dtype: Any, count: int) -> tuple[int, int]:
         chunk = f.read(n * dtype.itemsize)
         if len(chunk) != n * dtype.itemsize:
             raise EOFError("the array's data is cut short")
-        if dtype.kind == "f":  # integers are always finite, but are read for the CRC
-            where = np.flatnonzero(~np.isfinite(np.frombuffer(chunk, dtype=dtype)))
-            if len(where) and first < 0:
+        values = np.frombuffer(chunk, dtype=dtype)
+        if out is not None:
+            out[done : done + n] = values
+        if dtype.kind == "f" and not (finite := np.isfinite(values)).all():  # ints: all finite
+            where = np.flatnonzero(~finite)
+            if first < 0:
                 first = done + int(where[0])
             bad += len(where)
         count -= n
@@ -270,19 +389,14 @@ def _read_to_end(f: IO[bytes]) -> None:
         pass
 
 
-def _label_problems(archive: zipfile.ZipFile, members: dict[str, str], problems: list[str]) -> None:
-    import numpy as np
-
-    labels = {}
-    try:
-        for key in ("y_train", "y_test"):
-            with archive.open(members[key]) as f:
-                labels[key] = np.lib.format.read_array(f, allow_pickle=False)
-                _read_to_end(f)
-    except READ_ERRORS as exc:
-        problems.append(f"cannot read {key} ({exc})")
-    else:
-        problems.extend(npz_labels(labels["y_train"], labels["y_test"])[2])
+def _label_problems(read: dict[str, Member]) -> list[str]:
+    """The first label array that could not be read, else the labels' own problems."""
+    labels = []
+    for key in ("y_train", "y_test"):
+        if isinstance(got := read[key], str):
+            return [got]
+        labels.append(got[3])
+    return npz_labels(*labels)[2]
 
 
 def npz_labels(y_train: Any, y_test: Any) -> tuple[Any, Any, list[str]]:
