@@ -38,7 +38,8 @@ for the test suite: its figures show the machinery works, not the speed (one tim
 no warm-up, a few dozen runs per workspace, a batch of short windows per engine run, one
 torch thread in this process: ``quick_threads`` says why). What each part of the bench
 took is reported too (``bench_seconds`` in the JSON, the last line of the text; each part
-on stderr as it ends with ``--verbose``), so that a slow quick run shows where its time went.
+on stderr as it ends with ``--verbose``, with its CPU seconds), so that a slow quick run
+shows where its time went.
 """
 
 from __future__ import annotations
@@ -711,6 +712,13 @@ def quick_threads() -> None:
     os.environ.update(QUICK_THREADS)
 
 
+def cpu_seconds() -> float:
+    """CPU seconds of this process and of its children that ended (the bench's subprocesses
+    and engines): unlike wall time, what a part costs whatever else the machine runs."""
+    t = os.times()
+    return t.user + t.system + t.children_user + t.children_system
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description="kdtui benchmarks")
     parser.add_argument("--quick", action="store_true", help="small sizes, for the test suite")
@@ -726,11 +734,12 @@ def main() -> int:
     seconds: dict[str, float] = {}  # what each part of the bench took, start to end
 
     def part(name: str, measure: Callable[[], dict[str, Any]]) -> None:
-        t0 = time.perf_counter()
+        t0, cpu0 = time.perf_counter(), cpu_seconds()
         figures.update(measure())
         seconds[name] = round(time.perf_counter() - t0, 2)
         if args.verbose:
-            print(f"{name:<16} {seconds[name]:7.2f} s", file=sys.stderr, flush=True)
+            cpu = cpu_seconds() - cpu0
+            print(f"{name:<16} {seconds[name]:7.2f} s, CPU {cpu:6.2f} s", file=sys.stderr)
 
     work = Path(tempfile.mkdtemp(prefix="kdtui-bench-"))
     try:

@@ -252,7 +252,8 @@ def engines(ws: Path, n: int = 2, timeout: float = 300, quick: bool = False) -> 
     from kdtui.store import Store, read_events
 
     store = Store(ws)
-    run_ids = enqueue(store, validate_spec(_load_experiment(quick), base_dir=ws))[:n]
+    experiment = _load_experiment(quick) | {"seeds": list(range(n))}  # none left queued
+    run_ids = enqueue(store, validate_spec(experiment, base_dir=ws))
     env = dict(os.environ, PYTHONUNBUFFERED="1", CUDA_VISIBLE_DEVICES="", KDTUI_PARALLEL=str(n))
     for name in ("KDTUI_THREADS", "KDTUI_NICE", "PYTHONDONTWRITEBYTECODE", "PYTHONPATH"):
         env.pop(name, None)
@@ -363,7 +364,8 @@ def bench_tui(
     test suite's run, which shows that each figure is measured, not how fast): no warm-up
     start, each screen's key once (QUICK_KEYS), one cursor move, 0.1 s of silence before a
     key (the screens' texts differ, so a late redraw cannot pass for the next screen),
-    short engine loads, at nice 0, that are not waited for (``engines``)."""
+    one engine as the load (the same code path as two, half the CPU), training a few short
+    windows at nice 0, not waited for (``engines``)."""
     ws = make_workspace(work / "tui-ws", runs=runs, epochs=3)
     figures: dict[str, Any] = {}
     keys = {"keys": QUICK_KEYS, "cursor_moves": 1, "quiet": 0.1} if quick else {}
@@ -376,7 +378,7 @@ def bench_tui(
             figures.update(measure(ws, repeats, app, trace, terminal, **keys))
             figures["tui_loadavg"] = os.getloadavg()[0]
         if loaded:
-            with engines(ws, quick=quick) if load == "engines" else cpu_hogs():
+            with engines(ws, 1 if quick else 2, quick=quick) if load == "engines" else cpu_hogs():
                 part = measure(ws, repeats, app, trace, terminal, **keys)
                 part["tui_loadavg"] = os.getloadavg()[0]
             figures.update({f"{k}_loaded": v for k, v in part.items()})
