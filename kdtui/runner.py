@@ -185,9 +185,10 @@ class Runner:
             status = "crashed" if code < 0 else "failed"
             if (self.store.get(run_id) or {}).get("cancel_requested"):
                 status, reason = "cancelled", f"cancelled by the user ({reason})"
-            # only if still active: usually the engine recorded its own end
+            # only if still running: usually the engine recorded its own end, and a run
+            # queued again (resumed once `ls` found it dead) is a new attempt's
             event = {"type": "end", "status": status, "reason": reason}
-            self.store.record_event(run_id, event, if_status=ACTIVE)
+            self.store.record_event(run_id, event, if_status={"running"})
             del self.children[run_id]
 
     def _enforce_cancel(self, run_id: str, child: Child) -> None:

@@ -87,6 +87,36 @@ def test_sigkill_mid_epoch_is_crashed_then_resume_finishes_each_epoch_once(
     assert "resumed after epoch" in (run_dir / "stdout.log").read_text()
 
 
+def test_a_run_resumed_before_the_runner_reaped_its_killed_engine_trains_again(
+    tmp_path, monkeypatch
+):
+    """On a loaded machine ``kdtui ls`` may find an engine dead before the runner looks,
+    and the user resume the run: the runner's late reap of the killed engine must leave the
+    new attempt alone (it called the queued run crashed again, and nothing trained it)."""
+    from kdtui import launcher, procs, runner
+    from kdtui.executors import local, reconcile
+    from kdtui.spec import validate_spec
+
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
+    monkeypatch.setattr(local, "ensure_runner", lambda store: False)  # this one is alive
+    store = Store(tmp_path / "ws")
+    (run_id,) = launcher.enqueue(store, validate_spec(tiny_experiment("r")))
+    engine = subprocess.Popen(["sleep", "60"], start_new_session=True)  # stands in for one
+    pass_ = runner.Runner(store)
+    pass_.children[run_id] = runner.Child(engine, "cpu")
+    started = {"pid": engine.pid, "pid_start": procs.start_time(engine.pid)}
+    store.update(run_id, {"status": "running", "slot": "cpu", "host": pass_.host, **started})
+    engine.kill()
+    engine.wait()
+    reconcile(store)  # kdtui ls, before the runner's next look
+    assert store.get(run_id)["status"] == "crashed"
+    assert launcher.requeue(store, [run_id]) == [run_id]  # kdtui resume
+    spawned: list[str] = []
+    monkeypatch.setattr(pass_, "spawn", lambda run, slot, cpu_slots: spawned.append(run["run_id"]))
+    assert pass_.tick() and spawned == [run_id]
+    assert store.get(run_id)["status"] == "queued" and list(pass_.children) == []
+
+
 def test_resumed_run_matches_an_uninterrupted_one(tmp_path):
     """Kill the engine mid-run, resume it, compare every epoch with a run never killed."""
     from kdtui.launcher import enqueue
