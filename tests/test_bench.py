@@ -31,7 +31,8 @@ def test_bench_quick_runs_and_reports_every_figure():
     # the in-process engine figures on one torch thread: spinning threads on a shared box
     # made the same quick figure take 2.5 s in one run and 20 s in another
     assert figures["machine"]["torch_threads"] == 1
-    # where the quick run's time goes, part by part
+    # where the quick run's time goes, part by part (shown with pytest -rP or on a failure)
     seconds = figures["bench_seconds"]
+    print("bench seconds per part:", seconds)
     assert {"app", "store_scale", "engine_overhead", "loaded_epoch", "analysis"} <= set(seconds)
     assert all(isinstance(s, float | int) and s >= 0 for s in seconds.values()), seconds
