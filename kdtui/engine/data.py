@@ -82,17 +82,22 @@ def _finish(
     """Select channels, z-normalise with train statistics only, and key the result.
 
     Test statistics must not leak into the normalisation, or test accuracy is optimistic.
+    The channels are picked before the float64 copy, which is normalised in place: two
+    full-size copies fewer (seconds for a GB of windows), and the same bits as before (the
+    same operations on float64 arrays of the same memory layout).
     """
     chans = _select_channels(X_train.shape[1], channels, source)
-    X_train = np.asarray(X_train, dtype=np.float64)[:, chans]
-    X_test = np.asarray(X_test, dtype=np.float64)[:, chans]
+    X_train, X_test = (X[:, chans].astype(np.float64) for X in (X_train, X_test))
     mean = X_train.mean(axis=(0, 2), keepdims=True)
     std = np.maximum(X_train.std(axis=(0, 2), keepdims=True), 1e-8)
+    for X in (X_train, X_test):
+        X -= mean
+        X /= std
     key = stable_hash({"version": _DATA_VERSION, "channels": chans, **key_parts})
     return Arrays(
-        X_train=((X_train - mean) / std).astype(np.float32),
+        X_train=X_train.astype(np.float32),
         y_train=np.asarray(y_train, dtype=np.int64),
-        X_test=((X_test - mean) / std).astype(np.float32),
+        X_test=X_test.astype(np.float32),
         y_test=np.asarray(y_test, dtype=np.int64),
         classes=classes,
         key=key,
