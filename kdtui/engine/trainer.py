@@ -323,7 +323,10 @@ class Engine:
         train, test, val = prepare_splits(
             arrays, models, self.store.cache_dir, device, own_val, log=log
         )
-        if (rows := validation.split_rows(data, arrays.y_train)) is not None:
+        rows = validation.split_rows(
+            data, arrays.y_train, data_key=arrays.key, cache_dir=self.store.cache_dir, log=log
+        )
+        if rows is not None:
             train, val = validation.hold_out(train, rows)
         if val is not None:
             log(f"validation: {len(val)} windows choose the best epoch; {len(train)} train")

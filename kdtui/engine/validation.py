@@ -8,23 +8,40 @@ subjects go to one side (``StratifiedGroupKFold``, its first fold), since window
 person on both sides of a split leak. The rows are taken out of the training split after its
 views are prepared, so the view cache (keyed by the whole training split) is shared with runs
 without validation; the frozen-teacher cache is keyed by ``train_key``, as its rows differ.
+
+scikit-learn computes the split, but importing it (and scipy) costs an engine's start a second
+or two of CPU, paid by every run of a study: the rows are cached as a small .npy in the
+workspace's cache folder (``split_rows``), keyed by all the split depends on, so that only the
+first run of a split imports scikit-learn and every later one (a resumed run too) reads the
+very rows it was first given.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import fcntl
 import hashlib
+import io
 import json
+import math
+import time
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
 import numpy as np
 import torch
 
-from kdtui.engine.data import DataError
+from kdtui.engine.data import DataError, stable_hash
+from kdtui.safefs import open_nofollow
+from kdtui.storage import atomic_write
 
 S = TypeVar("S")  # the trainer's Split: a dataclass with views, labels and image stats
+
+#: Bump when the split's computation changes, so that cached rows of the old one are not reused.
+_SPLIT_VERSION = 1
 
 
 def val_rows(
@@ -116,14 +133,132 @@ def from_file(data: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
     return X_val, np.searchsorted(np.unique(y_train), y_val).astype(np.int64)
 
 
-def split_rows(data: dict[str, Any], y_train: np.ndarray) -> np.ndarray | None:
+def split_rows(
+    data: dict[str, Any],
+    y_train: np.ndarray,
+    *,
+    data_key: str | None = None,
+    cache_dir: Path | None = None,
+    log: Callable[[str], None] = print,
+) -> np.ndarray | None:
     """The training rows held out that the spec's ``data`` asks for; None without
-    ``data.val`` or when the validation windows come from the file."""
+    ``data.val`` or when the validation windows come from the file. Given the data's key
+    (``Arrays.key``) and a cache folder, the rows are read from there when an earlier run
+    computed them (``cached_rows``), else computed and cached."""
     val = data.get("val")
     if not val or val.get("from_file"):
         return None
     groups = subjects(data["path"], len(y_train)) if val.get("by_subject") else None
-    return val_rows(y_train, val["fraction"], val["seed"], groups)
+    if data_key is None or cache_dir is None:
+        return val_rows(y_train, val["fraction"], val["seed"], groups)
+    return cached_rows(
+        y_train,
+        val["fraction"],
+        val["seed"],
+        groups,
+        data_key=data_key,
+        cache_dir=cache_dir,
+        log=log,
+    )
+
+
+def _digest(a: np.ndarray) -> str:
+    """SHA-256 of an array's values and dtype (not of its memory layout)."""
+    a = np.ascontiguousarray(a)
+    return hashlib.sha256(a.dtype.str.encode() + b"|" + a.tobytes()).hexdigest()
+
+
+def split_key(
+    data_key: str, y: np.ndarray, fraction: float, seed: int, groups: np.ndarray | None
+) -> str:
+    """Stable key of everything the split's rows depend on: the data, its labels (and how
+    many), the split's settings and, by subject, the subjects; never the run seed."""
+    y = np.asarray(y)
+    return stable_hash(
+        {
+            "version": _SPLIT_VERSION,
+            "data": data_key,
+            "rows": len(y),
+            "labels": _digest(y.astype(np.int64, copy=False)),
+            "fraction": float(fraction),
+            "seed": int(seed),
+            "by_subject": groups is not None,
+            "subjects": None if groups is None else _digest(np.asarray(groups)),
+        }
+    )
+
+
+def _implausible(
+    rows: np.ndarray, n: int, fraction: float, groups: np.ndarray | None
+) -> str | None:
+    """Why cached ``rows`` cannot be a split of ``n`` rows (None: they can): a 1-d integer
+    array of sorted distinct rows, as many as StratifiedShuffleSplit holds out, or whole
+    subjects."""
+    if rows.ndim != 1 or rows.dtype.kind not in "iu":
+        return f"shape {rows.shape}, dtype {rows.dtype}"
+    if not 0 < len(rows) < n or rows[0] < 0 or rows[-1] >= n or np.any(np.diff(rows) <= 0):
+        return f"{len(rows)} rows, not distinct sorted rows of {n}"
+    if groups is None and len(rows) != math.ceil(fraction * n):
+        return f"{len(rows)} rows, not {math.ceil(fraction * n)}"
+    if groups is not None:
+        held = np.zeros(n, dtype=bool)
+        held[rows] = True
+        if np.intersect1d(groups[held], groups[~held]).size:
+            return "a subject on both sides"
+    return None
+
+
+def _read_rows(path: Path) -> np.ndarray:
+    """The array of a cache file, read without following a symbolic link or unpickling."""
+    with open_nofollow(path, "rb") as fh:
+        return np.load(io.BytesIO(fh.read()), allow_pickle=False)
+
+
+def cached_rows(
+    y: np.ndarray,
+    fraction: float,
+    seed: int,
+    groups: np.ndarray | None = None,
+    *,
+    data_key: str,
+    cache_dir: Path,
+    log: Callable[[str], None] = print,
+) -> np.ndarray:
+    """``val_rows``, from ``cache_dir`` when an earlier run computed them already.
+
+    Runs that start together take turns on a lock: the first computes and the others read
+    its file. A cache file that is unreadable, a symbolic link or not a plausible split is
+    computed again and replaced; the file is written atomically. One log line tells whether
+    the rows were cached or computed."""
+    n, cache_dir = len(y), Path(cache_dir)
+    path = cache_dir / f"val-{split_key(data_key, y, fraction, seed, groups)}.npy"
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    with contextlib.ExitStack() as stack:
+        with contextlib.suppress(OSError):  # no lock (a link, a read-only folder): no turns
+            lock = stack.enter_context(open_nofollow(path.with_suffix(".lock"), "ab+"))
+            fcntl.flock(lock, fcntl.LOCK_EX)
+        note = ""
+        try:
+            rows = _read_rows(path)
+            if (why := _implausible(rows, n, fraction, groups)) is None:
+                log(f"val split: cached ({len(rows)} of {n} rows, {path.name})")
+                return rows.astype(np.int64, copy=False)
+            note = f" (replaced a cache file with {why})"
+        except FileNotFoundError:
+            pass
+        except (OSError, ValueError, EOFError) as e:  # a link, a torn or foreign file
+            note = f" (replaced an unreadable cache file: {e})"
+        start = time.perf_counter()  # scikit-learn's import included: what caching saves
+        rows = val_rows(y, fraction, seed, groups).astype(np.int64, copy=False)
+        elapsed = time.perf_counter() - start
+        buffer = io.BytesIO()
+        np.save(buffer, rows, allow_pickle=False)
+        try:
+            atomic_write(path, buffer.getbuffer())
+        except OSError as e:  # a cache that cannot be written costs time, never the run
+            note += f" (not cached: {e})"
+    log(f"val split: computed ({len(rows)} of {n} rows) in {elapsed:.2f} s, {path.name}{note}")
+    return rows
 
 
 def hold_out(train: S, rows: np.ndarray) -> tuple[S, S]:
