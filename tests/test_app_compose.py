@@ -473,7 +473,10 @@ def test_counts_and_the_compact_dump() -> None:
     assert c.names[3] == ["kd-gaf-WRN16-1", "kd-gaf-WRN16-3", "kd-gaf-WRN28-1", "kd-gaf-WRN28-3"]
     text = dumps(raw)
     assert json.loads(text) == raw
-    assert '    "data": {"dataset": "basicmotions", "channels": [0, 1, 2]},' in text
+    # small objects stay on one line, as a person writes them; a long one opens up
+    assert '    "student": {"depth": 16, "width": 1, "view": "signal"},' in text
+    assert '      "val": {"fraction": 0.2, "seed": 0}\n' in text
+    assert '    "data": {\n      "dataset": "synthetic-har",\n' in text
 
 
 def test_axis_values_read_back_as_written() -> None:

@@ -223,7 +223,7 @@ class RunDetailScreen(RunActions, LiveScreen):
         except (OSError, ValueError, StoreError) as exc:
             spec = {"error": f"cannot read the spec: {exc}"}
         view = json_view(spec)
-        self.app.call_from_thread(self.query_one("#spec-json", Static).update, view)
+        self.app.call_from_thread(self._show_spec, view)
 
     def read_files(self) -> None:
         """Read what the run wrote since the last look (never two reads at once)."""
@@ -254,7 +254,18 @@ class RunDetailScreen(RunActions, LiveScreen):
         except (OSError, StoreError):
             return
         if lines:
-            self.app.call_from_thread(self.query_one(Log).write_lines, lines)
+            self.app.call_from_thread(self._append_log, lines)
+
+    # The workers hand their results to these on the event loop, where the screen may have
+    # been closed meanwhile (Escape, the app quitting): a query from the worker thread
+    # would then fail the worker, and with it the app's exit.
+    def _show_spec(self, view: Any) -> None:
+        for static in self.query("#spec-json").results(Static):
+            static.update(view)
+
+    def _append_log(self, lines: list[str]) -> None:
+        for log in self.query(Log).results(Log):
+            log.write_lines(lines)
 
     def _new_log_lines(self, path: os.PathLike[str]) -> list[str]:
         """Complete lines appended since the last call (the last 32 KB the first time)."""
