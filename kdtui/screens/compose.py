@@ -361,8 +361,26 @@ class ComposeScreen(FileActions):
         again: dict[str, list[int]] | None = None,
         expansion: Counts | None = None,
     ) -> None:
+        """A check's answer, shown once it lands on the event loop."""
         if not self.is_attached or not self.query("#entries"):
             return  # the app is closing
+        try:
+            self._show_answer(raw, problems, again, expansion)
+        except NoMatches:
+            if self.is_attached and not self.is_closing():
+                raise
+            # the app closed the screen while the answer waited: its widgets go one by one
+
+    def is_closing(self) -> bool:
+        return self._closing or self._pruning or not self.app.is_running
+
+    def _show_answer(
+        self,
+        raw: Any,
+        problems: list[Problem],
+        again: dict[str, list[int]] | None,
+        expansion: Counts | None,
+    ) -> None:
         entry_value = self.form_value()
         if entry_value is None or raw != self.doc.value(self.selected, entry_value):
             return  # the form moved on; a newer check is on its way
