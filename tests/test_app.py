@@ -773,3 +773,22 @@ async def test_the_header_follows_the_runner_settings(
         await until(pilot, lambda: "cpu ×2" in app.sub_title, "two slots")
         write_runner_config(store, gpus=["0", "1"], per_gpu=2)
         await until(pilot, lambda: "GPU 0,1 ×2" in app.sub_title, "the GPUs")
+
+
+async def test_the_palettes_screenshot_lands_in_the_folder_kdtui_started_from(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Textual saves it to ~/Downloads, which a box reached over SSH seldom has: the
+    palette then said only "Failed to save screenshot"."""
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))  # no Downloads folder there
+    monkeypatch.setenv("XDG_DOWNLOAD_DIR", str(tmp_path / "home" / "Downloads"))
+    here = tmp_path / "here"
+    here.mkdir()
+    monkeypatch.chdir(here)
+    app = make_app(build_workspace(tmp_path / "ws").root)
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: len(grid(app).order) == 11, "runs")
+        app.deliver_screenshot()
+        await until(pilot, lambda: list(here.glob("*.svg")), "the screenshot")
+    (shot,) = here.glob("*.svg")
+    assert "signal-student" in shot.read_text()

@@ -397,6 +397,15 @@ class KdApp(App[None]):
             ("Compare", COMPARE_HELP, CompareScreen.BINDINGS),
         ]
 
+    def deliver_screenshot(
+        self, filename: str | None = None, path: str | None = None, time_format: str | None = None
+    ) -> str | None:
+        """The palette's Screenshot, saved in the folder kdtui was started from: Textual
+        saves to the user's downloads folder, which a GPU box reached over SSH seldom has
+        (it said only "Failed to save screenshot")."""
+        where = path if path is not None else str(Path.cwd())
+        return super().deliver_screenshot(filename, where, time_format)
+
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
         """The palette offers the screens and every action of the current screen."""
         yield from super().get_system_commands(screen)
