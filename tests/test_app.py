@@ -14,7 +14,16 @@ import pytest
 from conftest import tiny_experiment
 from rich.console import Console
 from textual.widgets import Select, Static
-from tuikit import NOW, STALE_ENV, build_workspace, checked, grid_lines, settle, until, write_index
+from tuikit import (
+    NOW,
+    build_workspace,
+    checked,
+    grid_lines,
+    hold_crash_detection,
+    settle,
+    until,
+    write_index,
+)
 
 from kdtui import launcher
 from kdtui.executors import local
@@ -37,9 +46,7 @@ SIZE = (80, 24)
 
 @pytest.fixture(autouse=True)
 def _no_crash_detection(monkeypatch: pytest.MonkeyPatch) -> None:
-    for key, value in STALE_ENV.items():
-        monkeypatch.setenv(key, value)
-    monkeypatch.setattr(launcher, "revive_runner", lambda store: 0)  # queued runs stay so
+    hold_crash_detection(monkeypatch)
     # The composer checks 20 ms after an edit instead of waiting for typing to pause: the
     # tests wait for the check itself (tuikit.checked), never for a time.
     monkeypatch.setattr(compose, "CHECK_DELAY_S", 0.02)

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 from textual.widgets import Select, Static, Tabs
-from tuikit import NOW, STALE_ENV, build_workspace, grid_lines, until
+from tuikit import NOW, build_workspace, grid_lines, hold_crash_detection, until
 
 from kdtui import launcher
 from kdtui.results import build_pivot, group_rows, group_specs
@@ -105,9 +105,7 @@ def build_study(root: Path, experiments: list[dict[str, Any]] = STUDY) -> Store:
 
 @pytest.fixture(autouse=True)
 def _no_crash_detection(monkeypatch: pytest.MonkeyPatch) -> None:
-    for key, value in STALE_ENV.items():
-        monkeypatch.setenv(key, value)
-    monkeypatch.setattr(launcher, "revive_runner", lambda store: 0)  # queued runs stay so
+    hold_crash_detection(monkeypatch)
 
 
 def make_app(root: Path) -> KdApp:

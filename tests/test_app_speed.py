@@ -14,9 +14,8 @@ import pytest
 from textual import events
 from textual.screen import Screen
 from textual.widgets import Input, Select
-from tuikit import NOW, STALE_ENV, build_workspace, until
+from tuikit import NOW, build_workspace, hold_crash_detection, until
 
-from kdtui import launcher
 from kdtui.screens import results as results_screen
 from kdtui.screens import runs as runs_screen
 from kdtui.tui.app import KdApp
@@ -28,9 +27,7 @@ SIZE = (80, 24)
 
 @pytest.fixture(autouse=True)
 def _no_crash_detection(monkeypatch: pytest.MonkeyPatch) -> None:
-    for key, value in STALE_ENV.items():
-        monkeypatch.setenv(key, value)
-    monkeypatch.setattr(launcher, "revive_runner", lambda store: 0)
+    hold_crash_detection(monkeypatch)
 
 
 def make_app(tmp_path: Path) -> KdApp:

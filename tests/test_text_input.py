@@ -13,9 +13,8 @@ from textual import events
 from textual.app import App, ComposeResult
 from textual.pilot import Pilot
 from textual.widgets import Input, Select
-from tuikit import NOW, STALE_ENV, build_workspace, until
+from tuikit import NOW, build_workspace, hold_crash_detection, until
 
-from kdtui import launcher
 from kdtui.screens import runs as runs_screen
 from kdtui.tui.app import KdApp
 from kdtui.widgets import TextInput
@@ -25,9 +24,7 @@ SIZE = (80, 24)
 
 @pytest.fixture(autouse=True)
 def _no_crash_detection(monkeypatch: pytest.MonkeyPatch) -> None:
-    for key, value in STALE_ENV.items():
-        monkeypatch.setenv(key, value)
-    monkeypatch.setattr(launcher, "revive_runner", lambda store: 0)
+    hold_crash_detection(monkeypatch)
 
 
 def key(name: str) -> events.Key:

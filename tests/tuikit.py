@@ -29,6 +29,15 @@ NOW = 1_750_000_000.0  # 2025-06-15, the frozen "now" of every screenshot
 HOST = "lab-gpu-01"  # not this machine: crash detection goes by heartbeat only
 STALE_ENV = {"KDTUI_HEARTBEAT_STALE_S": "1e12"}
 
+
+def hold_crash_detection(monkeypatch: Any) -> None:
+    """The fixed workspace's "running" runs stay running and its queued runs queued: no
+    heartbeat goes stale and no queue runner is started (call from an autouse fixture)."""
+    for key, value in STALE_ENV.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setattr(launcher, "revive_runner", lambda store: 0)
+
+
 DATA = {"dataset": "basicmotions", "channels": [0, 1, 2]}
 SIGNAL = {"depth": 16, "width": 1, "view": "signal"}
 GAF = {"depth": 16, "width": 3, "view": {"kind": "gaf", "image_size": 32}}
