@@ -574,6 +574,30 @@ async def test_compare_says_why_when_a_run_kept_nothing(demo: Path) -> None:
 # ---------------------------------------------------------------------- snapshots at 80×24
 
 
+class _TwoAxes:
+    """Stands in for scikit-learn's TSNE in the snapshots: the embeddings' first two
+    principal axes, signs fixed. t-SNE's points move between scikit-learn and numpy releases
+    (the V-score on them with it), and a snapshot must pin the tab's layout, not a library's
+    optimiser; the real t-SNE is checked against scikit-learn in test_analysis.py."""
+
+    def __init__(self, **_: Any) -> None:
+        pass
+
+    def fit_transform(self, x: np.ndarray) -> np.ndarray:
+        centred = np.asarray(x, dtype=np.float64) - np.mean(x, axis=0)
+        _, _, axes = np.linalg.svd(centred, full_matrices=False)
+        xy = centred @ axes[:2].T
+        return xy * np.where(xy[np.abs(xy).argmax(axis=0), [0, 1]] < 0, -1.0, 1.0)
+
+
+@pytest.fixture(autouse=True)
+def _stable_tsne(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    if "snap_compare" in request.fixturenames:
+        import sklearn.manifold
+
+        monkeypatch.setattr(sklearn.manifold, "TSNE", _TwoAxes)
+
+
 def test_snapshot_analysis_tab(snap_compare, demo: Path) -> None:
     """The top of the tab: the numbers, the confusion grid, the plots' top."""
 
