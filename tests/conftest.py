@@ -17,6 +17,25 @@ os.environ.setdefault("KDTUI_NICE", "0")
 os.environ.setdefault("NUMBA_OPT", "0")
 
 
+#: Test processes at most (pytest-xdist, ``-n auto`` in pyproject.toml): a test that starts
+#: engines or the app already keeps a core busy, and more workers than cores only queue.
+MAX_WORKERS = 4
+
+
+def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
+    """One worker per core this process may use (its affinity, unlike xdist's own count of
+    every CPU of the host), at most ``MAX_WORKERS``."""
+    return max(1, min(MAX_WORKERS, len(os.sched_getaffinity(0))))
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The modules with slow end-to-end tests first, each whole (its module fixtures made
+    once): spread over the workers from the start, none is left to run alone at the end
+    while the other workers idle."""
+    slow = {item.path for item in items if item.get_closest_marker("slow")}
+    items.sort(key=lambda item: item.path not in slow)  # stable: the order within a module
+
+
 def tiny_experiment(name: str, /, **over: Any) -> dict[str, Any]:
     """A spec small enough to train in a second or two on one CPU core."""
     exp: dict[str, Any] = {

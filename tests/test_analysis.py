@@ -28,6 +28,8 @@ from kdtui.launcher import enqueue
 from kdtui.spec import validate_spec
 from kdtui.store import Store, read_events
 
+# one test process runs them all (pytest-xdist): the module's trained runs are made once
+pytestmark = pytest.mark.xdist_group("analysis")
 PNG = b"\x89PNG\r\n\x1a\n"
 TEACHER_VIEW = {"kind": "gaf", "image_size": 16}
 

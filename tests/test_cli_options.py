@@ -36,7 +36,8 @@ def no_runner(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def invoke(*args: str):
-    return cli.invoke(app, list(args))
+    # the width of piped output, whatever COLUMNS was when kdtui.clikit was first imported
+    return cli.invoke(app, list(args), env={"COLUMNS": "200"})
 
 
 def record(ws: Path, group: str, value: str, seed: int = 0) -> dict:

@@ -17,7 +17,8 @@ from conftest import run_cli, tiny_experiment, wait_for
 
 from kdtui.store import Store, read_events
 
-pytestmark = pytest.mark.slow
+# one test process runs them all (pytest-xdist): the module's trained runs are made once
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("lifecycle")]
 
 
 def _epochs(run_dir: Path) -> list[int]:

@@ -64,9 +64,11 @@ def tmux(tmp_path: Path):
 def test_runs_results_and_quit_in_a_real_terminal(tmux: Tmux) -> None:
     tmux.wait_for("READY$")
     tmux("send-keys", "-t", "kd", f"{KDTUI} -w ws", "Enter")
-    screen = tmux.wait_for("two-teachers")
-    for text in ("kd-gaf-to-signal", "signal-student", "gaf-teacher", "running", "1 running"):
-        assert text in screen
+    # the rows come with the first frame, the header's counts with the first poll after it
+    texts = ("two-teachers", "kd-gaf-to-signal", "signal-student", "gaf-teacher", "1 running")
+    tmux.wait_until(
+        lambda screen: all(t in screen for t in texts), what=f"{texts} never all showed"
+    )
     tmux("send-keys", "-t", "kd", "3")
     screen = tmux.wait_for("±")
     assert "86.90 ± 1.74" in screen and "85.56 ± 0.52*" in screen  # 2 of 3 seeds so far
