@@ -15,6 +15,10 @@ os.environ.setdefault("KDTUI_NICE", "0")
 # pyts compiles all its numba kernels when imported (test_data imports it at collection):
 # unoptimised machine code, the same numbers, costs half the CPU (~15 s less on two cores).
 os.environ.setdefault("NUMBA_OPT", "0")
+# kdtui.clikit sizes piped output when imported, from COLUMNS if set: pytest-xdist's worker
+# processes inherit COLUMNS=80 from execnet, which would wrap the in-process CLI tests' lines
+# there and not in a one-process run. Tests that read a width set it where they need it.
+os.environ.pop("COLUMNS", None)
 
 
 #: Test processes at most (pytest-xdist, ``-n auto`` in pyproject.toml): a test that starts

@@ -36,8 +36,7 @@ def no_runner(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def invoke(*args: str):
-    # the width of piped output, whatever COLUMNS was when kdtui.clikit was first imported
-    return cli.invoke(app, list(args), env={"COLUMNS": "200"})
+    return cli.invoke(app, list(args))
 
 
 def record(ws: Path, group: str, value: str, seed: int = 0) -> dict:
