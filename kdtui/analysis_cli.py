@@ -61,7 +61,7 @@ def analyze(
     a few fixed test samples (beside each teacher's) and their view images; every number
     in <epoch>.json."""
     from kdtui.analysis.data import NoAnalysisData  # numpy: not at the CLI's start-up
-    from kdtui.analysis.report import write
+    from kdtui.analysis.report import epoch_label, write
     from kdtui.clikit import find_runs  # the CLI's run lookup
 
     store = open_store(workspace, reconcile=False)
@@ -90,7 +90,8 @@ def analyze(
         n = report.numbers
         v = n.get("v_score")
         out.print(
-            f"{escape(run_id)} ({epoch.value} epoch {n['epoch']}): acc {n['accuracy']:.2f}%, "
+            f"{escape(run_id)} ({epoch_label(epoch.value, n['epoch'], n.get('best_selected_on'))}): "
+            f"acc {n['accuracy']:.2f}%, "
             f"ECE {n['ece'] * 100:.2f}%, NLL {n['nll']:.3f}, "
             f"V-score {'–' if v is None else f'{v:.3f}'}; "
             f"{len(report.figures)} figures and {report.json_path.name} in "

@@ -248,6 +248,22 @@ def test_cli_writes_pdfs_and_says_what_it_wrote(trained, tmp_path):
     assert json.loads((folder / "last.json").read_text())["which"] == "last"
 
 
+def test_the_best_epoch_says_it_was_picked_on_test(trained, analysed, tmp_path):
+    """No data.val: the best epoch was picked on the test set, which flatters it; the
+    line and the JSON say so (the figures' titles carry the same label), as ls and table
+    do. The last epoch is picked by no one."""
+    ws, runs = trained
+    best = json.loads(analysed["student-best"].json_path.read_text())
+    assert best["best_selected_on"] == "test"
+    assert "best_selected_on" not in json.loads(analysed["teacher-last"].json_path.read_text())
+    epoch = Store(ws).get(runs["teacher"])["best_epoch"]
+    result = run_cli("analyze", runs["teacher"], "--out", str(tmp_path), workspace=ws, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert f"{runs['teacher']} (best epoch {epoch}, picked on test): acc" in result.stdout
+    assert report.epoch_label("best", 7, "val") == "best epoch 7, picked on validation"
+    assert report.epoch_label("last", 9, None) == "last epoch 9"
+
+
 def test_a_run_without_analysis_data_gets_one_line(trained, tmp_path):
     ws, runs = trained
     old = tmp_path / "ws"

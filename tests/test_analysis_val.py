@@ -65,6 +65,14 @@ def test_best_is_chosen_on_validation_where_it_disagrees_with_test(tmp_path):
     with np.load(store.run_dir(run_id) / "analysis" / "best.npz") as kept:
         assert json.loads(str(kept["meta"]))["epoch"] == epochs[chosen]["epoch"]
     assert "validation: 32 windows choose the best epoch" in logs
+    shown = run_cli("analyze", run_id, workspace=store.root, timeout=300)
+    assert shown.returncode == 0, shown.stderr
+    picked = (
+        f"(best epoch {epochs[chosen]['epoch']}, picked on validation): acc {test[chosen]:.2f}%"
+    )
+    assert picked in shown.stdout
+    figures = store.run_dir(run_id) / "analysis" / "figures"
+    assert json.loads((figures / "best.json").read_text())["best_selected_on"] == "val"
     # the index rebuilt from the events agrees with the engine's own end event
     rebuilt: dict[str, Any] = {}
     for event in read_events(store.run_dir(run_id)):

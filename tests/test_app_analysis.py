@@ -226,6 +226,27 @@ async def test_the_analysis_tab_shows_what_analyze_computes(demo: Path) -> None:
         assert first[0] == "#0 Badminton" and first[2] == "T1 ✓"
 
 
+async def test_the_gaf_inputs_are_reached_by_scrolling(demo: Path) -> None:
+    """The last part of the tab, the GAF inputs, is laid out whole: scrolled to the end,
+    the pane shows their pictures' last rows (their box once took one row, 1fr of a
+    Vertical, and the inputs lay beyond the end of the scroll)."""
+    app = make_app(demo)
+    async with app.run_test(size=SIZE) as pilot:
+        detail = await open_analysis(pilot)
+        pane = detail.query_one(AnalysisPane)
+        views = detail.query_one("#an-views")
+        title = views.query_one(".an-title", Static)
+        assert str(title.content) == "Inputs · gaf(summation, 32), per channel"
+        pictures = views.query(".an-column")
+        assert len(pictures) == 3
+        pane.scroll_end(animate=False)
+        await settle(pilot)
+        visible = pane.content_region
+        for picture in pictures:
+            last_row = picture.region.bottom - 1
+            assert visible.y <= last_row < visible.bottom, (picture.region, visible)
+
+
 async def test_best_and_last_switch_and_each_is_computed_once(
     demo: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -547,6 +568,7 @@ async def test_compare_two_runs_insides(demo: Path) -> None:
         head = cmp_head(screen)
         assert "B − A" in head and "A signal-student s1" in head
         assert "B kd-gaf-to-signal s1" in head
+        assert head.count("best 27, picked on test") == 2  # no data.val: a flattering best
         table = screen.shown[2]  # per class: A's accuracy, B's, the change
         assert [str(c) for c in table.columns[0]._cells[1:5]] == CLASSES
         await pilot.press("w")  # A and B swapped: the differences change sign
@@ -626,6 +648,18 @@ def test_snapshot_analysis_pictures(snap_compare, demo: Path) -> None:
         detail = await open_analysis(pilot)
         pane = detail.query_one(AnalysisPane)
         pane.scroll_to_widget(detail.query_one("#an-maps-title"), animate=False, top=True)
+        await settle(pilot)
+
+    assert snap_compare(make_app(demo), terminal_size=SIZE, run_before=go)
+
+
+def test_snapshot_analysis_inputs(snap_compare, demo: Path) -> None:
+    """The GAF inputs of the kept samples, per channel, at the end of the tab."""
+
+    async def go(pilot: Pilot) -> None:
+        detail = await open_analysis(pilot)
+        pane = detail.query_one(AnalysisPane)
+        pane.scroll_to_widget(detail.query_one("#an-views"), animate=False, top=True)
         await settle(pilot)
 
     assert snap_compare(make_app(demo), terminal_size=SIZE, run_before=go)

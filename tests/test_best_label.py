@@ -14,11 +14,12 @@ from typing import Any
 import pytest
 from conftest import tiny_experiment
 from textual.widgets import Static
-from tuikit import NOW, STALE_ENV, until
+from tuikit import NOW, STALE_ENV, grid_lines, until
 from typer.testing import CliRunner
 
 from kdtui import launcher
 from kdtui.cli import app as cli_app
+from kdtui.fmt import fmt_acc
 from kdtui.results import (
     compare_groups,
     csv_table,
@@ -31,6 +32,8 @@ from kdtui.results import (
 )
 from kdtui.results.pivot import build_pivot, notes, pivot_latex, pivot_markdown, to_json
 from kdtui.screens.results import ResultsScreen
+from kdtui.screens.run_detail import RunDetailScreen
+from kdtui.screens.runs import RunsScreen
 from kdtui.spec import validate_spec
 from kdtui.store import Store
 from kdtui.tui.app import KdApp
@@ -227,3 +230,61 @@ async def test_results_screen_legend_says_it_for_best_not_last(
         await until(pilot, lambda: ON_TEST in legend(), "the note under the table")
         await pilot.press("b")  # the last epoch: chosen by no one
         await until(pilot, lambda: ON_TEST not in legend(), "no note for the last epoch")
+
+
+def _app(store: Store, monkeypatch: pytest.MonkeyPatch) -> KdApp:
+    for key, value in STALE_ENV.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setattr(launcher, "revive_runner", lambda store: 0)
+    return KdApp(store.root, clock=lambda: NOW, devices="cpu ×2", poll_s=0.05)
+
+
+def _summary(app: KdApp) -> str:
+    return str(app.screen.query_one("#summary", Static).render())
+
+
+async def test_runs_screen_says_where_its_best_column_was_chosen(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app = _app(build(tmp_path / "ws", val=set()), monkeypatch)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await until(pilot, lambda: len(app.screen.query_one(Grid).order) == 8, "the runs")
+        await until(pilot, lambda: "best picked on test" in _summary(app), "the summary")
+        assert _summary(app).startswith("8 runs · best picked on test · sorted by age")
+        assert "°" not in "".join(grid_lines(app.screen.query_one(Grid)))
+    store = build(tmp_path / "mix", val={"w1-lr0.05"})  # a mix marks the test-chosen °
+    app = _app(store, monkeypatch)
+    async with app.run_test(size=(80, 24)) as pilot:
+        grid = app.screen.query_one(Grid)
+        await until(pilot, lambda: len(grid.order) == 8, "the runs")
+        await until(pilot, lambda: "°" in "".join(grid_lines(grid)), "the marks")
+        assert "best on validation, ° on test" in _summary(app)
+        names = {r["run_id"]: r["name"] for r in store.runs()}
+        marked = {
+            names[key]
+            for key, line in zip(grid.order, grid_lines(grid), strict=True)
+            if "°" in line
+        }
+        assert marked == {"w1-lr0.1", "w2-lr0.05", "w2-lr0.1"}
+
+
+async def test_run_detail_head_says_where_best_was_chosen(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = build(tmp_path / "ws", val={"w1-lr0.05"})
+    by_name = {r["name"]: r for r in store.runs()}
+    app = _app(store, monkeypatch)
+
+    def head() -> str:
+        if not isinstance(app.screen, RunDetailScreen):
+            return ""
+        return str(app.screen.query_one("#summary", Static).render())
+
+    async with app.run_test(size=(80, 24)) as pilot:
+        await until(pilot, lambda: len(app.screen.query_one(Grid).order) == 8, "the runs")
+        for name, on in (("w2-lr0.1", "test"), ("w1-lr0.05", "val")):
+            app.open_run(by_name[name]["run_id"])
+            said = f"best {fmt_acc(by_name[name]['best_acc'])} on {on}"
+            await until(pilot, lambda said=said: said in head(), f"{name}'s head")
+            await pilot.press("escape")
+            await until(pilot, lambda: isinstance(app.screen, RunsScreen), "the runs again")

@@ -12,6 +12,7 @@ from typing import Any
 from kdtui.analysis import figures
 from kdtui.analysis.data import load
 from kdtui.analysis.numbers import summarize
+from kdtui.results.stats import run_selected_on
 
 FORMATS = ("png", "pdf")
 
@@ -36,6 +37,19 @@ def _finite(value: Any) -> Any:
     return value
 
 
+#: How a best epoch says where it was picked (a spec without data.val picks it on test).
+PICKED_ON = {"val": "validation", "test": "test"}
+
+
+def epoch_label(which: str, epoch: int, selected_on: str | None) -> str:
+    """``best epoch 28, picked on test``, ``best epoch 9, picked on validation``,
+    ``last epoch 30``: every "best" figure says where its epoch was chosen."""
+    label = f"{which} epoch {epoch}"
+    if which == "best" and selected_on in PICKED_ON:
+        label += f", picked on {PICKED_ON[selected_on]}"
+    return label
+
+
 def write(
     run: dict[str, Any],
     run_dir: Path,
@@ -51,10 +65,16 @@ def write(
         raise ValueError(f"format must be one of {', '.join(FORMATS)}, got {fmt!r}")
     data = load(run_dir, which)
     numbers = summarize(data, progress)
-    numbers = {"run_id": run.get("run_id"), "name": run.get("name"), "seed": run.get("seed"),
-               **numbers}  # fmt: skip
+    head = {"run_id": run.get("run_id"), "name": run.get("name"), "seed": run.get("seed"),
+            "which": numbers.pop("which"), "epoch": numbers.pop("epoch")}  # fmt: skip
+    selected_on = run_selected_on(run) if which == "best" else None
+    if which == "best":
+        head["best_selected_on"] = selected_on  # "val" or "test", as ls --format json
+    numbers = {**head, **numbers}
     out_dir.mkdir(parents=True, exist_ok=True)
-    title = f"{run.get('name')} (seed {run.get('seed')}), {which} epoch {data.epoch}"
+    title = (
+        f"{run.get('name')} (seed {run.get('seed')}), {epoch_label(which, data.epoch, selected_on)}"
+    )
     stem = which
     progress("drawing the figures…")
     drawn = [

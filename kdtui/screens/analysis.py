@@ -218,6 +218,7 @@ class AnalysisPane(VerticalScroll):
     AnalysisPane #an-confusion { width: auto; }
     AnalysisPane #an-plots { height: 15; width: 1fr; min-width: 60; }
     AnalysisPane PlotextPlot { width: 1fr; height: 15; }
+    AnalysisPane #an-views { height: auto; }  /* a Vertical is 1fr: one row, inputs cut off */
     AnalysisPane .an-gallery { height: auto; width: auto; }
     AnalysisPane .an-column { height: auto; width: auto; margin-right: 1; }
     AnalysisPane .an-labels { width: 16; height: auto; }

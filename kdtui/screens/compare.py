@@ -20,6 +20,7 @@ from textual.screen import Screen
 from textual.widgets import Header, Static
 
 from kdtui.analysis.data import NoAnalysisData, RunData
+from kdtui.results import run_selected_on
 from kdtui.store import StoreError
 from kdtui.tui.snapshot import Host
 from kdtui.widgets import KeyFooter
@@ -59,6 +60,13 @@ def _delta(a: float | None, b: float | None, spec: str, better: int) -> Text:
     return Text(format(d, "+" + spec), style=tone)
 
 
+def _epoch(run: dict[str, Any], data: RunData) -> str:
+    """``best 28, picked on test`` (where a best epoch was chosen: on test it flatters the
+    run), ``last 30``."""
+    on = run_selected_on(run) if data.which == "best" else None
+    return f"{data.which} {data.epoch}" + (f", picked on {on}" if on else "")
+
+
 def comparison(run_a: dict[str, Any], a: RunData, run_b: dict[str, Any], b: RunData) -> Any:
     """The screen's content: (head, difference grid, per-class table, legend) or a reason."""
     if a.classes != b.classes:
@@ -70,11 +78,11 @@ def comparison(run_a: dict[str, Any], a: RunData, run_b: dict[str, Any], b: RunD
     head.columns[0].justify = "left"
     head.add_row("", Text("epoch", style="bold"), Text("acc %", style="bold"),
                  Text("ECE %", style="bold"), Text("NLL", style="bold"))  # fmt: skip
-    for tag, run, num in (("A", run_a, na), ("B", run_b, nb)):
+    for tag, run, data, num in (("A", run_a, a, na), ("B", run_b, b, nb)):
         name = f"{tag} {abbreviate(str(run.get('name')), 28)} s{run.get('seed')}"
         ece = num["ece"] * 100 if num["ece"] is not None else None
         head.add_row(
-            Text(name, style="bold"), f"{a.which if tag == 'A' else b.which} {num['epoch']}",
+            Text(name, style="bold"), _epoch(run, data),
             _fmt(num["accuracy"], ".2f"), _fmt(ece, ".2f"), _fmt(num["nll"], ".3f"),
         )  # fmt: skip
     ece_a = na["ece"] * 100 if na["ece"] is not None else None

@@ -24,6 +24,7 @@ from textual.worker import Worker
 from textual_plotext import PlotextPlot
 
 from kdtui.fmt import fmt_acc, fmt_epoch
+from kdtui.results import run_selected_on
 from kdtui.screens.analysis import COLOURS, AnalysisPane
 from kdtui.screens.live import LiveScreen
 from kdtui.screens.run_actions import RUN_BINDINGS, RunActions
@@ -112,6 +113,10 @@ class RunDetailScreen(RunActions, LiveScreen):
         snapshot = self.host.snapshot
         return snapshot.by_id.get(self.run_id) if snapshot else None
 
+    def on_resize(self) -> None:
+        if self.host.snapshot is not None:  # the head's lines break for the new width
+            self.show_snapshot(self.host.snapshot)
+
     def show_snapshot(self, snapshot: Snapshot) -> None:
         run = snapshot.by_id.get(self.run_id)
         if run is None:
@@ -122,16 +127,22 @@ class RunDetailScreen(RunActions, LiveScreen):
         text.append(status, style=f"bold {self._tone(status)}")
         text.append(f"  {run.get('name')} seed {run.get('seed')}", style="bold")
         text.append(f"  epoch {fmt_epoch(run)}")
-        text.append(f"  acc {fmt_acc(run.get('acc'))}  best {fmt_acc(run.get('best_acc'))}")
+        text.append(f"  acc {fmt_acc(run.get('acc'))}")
+        best = Text(f"best {fmt_acc(run.get('best_acc'))}")
         if run.get("best_epoch"):
-            text.append(f" @{run['best_epoch']}")
+            best.append(f" @{run['best_epoch']}")
+        if run.get("best_acc") is not None and (on := run_selected_on(run)):
+            best.append(f" on {on}", style="dim")  # a test-chosen best flatters the run
+        summary = self.query_one("#summary", Static)
+        room = self.app.size.width - 2  # the best and where it was chosen stay on one line
+        text.append("\n" if text.cell_len + 2 + best.cell_len > room else "  ")
+        text.append_text(best)
         text.append("\n")
         text.append(f"{run.get('label', '')} · {run.get('loss', '')} · {run.get('dataset', '')}")
         outside = run.get("source", "kdtui") != "kdtui"
         where = f"outside result ({run.get('source')})" if outside else run.get("device")
         unborn = "no device yet" if status in ("queued", "running") else "never started"
         text.append(f" · {where or unborn}", style="dim")
-        summary = self.query_one("#summary", Static)
         if summary.content != text:  # polls repeat it mostly unchanged
             summary.update(text)
         self._show_teachers(run)

@@ -16,6 +16,7 @@ from textual.widget import Widget
 from textual.widgets import Input, Select
 
 from kdtui.fmt import fmt_acc, fmt_age, fmt_epoch
+from kdtui.results import run_selected_on
 from kdtui.screens.run_actions import RUN_BINDINGS, RunActions
 from kdtui.screens.table import CLEAR_FILTER, REVERSE, SORT, TableScreen, filter_binding
 from kdtui.store import STATUSES
@@ -36,6 +37,13 @@ COLUMNS = [
 ]
 AGES_S = 15  # ages ("3m", "2h") are written again this often
 AGE = [c.key for c in COLUMNS].index("age")
+#: Where the "best" column's epochs were chosen, in the summary bar (as `kdtui ls` says it
+#: under its table): a spec without data.val picks its best epoch on the test set.
+PICKED = {
+    frozenset({"test"}): "best picked on test",
+    frozenset({"val"}): "best picked on validation",
+    frozenset({"test", "val"}): "best on validation, ° on test",
+}
 _STATUS_RANK = {s: i for i, s in enumerate(STATUSES)}
 # How each column sorts: by the value behind the text (numbers as numbers; age: newest first).
 SORT_KEYS: dict[str, Callable[[dict[str, Any]], Any]] = {
@@ -51,15 +59,19 @@ SORT_KEYS: dict[str, Callable[[dict[str, Any]], Any]] = {
 }
 
 
-def run_cells(run: dict[str, Any], now: float) -> tuple[str, ...]:
-    """The text of one run's row, in COLUMNS order."""
+def run_cells(run: dict[str, Any], now: float, mark: bool = False) -> tuple[str, ...]:
+    """The text of one run's row, in COLUMNS order; ``mark``: a workspace whose runs chose
+    their best epochs in both places marks a test-chosen best °, as `kdtui ls`."""
+    best = fmt_acc(run.get("best_acc"))
+    if mark and run.get("best_acc") is not None and run_selected_on(run) == "test":
+        best += "°"
     return (
         run.get("status", "?"),
         run.get("name", "?"),
         str(run.get("seed", "")),
         fmt_epoch(run),
         fmt_acc(run.get("acc")),
-        fmt_acc(run.get("best_acc")),
+        best,
         str(run.get("device") or "–"),
         fmt_age(run.get("created"), now=now),
         f"{run.get('label', '')} · {run.get('loss', '')}",
@@ -116,6 +128,7 @@ class RunsScreen(RunActions, TableScreen):
         self._cells: dict[str, tuple[str, ...]] = {}
         self._summaries: dict[str, dict[str, Any]] = {}  # each run's, as its cells show it
         self._aged = float("-inf")  # when every age was last written
+        self._picked: frozenset[str] = frozenset()  # where the runs' best epochs were chosen
         self._marking: list[str] = []  # the runs selected, in the order they were
 
     def compose_filters(self) -> Iterator[Widget]:
@@ -152,13 +165,20 @@ class RunsScreen(RunActions, TableScreen):
         every = now - self._aged >= AGES_S
         if every:
             self._aged = now
+        picked = frozenset(
+            on for r in self._runs if r.get("best_acc") is not None and (on := run_selected_on(r))
+        )
+        mark = len(picked) > 1
         cells, summaries = self._cells, self._summaries
+        if mark != (len(self._picked) > 1):
+            cells = {}  # the ° marks come or go: every row written again
+        self._picked = picked
         self._cells, self._summaries = {}, {}
         for run in self._runs:
             key = run["run_id"]
             row = cells.get(key)
             if row is None or summaries.get(key) != run:
-                row = run_cells(run, now)
+                row = run_cells(run, now, mark)
             elif every:
                 row = (*row[:AGE], fmt_age(run.get("created"), now=now), *row[AGE + 1 :])
             self._cells[key], self._summaries[key] = row, run
@@ -182,8 +202,9 @@ class RunsScreen(RunActions, TableScreen):
             if len(runs) != len(self._runs)
             else f"{len(runs)} runs"
         )
+        picked = f" · {PICKED[self._picked]}" if self._picked else ""
         self.show_summary(
-            f"{shown} · sorted by {self.sort_column} · enter opens a run · ? for keys"
+            f"{shown}{picked} · sorted by {self.sort_column} · enter opens a run · ? for keys"
             if self._runs
             else "no runs yet: compose one (2) or `kdtui run examples/quickstart.json`"
         )
