@@ -277,7 +277,7 @@ def follow(store: Store, run_ids: list[str]) -> None:
                     info += f" ({escape(r['slurm_reason'])})"
                 if r.get("acc") is not None:
                     # widths fixed, so that lines stay aligned when one reaches 100.00
-                    info += f"  acc {fmt_acc(r['acc']):>6}  best {fmt_acc(r.get('best_acc')):>6}"
+                    info += f"  acc {fmt_acc(r['acc']):>6}  {fmt_best(r, width=6)}"
                 if status in ("failed", "crashed") and r.get("error"):
                     info += f"  {escape(str(r['error']))[:60]}"
                 progress.update(tasks[r["run_id"]], completed=r.get("epoch") or 0, info=info, run=r)
@@ -335,6 +335,14 @@ class ProgressLines:
                 out.print(escape(progress_line(r)), soft_wrap=True)
 
 
+def fmt_best(run: dict[str, Any], width: int = 0) -> str:
+    """``best 62.00 on test``: the best accuracy and the split that chose its epoch (on
+    test it flatters: no validation split, ``data.val``)."""
+    on = run_selected_on(run)
+    where = f" on {on:<4}" if width and on else f" on {on}" if on else ""
+    return f"best {fmt_acc(run.get('best_acc')):>{width}}{where}"
+
+
 def progress_line(run: dict[str, Any]) -> str:
     """One run's state as a line of a log: ``teacher s0  epoch 3/30  acc 61.20  best 62.00
     0:01:10``; started, ended (with the best accuracy or the error) and Slurm's reasons."""
@@ -349,11 +357,11 @@ def progress_line(run: dict[str, Any]) -> str:
     if status == "running":
         return (
             f"{head}  epoch {fmt_epoch(run)}  acc {fmt_acc(run.get('acc'))}"
-            f"  best {fmt_acc(run.get('best_acc'))}  {elapsed}"
+            f"  {fmt_best(run)}  {elapsed}"
         )
     line = f"{head}  {status}"
     if status == "done":
-        line += f"  best {fmt_acc(run.get('best_acc'))}"
+        line += f"  {fmt_best(run)}"
     if run.get("started"):
         line += f"  {elapsed}"
     return line + (f"  {run['error']}" if run.get("error") else "")

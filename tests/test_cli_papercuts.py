@@ -276,9 +276,10 @@ def test_piped_follow_prints_a_line_per_change_as_it_happens(workspace, monkeypa
     lines = cli.out.file.getvalue().splitlines()
     assert lines == [
         f"kd s0  started on cpu ({run_ids[0]})",
-        "kd s0  epoch 1/2  acc 50.00  best 50.00  " + lines[1].split()[-1],
-        "kd s0  epoch 2/2  acc 71.43  best 71.43  " + lines[2].split()[-1],
-        "kd s0  done  best 71.43  0:02:05",  # from its start, not from its queueing
+        # no data.val: best on test, which flatters it
+        "kd s0  epoch 1/2  acc 50.00  best 50.00 on test  " + lines[1].split()[-1],
+        "kd s0  epoch 2/2  acc 71.43  best 71.43 on test  " + lines[2].split()[-1],
+        "kd s0  done  best 71.43 on test  0:02:05",  # from its start, not from its queueing
         "kd s1  cancelled",
     ]
     assert seen[0] == ""  # queued: "queued 2 runs" said it already
@@ -303,3 +304,17 @@ def test_training_seconds() -> None:
     run = {"status": "running", "started": 100.0}
     assert cli.training_seconds(run, now=160.0) == 60.0
     assert cli.training_seconds(run | {"status": "done", "ended": 130.0}, now=999) == 30.0
+
+
+def test_run_s_lines_say_where_each_best_was_chosen() -> None:
+    run = {"name": "kd", "seed": 0, "status": "done", "best_acc": 80.0, "started": 1, "ended": 61}
+    assert cli.progress_line({**run, "best_selected_on": "val"}).startswith(
+        "kd s0  done  best 80.00 on val  "
+    )
+    assert "best 80.00 on test  " in cli.progress_line(run)  # trained before the field
+    outside = {**run, "source": "notes"}
+    assert "best 80.00  " in cli.progress_line(outside)  # not known: not said
+    # the live view's columns keep their width, whichever split chose
+    assert len(cli.fmt_best({**run, "best_selected_on": "val"}, width=6)) == len(
+        cli.fmt_best(run, width=6)
+    )
