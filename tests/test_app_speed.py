@@ -126,9 +126,9 @@ async def test_a_new_snapshot_rewrites_only_the_runs_that_changed(
     written: list[str] = []
     cells = runs_screen.run_cells
 
-    def counted(run: dict[str, Any], now: float) -> tuple[str, ...]:
+    def counted(run: dict[str, Any], now: float, mark: bool = False) -> tuple[str, ...]:
         written.append(run["run_id"])
-        return cells(run, now)
+        return cells(run, now, mark)
 
     monkeypatch.setattr(runs_screen, "run_cells", counted)
     async with app.run_test(size=SIZE) as pilot:
@@ -152,7 +152,9 @@ async def test_ages_move_on_without_writing_every_row_again(
     app = KdApp(tmp_path / "ws", clock=lambda: now[0], devices="cpu ×2", poll_s=0.05)
     written: list[str] = []
     cells = runs_screen.run_cells
-    monkeypatch.setattr(runs_screen, "run_cells", lambda r, t: written.append("") or cells(r, t))
+    monkeypatch.setattr(
+        runs_screen, "run_cells", lambda r, t, m=False: written.append("") or cells(r, t, m)
+    )
     async with app.run_test(size=SIZE) as pilot:
         await until(pilot, lambda: app.snapshot is not None, "the first snapshot")
         await pilot.pause()
