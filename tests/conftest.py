@@ -19,6 +19,13 @@ os.environ.setdefault("NUMBA_OPT", "0")
 # processes inherit COLUMNS=80 from execnet, which would wrap the in-process CLI tests' lines
 # there and not in a one-process run. Tests that read a width set it where they need it.
 os.environ.pop("COLUMNS", None)
+# Several test processes side by side (pytest-xdist): torch in each (tests that train in
+# process) takes one thread, which sleeps when idle, as the engines' share does (threads.py);
+# two spinning OpenMP pools per core made the suite's CPU time 40 % larger. The engines the
+# tests start choose their own threads.
+if int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")) > 1:
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 
 #: Test processes at most (pytest-xdist, ``-n auto`` in pyproject.toml): a test that starts
