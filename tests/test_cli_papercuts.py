@@ -21,7 +21,7 @@ from rich.console import Console
 from typer.testing import CliRunner
 
 import kdtui
-from kdtui import cli, launcher
+from kdtui import cli, follow_cli, launcher
 from kdtui.executors import local
 from kdtui.spec import validate_spec
 from kdtui.store import Store
@@ -257,23 +257,23 @@ def scripted(store: Store, run_ids: list[str], monkeypatch: pytest.MonkeyPatch, 
     seen: list[str] = []
 
     def sleep(_: float) -> None:
-        seen.append(cli.out.file.getvalue())
+        seen.append(follow_cli.out.file.getvalue())
         for run_id, event in steps.pop(0) if steps else []:
             store.record_event(run_id, event)
 
-    monkeypatch.setattr(cli.time, "sleep", sleep)
-    monkeypatch.setattr(cli, "reconcile", lambda store: [])
+    monkeypatch.setattr(follow_cli.time, "sleep", sleep)
+    monkeypatch.setattr(follow_cli, "reconcile", lambda store: [])
     return seen
 
 
 def test_piped_follow_prints_a_line_per_change_as_it_happens(workspace, monkeypatch) -> None:
     store = Store(workspace)
     run_ids = launcher.enqueue(store, validate_spec(tiny_experiment("kd", seeds=[0, 1])))
-    monkeypatch.setattr(cli, "out", Console(file=io.StringIO(), width=200, highlight=False))
-    assert not cli.out.is_terminal
+    monkeypatch.setattr(follow_cli, "out", Console(file=io.StringIO(), width=200, highlight=False))
+    assert not follow_cli.out.is_terminal
     seen = scripted(store, run_ids, monkeypatch, time.time() - 1000)
-    cli.follow(store, run_ids)
-    lines = cli.out.file.getvalue().splitlines()
+    follow_cli.follow(store, run_ids)
+    lines = follow_cli.out.file.getvalue().splitlines()
     assert lines == [
         f"kd s0  started on cpu ({run_ids[0]})",
         # no data.val: best on test, which flatters it
@@ -291,30 +291,30 @@ def test_terminal_follow_counts_elapsed_from_the_start_of_training(workspace, mo
     store = Store(workspace)
     run_ids = launcher.enqueue(store, validate_spec(tiny_experiment("kd", seeds=[0, 1])))
     term = Console(file=io.StringIO(), width=160, force_terminal=True, color_system=None)
-    monkeypatch.setattr(cli, "out", term)
+    monkeypatch.setattr(follow_cli, "out", term)
     scripted(store, run_ids, monkeypatch, time.time() - 5000)  # queued just now
-    cli.follow(store, run_ids)
+    follow_cli.follow(store, run_ids)
     final = term.file.getvalue().rsplit("kd s0", 1)[1]
     assert "2/2" in final and "0:02:05" in final
     assert "-:--:--" in final.split("kd s1", 1)[1]  # cancelled before it started
 
 
 def test_training_seconds() -> None:
-    assert cli.training_seconds({"status": "queued"}) is None
+    assert follow_cli.training_seconds({"status": "queued"}) is None
     run = {"status": "running", "started": 100.0}
-    assert cli.training_seconds(run, now=160.0) == 60.0
-    assert cli.training_seconds(run | {"status": "done", "ended": 130.0}, now=999) == 30.0
+    assert follow_cli.training_seconds(run, now=160.0) == 60.0
+    assert follow_cli.training_seconds(run | {"status": "done", "ended": 130.0}, now=999) == 30.0
 
 
 def test_run_s_lines_say_where_each_best_was_chosen() -> None:
     run = {"name": "kd", "seed": 0, "status": "done", "best_acc": 80.0, "started": 1, "ended": 61}
-    assert cli.progress_line({**run, "best_selected_on": "val"}).startswith(
+    assert follow_cli.progress_line({**run, "best_selected_on": "val"}).startswith(
         "kd s0  done  best 80.00 on val  "
     )
-    assert "best 80.00 on test  " in cli.progress_line(run)  # trained before the field
+    assert "best 80.00 on test  " in follow_cli.progress_line(run)  # trained before the field
     outside = {**run, "source": "notes"}
-    assert "best 80.00  " in cli.progress_line(outside)  # not known: not said
+    assert "best 80.00  " in follow_cli.progress_line(outside)  # not known: not said
     # the live view's columns keep their width, whichever split chose
-    assert len(cli.fmt_best({**run, "best_selected_on": "val"}, width=6)) == len(
-        cli.fmt_best(run, width=6)
+    assert len(follow_cli.fmt_best({**run, "best_selected_on": "val"}, width=6)) == len(
+        follow_cli.fmt_best(run, width=6)
     )
