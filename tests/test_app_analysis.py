@@ -629,40 +629,36 @@ def test_snapshot_analysis_tab(snap_compare, demo: Path) -> None:
     assert snap_compare(make_app(demo), terminal_size=SIZE, run_before=go)
 
 
-def test_snapshot_analysis_plots(snap_compare, demo: Path) -> None:
-    """The reliability diagram and the t-SNE, whole."""
+def scrolled_to(selector: str) -> Any:
+    """A pilot's steps: the Analysis tab, computed, scrolled to ``selector`` at its top."""
 
     async def go(pilot: Pilot) -> None:
         detail = await open_analysis(pilot)
         pane = detail.query_one(AnalysisPane)
-        pane.scroll_to_widget(detail.query_one("#an-plots"), animate=False, top=True)
+        pane.scroll_to_widget(detail.query_one(selector), animate=False, top=True)
         await settle(pilot)
 
-    assert snap_compare(make_app(demo), terminal_size=SIZE, run_before=go)
+    return go
+
+
+def test_snapshot_analysis_plots(snap_compare, demo: Path) -> None:
+    """The reliability diagram and the t-SNE, whole."""
+
+    assert snap_compare(make_app(demo), terminal_size=SIZE, run_before=scrolled_to("#an-plots"))
 
 
 def test_snapshot_analysis_pictures(snap_compare, demo: Path) -> None:
     """The attention maps of the student beside the teacher's, in half-blocks."""
 
-    async def go(pilot: Pilot) -> None:
-        detail = await open_analysis(pilot)
-        pane = detail.query_one(AnalysisPane)
-        pane.scroll_to_widget(detail.query_one("#an-maps-title"), animate=False, top=True)
-        await settle(pilot)
-
-    assert snap_compare(make_app(demo), terminal_size=SIZE, run_before=go)
+    assert snap_compare(
+        make_app(demo), terminal_size=SIZE, run_before=scrolled_to("#an-maps-title")
+    )
 
 
 def test_snapshot_analysis_inputs(snap_compare, demo: Path) -> None:
     """The GAF inputs of the kept samples, per channel, at the end of the tab."""
 
-    async def go(pilot: Pilot) -> None:
-        detail = await open_analysis(pilot)
-        pane = detail.query_one(AnalysisPane)
-        pane.scroll_to_widget(detail.query_one("#an-views"), animate=False, top=True)
-        await settle(pilot)
-
-    assert snap_compare(make_app(demo), terminal_size=SIZE, run_before=go)
+    assert snap_compare(make_app(demo), terminal_size=SIZE, run_before=scrolled_to("#an-views"))
 
 
 def test_snapshot_curves_with_loss_parts(snap_compare, demo: Path) -> None:
@@ -695,10 +691,7 @@ def test_readme_screenshot(demo: Path) -> None:
     """The README's picture of the Analysis tab: the maps, at the README's size."""
 
     async def shoot(pilot: Pilot) -> None:
-        detail = await open_analysis(pilot)
-        pane = detail.query_one(AnalysisPane)
-        pane.scroll_to_widget(detail.query_one("#an-maps-title"), animate=False, top=True)
-        await settle(pilot)
+        await scrolled_to("#an-maps-title")(pilot)
         pilot.app.exit(pilot.app.export_screenshot(title="kdtui · run analysis"))
 
     svg = make_app(demo).run(headless=True, size=(110, 32), auto_pilot=shoot)
