@@ -12,7 +12,7 @@ from typing import Any
 from kdtui.analysis import figures
 from kdtui.analysis.data import load
 from kdtui.analysis.numbers import summarize
-from kdtui.results.stats import run_selected_on
+from kdtui.results.stats import picked_on, run_selected_on
 
 FORMATS = ("png", "pdf")
 
@@ -37,17 +37,10 @@ def _finite(value: Any) -> Any:
     return value
 
 
-#: How a best epoch says where it was picked (a spec without data.val picks it on test).
-PICKED_ON = {"val": "validation", "test": "test"}
-
-
 def epoch_label(which: str, epoch: int, selected_on: str | None) -> str:
     """``best epoch 28, picked on test``, ``best epoch 9, picked on validation``,
     ``last epoch 30``: every "best" figure says where its epoch was chosen."""
-    label = f"{which} epoch {epoch}"
-    if which == "best" and selected_on in PICKED_ON:
-        label += f", picked on {PICKED_ON[selected_on]}"
-    return label
+    return f"{which} epoch {epoch}" + (picked_on(selected_on) if which == "best" else "")
 
 
 def write(

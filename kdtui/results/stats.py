@@ -168,6 +168,16 @@ SELECTED_ON = {
 }
 
 
+#: A split as a best epoch's label names it (``picked_on``).
+PICKED_ON = {"val": "validation", "test": "test"}
+
+
+def picked_on(selected_on: str | None) -> str:
+    """``, picked on test`` / ``, picked on validation`` after a best epoch's number (on
+    test it flatters the run), nothing where it is not known."""
+    return f", picked on {PICKED_ON[selected_on]}" if selected_on in PICKED_ON else ""
+
+
 def run_selected_on(run: dict[str, Any]) -> str | None:
     """Where one run chose its best epoch: its ``best_selected_on``, "test" for a run
     trained before the field existed, None for an outside result (not known)."""

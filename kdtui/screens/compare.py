@@ -20,7 +20,7 @@ from textual.screen import Screen
 from textual.widgets import Header, Static
 
 from kdtui.analysis.data import NoAnalysisData, RunData
-from kdtui.results import run_selected_on
+from kdtui.results.stats import picked_on, run_selected_on
 from kdtui.store import StoreError
 from kdtui.tui.snapshot import Host
 from kdtui.widgets import KeyFooter
@@ -64,7 +64,7 @@ def _epoch(run: dict[str, Any], data: RunData) -> str:
     """``best 28, picked on test`` (where a best epoch was chosen: on test it flatters the
     run), ``last 30``."""
     on = run_selected_on(run) if data.which == "best" else None
-    return f"{data.which} {data.epoch}" + (f", picked on {on}" if on else "")
+    return f"{data.which} {data.epoch}{picked_on(on)}"
 
 
 def comparison(run_a: dict[str, Any], a: RunData, run_b: dict[str, Any], b: RunData) -> Any:
